@@ -25,6 +25,7 @@ class DataConfig:
     max_gap_fill_min: int = 30  # training/validation inputs: gaps up to this long are filled linearly
     val_fraction: float = 0.2  # chronological tail of each patient's training part used for validation
     max_train_windows: Optional[int] = None  # cap (evenly spaced subsample) for quick runs
+    max_val_windows: Optional[int] = None  # same for validation; the test split is never capped
     percent: int = 100  # Time-LLM's few-shot knob: keep the first percent% of each patient's training windows
     covariates: bool = False  # add basal, bolus and carbs channels to the inputs
     missing: str = "none"  # input scenario: 'none', 'random', 'periodic'

@@ -1,0 +1,285 @@
+"""Datasets and loaders for a run: patients -> series -> windows -> scaled batches.
+
+The scaler is fit on the training region (the training file minus its validation tail) of the training patients
+only, then applied to every split. Batches are gathered with one NumPy fancy-index per batch (``__getitems__``), so
+a loader does no per-window Python work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from data_provider.ohio import PatientRecord, load_cohort
+from data_provider.scenarios import apply_scenario
+from data_provider.windows import (
+    STEP_MINUTES,
+    PatientSeries,
+    join_for_test,
+    bglp_origins,
+    train_val_origins,
+)
+from exp.config import DataConfig
+from utils.errors import LLMTimeError
+
+DATASET_DIR = Path(__file__).resolve().parents[1] / "dataset"
+BUNDLED = {"simulated": DATASET_DIR / "simulated"}
+COVARIATES = ("basal", "bolus", "carbs")
+
+
+@dataclass
+class Scaler:
+    """Per-channel standardisation fit on training data; channel 0 is glucose (mg/dL)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return (values - self.mean) / self.std
+
+    def glucose_to_mgdl(self, scaled: np.ndarray) -> np.ndarray:
+        return scaled * self.std[0] + self.mean[0]
+
+    @property
+    def glucose(self) -> tuple[float, float]:
+        return float(self.mean[0]), float(self.std[0])
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, list[float]]) -> "Scaler":
+        return cls(np.asarray(d["mean"], dtype=float), np.asarray(d["std"], dtype=float))
+
+
+class WindowDataset(Dataset):
+    """Windows over several patients' series, stored once and gathered by index.
+
+    ``inputs``/``targets`` are the patients' series concatenated; ``origins`` are global indices into them, and each
+    window's span lies inside its own patient's segment.
+    """
+
+    def __init__(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        origins: np.ndarray,
+        mask: np.ndarray,
+        patient: np.ndarray,
+        origin_time: np.ndarray,
+        seq_len: int,
+        pred_len: int,
+    ):
+        self.inputs = torch.from_numpy(inputs.astype(np.float32))
+        self.targets = torch.from_numpy(np.nan_to_num(targets, nan=0.0).astype(np.float32))
+        self.origins = torch.from_numpy(origins.astype(np.int64))
+        self.mask = torch.from_numpy(mask)
+        self.patient = patient
+        self.origin_time = origin_time
+        self.seq_len, self.pred_len = seq_len, pred_len
+        self._in_offsets = torch.arange(-seq_len + 1, 1)
+        self._out_offsets = torch.arange(1, pred_len + 1)
+
+    def __len__(self) -> int:
+        return len(self.origins)
+
+    def __getitems__(self, idx: list[int]) -> dict[str, torch.Tensor]:
+        index = torch.as_tensor(idx, dtype=torch.int64)
+        o = self.origins[index]
+        return {
+            "x": self.inputs[o[:, None] + self._in_offsets],
+            "y": self.targets[o[:, None] + self._out_offsets],
+            "mask": self.mask[index],
+            "index": index,
+        }
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[0] for k, v in self.__getitems__([i]).items()}
+
+
+def batch_collate(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Batches arrive already stacked from ``__getitems__``."""
+    return batch
+
+
+@dataclass
+class Splits:
+    train: WindowDataset
+    val: WindowDataset
+    test: WindowDataset
+    scaler: Scaler
+    description: str
+    train_patients: list[str]
+    test_patients: list[str]
+
+
+def data_root(cfg: DataConfig) -> Path:
+    if cfg.root_path:
+        return Path(cfg.root_path)
+    if cfg.data not in BUNDLED:
+        raise LLMTimeError(
+            f"--data {cfg.data} has no bundled copy: pass --root_path to the folder holding its XML files"
+        )
+    return BUNDLED[cfg.data]
+
+
+def description(cfg: DataConfig) -> str:
+    """The dataset's prompt description from dataset/prompt_bank/<data>.txt."""
+    path = DATASET_DIR / "prompt_bank" / f"{cfg.data}.txt"
+    if not path.is_file():
+        names = ", ".join(sorted(p.stem for p in path.parent.glob("*.txt")))
+        raise LLMTimeError(f"no prompt description {path} for --data {cfg.data}; available: {names}")
+    return path.read_text().strip()
+
+
+def _series(record: PatientRecord, part: str, cfg: DataConfig, seed_offset: int) -> PatientSeries:
+    grid = getattr(record, part).grid
+    glucose = grid["glucose"].to_numpy(dtype=float)
+    degraded = apply_scenario(
+        glucose, cfg.missing, cfg.missing_rate, cfg.noise_std, cfg.scenario_seed * 1000 + seed_offset
+    )
+    channels = [degraded]
+    if cfg.covariates:
+        channels += [grid[c].fillna(0.0).to_numpy(dtype=float) for c in COVARIATES]
+    return PatientSeries(record.patient_id, grid.index, np.stack(channels, axis=1), glucose)
+
+
+def _subsample(origins: np.ndarray, cap: int | None) -> np.ndarray:
+    """Evenly spaced subsample, deterministic, so capped runs still see every part of the record."""
+    if cap is None or len(origins) <= cap:
+        return origins
+    return origins[np.unique(np.linspace(0, len(origins) - 1, cap).round().astype(int))]
+
+
+class _Builder:
+    """Accumulates per-patient windows into one WindowDataset."""
+
+    def __init__(self, cfg: DataConfig):
+        self.cfg = cfg
+        self.inputs: list[np.ndarray] = []
+        self.targets: list[np.ndarray] = []
+        self.origins: list[np.ndarray] = []
+        self.masks: list[np.ndarray] = []
+        self.patients: list[np.ndarray] = []
+        self.times: list[np.ndarray] = []
+        self.offset = 0
+
+    def add(self, pid: str, index: pd.DatetimeIndex, inputs, targets, origins, mask) -> None:
+        # pred_len unscored rows after each patient: test windows near the end of a file index past it (masked)
+        pad = self.cfg.pred_len
+        inputs = np.concatenate([inputs, np.full((pad, inputs.shape[1]), np.nan)])
+        targets = np.concatenate([targets, np.full(pad, np.nan)])
+        self.inputs.append(inputs)
+        self.targets.append(targets)
+        self.origins.append(origins + self.offset)
+        self.masks.append(mask)
+        self.patients.append(np.full(len(origins), pid, dtype=object))
+        self.times.append(index.to_numpy()[origins])
+        self.offset += len(targets)
+
+    def build(self, scaler: Scaler) -> WindowDataset:
+        c, h = self.cfg, self.cfg.pred_len
+        inputs = scaler.transform(np.concatenate(self.inputs)) if self.inputs else np.zeros((0, 1))
+        targets = (np.concatenate(self.targets) - scaler.mean[0]) / scaler.std[0] if self.targets else np.zeros(0)
+        cat = lambda parts, empty: np.concatenate(parts) if parts else empty  # noqa: E731
+        return WindowDataset(
+            inputs,
+            targets,
+            cat(self.origins, np.zeros(0, dtype=np.int64)),
+            cat(self.masks, np.zeros((0, h), dtype=bool)),
+            cat(self.patients, np.zeros(0, dtype=object)),
+            cat(self.times, np.zeros(0, dtype="datetime64[ns]")),
+            c.seq_len,
+            h,
+        )
+
+
+def fit_scaler(values: list[np.ndarray]) -> Scaler:
+    stacked = np.concatenate(values)
+    mean = np.nanmean(stacked, axis=0)
+    std = np.nanstd(stacked, axis=0)
+    std[~(std > 0)] = 1.0
+    return Scaler(mean, std)
+
+
+def validate(cfg: DataConfig) -> None:
+    if cfg.seq_len < 2 or cfg.pred_len < 1:
+        raise LLMTimeError(f"--seq_len must be >= 2 and --pred_len >= 1 (got {cfg.seq_len}, {cfg.pred_len})")
+    if not 0.0 < cfg.val_fraction < 1.0:
+        raise LLMTimeError(f"--val_fraction must be in (0, 1), got {cfg.val_fraction}")
+    if not 0 < cfg.percent <= 100:
+        raise LLMTimeError(f"--percent must be in (0, 100], got {cfg.percent}")
+
+
+def build_splits(cfg: DataConfig, records: dict[str, PatientRecord] | None = None) -> Splits:
+    """Load patients and cut train / validation / test windows according to ``cfg``."""
+    validate(cfg)
+    train_ids = cfg.patients
+    test_ids = cfg.test_patients or cfg.patients
+    if records is None:
+        wanted = None if train_ids is None and test_ids is None else sorted(set(train_ids or []) | set(test_ids or []))
+        records = load_cohort(data_root(cfg), wanted)
+    train_ids = list(train_ids or records)
+    test_ids = list(test_ids or train_ids)
+    train_b, val_b, test_b = _Builder(cfg), _Builder(cfg), _Builder(cfg)
+    fit_values: list[np.ndarray] = []
+    for k, pid in enumerate(train_ids):
+        s = _series(records[pid], "train", cfg, 2 * k)
+        tr, va, filled, split = train_val_origins(s, cfg.seq_len, cfg.pred_len, cfg.max_gap_fill_min, cfg.val_fraction)
+        tr = tr[: int(np.ceil(len(tr) * cfg.percent / 100))]
+        fit_values.append(np.column_stack([s.targets[:split], s.inputs[:split, 1:]]))
+        train_b.add(pid, s.index, filled, s.targets, tr, np.ones((len(tr), cfg.pred_len), dtype=bool))
+        val_b.add(pid, s.index, filled, s.targets, va, np.ones((len(va), cfg.pred_len), dtype=bool))
+    for k, pid in enumerate(test_ids):
+        rec = records[pid]
+        if rec.test is None:
+            raise LLMTimeError(f"patient {pid} has no {pid}-ws-testing.xml file to test on")
+        joined, start = join_for_test(_series(rec, "train", cfg, 2 * k + 1), _series(rec, "test", cfg, 2 * k + 1))
+        origins, mask, filled = bglp_origins(joined, start, cfg.seq_len, cfg.pred_len)
+        test_b.add(pid, joined.index, filled, joined.targets, origins, mask)
+    scaler = fit_scaler(fit_values)
+    train = subset(train_b.build(scaler), cfg.max_train_windows)
+    val = subset(val_b.build(scaler), cfg.max_val_windows)
+    test = test_b.build(scaler)
+    if len(train) == 0:
+        raise LLMTimeError(
+            f"patients {', '.join(train_ids)} give no complete training window of {cfg.seq_len}+{cfg.pred_len} "
+            "points: use more data or a shorter --seq_len"
+        )
+    return Splits(train, val, test, scaler, description(cfg), train_ids, test_ids)
+
+
+def subset(ds: WindowDataset, cap: int | None) -> WindowDataset:
+    """A view of ``ds`` keeping an evenly spaced subsample of at most ``cap`` windows."""
+    keep = _subsample(np.arange(len(ds)), cap)
+    if len(keep) == len(ds):
+        return ds
+    out = WindowDataset.__new__(WindowDataset)
+    out.__dict__.update(ds.__dict__)
+    out.origins, out.mask = ds.origins[keep], ds.mask[keep]
+    out.patient, out.origin_time = ds.patient[keep], ds.origin_time[keep]
+    return out
+
+
+def make_loader(ds: WindowDataset, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        num_workers=num_workers,
+        collate_fn=batch_collate,
+        drop_last=False,
+    )
+
+
+def target_times(ds: WindowDataset) -> np.ndarray:
+    """Timestamps of each window's targets [N, pred_len]."""
+    steps = np.arange(1, ds.pred_len + 1) * np.timedelta64(STEP_MINUTES, "m")
+    return ds.origin_time[:, None] + steps[None, :]
