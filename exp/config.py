@@ -54,6 +54,8 @@ class ModelConfig:
     top_k: int = 5  # autocorrelation lags in the prompt
     prompt_domain: bool = True  # use the dataset description from dataset/prompt_bank
     use_prompt: bool = True  # False drops the prompt prefix (ablation)
+    e_layers: int = 2  # encoder layers of the PatchTST baseline
+    moving_avg: int = 25  # DLinear's trend kernel (points)
 
 
 @dataclass

@@ -21,6 +21,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are meant to be shared like any other file
     tmp_path = Path(tmp)
     try:
         yield tmp_path

@@ -1,0 +1,44 @@
+"""Checkpoints: the trainable weights + the run's config + the training scaler, never the frozen backbone.
+
+A checkpoint is enough to rebuild the exact model (the backbone is reloaded from its row and weights source) and to
+scale new data as in training. Written atomically, so an interrupted run leaves the previous best intact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from data_provider.data_factory import Scaler
+from exp.config import RunConfig
+from utils.errors import LLMTimeError
+from utils.io import atomic_path
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def save_checkpoint(run_dir: Path, state: dict[str, torch.Tensor], cfg: RunConfig, scaler: Scaler, **extra: Any) -> Path:
+    path = Path(run_dir) / CHECKPOINT_NAME
+    payload = {"state": state, "config": cfg.to_dict(), "scaler": scaler.to_dict(), **extra}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_checkpoint(run_dir: str | Path) -> tuple[RunConfig, Scaler, dict[str, torch.Tensor], dict[str, Any]]:
+    """(config, scaler, trainable state, extra fields) of a run folder (or a checkpoint file)."""
+    path = Path(run_dir)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise LLMTimeError(f"no checkpoint at {path}: pass --checkpoint a run folder written by a training run")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # a damaged or foreign file: say so in one line
+        raise LLMTimeError(f"{path} is not a readable LLM-TIME checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(payload, dict) or not {"state", "config", "scaler"} <= set(payload):
+        raise LLMTimeError(f"{path} is not an LLM-TIME checkpoint (missing state/config/scaler)")
+    extra = {k: v for k, v in payload.items() if k not in ("state", "config", "scaler")}
+    return RunConfig.from_dict(payload["config"]), Scaler.from_dict(payload["scaler"]), payload["state"], extra

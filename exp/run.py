@@ -1,0 +1,208 @@
+"""One experiment end to end: data -> model -> fit (validation) -> best weights -> test once -> run folder + CSV row.
+
+Callable in-process (the comparison runner and distillation use it) as well as from ``run_main.py``.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from data_provider.data_factory import Splits, build_splits, make_loader
+from exp.checkpoint import save_checkpoint
+from exp.config import RunConfig
+from exp.evaluation import forecasts_mgdl, score, write_outputs
+from exp.trainer import FitResult, Objective, Trainer, count_parameters, forecast_objective
+from models import build_model
+from models.backbones import safe_name
+from utils.io import write_json
+from utils.metrics import summary_row
+from utils.results import append_row
+from utils.seed import seed_everything
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("torch", "transformers", "accelerate", "deepspeed", "numpy", "pandas", "scikit-learn", "simglucose")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+    row: dict[str, Any]
+    model: nn.Module
+    splits: Splits
+
+
+def run_name(cfg: RunConfig) -> str:
+    """A deterministic folder name: the same configuration writes to the same place."""
+    d, m = cfg.data, cfg.model
+    patients = "all" if not d.patients else "-".join(d.patients) if len(d.patients) <= 3 else f"{len(d.patients)}p"
+    backbone = f"_{safe_name(m.llm_model)}" + (f"-L{m.llm_layers}" if m.llm_layers else "") if uses_llm(cfg) else ""
+    random = "_random" if uses_llm(cfg) and m.llm_weights == "random" else ""
+    return (
+        f"{cfg.model_id}_{m.model}{backbone}{random}_{d.data}_{patients}_sl{d.seq_len}_pl{d.pred_len}"
+        f"_{cfg.des}_s{cfg.train.seed}"
+    )
+
+
+def uses_llm(cfg: RunConfig) -> bool:
+    from models import model_uses_llm
+
+    return model_uses_llm(cfg.model.model)
+
+
+def provenance() -> dict[str, Any]:
+    """Package versions, git commit and machine, so a run folder says exactly what produced it."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"packages": versions, "git_commit": commit, "python": platform.python_version(),
+            "machine": platform.machine(), "cuda": torch.cuda.is_available()}
+
+
+def weights_source(model: nn.Module) -> str:
+    return getattr(model, "weights_source", "none")
+
+
+def train_and_test(
+    cfg: RunConfig,
+    objective: Objective = forecast_objective,
+    splits: Optional[Splits] = None,
+    model: Optional[nn.Module] = None,
+    name: Optional[str] = None,
+) -> RunResult:
+    """Train on the training windows, select on validation, test the best weights once on every test window."""
+    t_start = time.perf_counter()
+    seed_everything(cfg.train.seed)
+    splits = splits or build_splits(cfg.data)
+    if model is None:
+        model = build_model(cfg.model, cfg.data, splits.scaler.glucose, splits.description)
+    run_dir = Path(cfg.checkpoints) / (name or run_name(cfg))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "config.json", {**cfg.to_dict(), "provenance": provenance(),
+                                          "weights_source": weights_source(model)})
+    if hasattr(model, "fit_closed_form"):
+        model.fit_closed_form(splits.train)
+    t = cfg.train
+    train_loader = make_loader(splits.train, t.batch_size, shuffle=True, seed=t.seed, num_workers=t.num_workers)
+    val_loader = make_loader(splits.val, t.eval_batch_size, shuffle=False, seed=t.seed)
+    trainer = Trainer(t, model, objective)
+
+    def keep_best(state: dict) -> None:
+        save_checkpoint(run_dir, state, cfg, splits.scaler, weights_source=weights_source(model))
+
+    fit = trainer.fit(train_loader, val_loader, on_improve=keep_best)
+    if fit.epochs_run == 0:
+        keep_best({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    test_loader = make_loader(splits.test, t.eval_batch_size, shuffle=False, seed=t.seed)
+    t0 = time.perf_counter()
+    pred, index = trainer.predict(test_loader)
+    test_seconds = time.perf_counter() - t0
+    final_model = trainer.accelerator.unwrap_model(trainer.model)
+    if not trainer.is_main:
+        return RunResult(run_dir, {}, {}, final_model, splits)
+    forecast = forecasts_mgdl(pred, index, splits.test, splits.scaler)
+    metrics = score(forecast, splits.test, splits.scaler)
+    label = f"{cfg.model.model}" + (f" ({cfg.model.llm_model}, {weights_source(model)})" if uses_llm(cfg) else "")
+    write_outputs(run_dir, forecast, splits.test, splits.scaler, label)
+    trainable, total = count_parameters(final_model)
+    row = results_row(cfg, run_dir, model, metrics, fit, trainable, total, len(splits.test) / max(test_seconds, 1e-9),
+                      time.perf_counter() - t_start, splits)
+    write_json(run_dir / "metrics.json", {"summary": row, "fit": fit.__dict__, **metrics})
+    append_row(cfg.results_csv or Path(cfg.checkpoints) / "results.csv", row)
+    return RunResult(run_dir, metrics, row, final_model, splits)
+
+
+def evaluate_saved(run_dir: str | Path, overrides: Optional[RunConfig] = None) -> RunResult:
+    """Rebuild a saved run's model from its checkpoint and score it again on its test windows."""
+    from exp.checkpoint import load_checkpoint
+    from exp.trainer import load_trainable_state
+
+    cfg, scaler, state, _ = load_checkpoint(run_dir)
+    if overrides is not None:
+        cfg.train.eval_batch_size = overrides.train.eval_batch_size
+        cfg.train.mixed_precision = overrides.train.mixed_precision
+    seed_everything(cfg.train.seed)
+    splits = build_splits(cfg.data, scaler=scaler)
+    model = build_model(cfg.model, cfg.data, scaler.glucose, splits.description)
+    load_trainable_state(model, state)
+    trainer = Trainer(cfg.train, model)
+    pred, index = trainer.predict(make_loader(splits.test, cfg.train.eval_batch_size, shuffle=False, seed=0))
+    forecast = forecasts_mgdl(pred, index, splits.test, scaler)
+    metrics = score(forecast, splits.test, scaler)
+    trainable, total = count_parameters(model)
+    fit = FitResult(0, float("nan"), 0)
+    row = results_row(cfg, Path(run_dir), model, metrics, fit, trainable, total, float("nan"), float("nan"), splits)
+    write_json(Path(run_dir) / "metrics_eval.json", {"summary": row, **metrics})
+    return RunResult(Path(run_dir), metrics, row, model, splits)
+
+
+def results_row(
+    cfg: RunConfig, run_dir: Path, model: nn.Module, metrics: dict, fit: FitResult, trainable: int, total: int,
+    test_windows_per_s: float, wall_seconds: float, splits: Splits,
+) -> dict[str, Any]:
+    llm = uses_llm(cfg)
+    return {
+        "run_id": run_dir.name,
+        "model": cfg.model.model,
+        "backbone": cfg.model.llm_model if llm else "",
+        "llm_layers": (cfg.model.llm_layers or getattr(getattr(model, "backbone_row", None), "depth", None)) if llm else None,
+        "weights_source": weights_source(model),
+        "data": cfg.data.data,
+        "patients": " ".join(splits.train_patients),
+        "test_patients": " ".join(splits.test_patients),
+        "seed": cfg.train.seed,
+        **summary_row(metrics),
+        "trainable_params": trainable,
+        "total_params": total,
+        "best_epoch": fit.best_epoch,
+        "epochs_run": fit.epochs_run,
+        "train_windows": len(splits.train),
+        "test_windows": len(splits.test),
+        "train_seconds": round(fit.train_seconds, 2),
+        "train_windows_per_s": round(fit.train_windows_per_s, 1),
+        "test_windows_per_s": round(test_windows_per_s, 1),
+        "wall_seconds": round(wall_seconds, 1),
+        "mixed_precision": cfg.train.mixed_precision,
+        "deepspeed": cfg.train.use_deepspeed,
+    }
+
+
+def format_table(result: RunResult) -> str:
+    """The short table printed at the end of a run."""
+    m = result.metrics
+    rows = [f"{'patient':>8}  {'RMSE30':>7}  {'RMSE60':>7}  {'MAE30':>6}  {'MAE60':>6}"]
+    for pid, pm in m["per_patient"].items():
+        rows.append(f"{pid:>8}  {_f(pm['rmse_30']):>7}  {_f(pm['rmse_60']):>7}  {_f(pm['mae_30']):>6}  {_f(pm['mae_60']):>6}")
+    mean = m["mean_over_patients"]
+    rows.append(f"{'mean':>8}  {_f(mean['rmse_30']):>7}  {_f(mean['rmse_60']):>7}  {_f(mean['mae_30']):>6}  {_f(mean['mae_60']):>6}")
+    r = result.row
+    rows.append(
+        f"Clarke A+B: {_f(r['clarke_ab_30'])}% (30 min), {_f(r['clarke_ab_60'])}% (60 min); "
+        f"weights: {r['weights_source']}; trainable {r['trainable_params']:,} of {r['total_params']:,} parameters"
+    )
+    if r["weights_source"] == "random":
+        rows.insert(0, "*** RANDOM BACKBONE WEIGHTS: not a pretrained language model ***")
+    return "\n".join(rows)
+
+
+def _f(v: Optional[float]) -> str:
+    return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.2f}"

@@ -1,0 +1,254 @@
+"""The one training engine: accelerate (optionally DeepSpeed ZeRO-2) with mixed precision, schedules and early stopping.
+
+``run_main.py``, the baselines and distillation all train through ``Trainer``; what differs between them is the
+objective (a callable ``(model, batch) -> loss``), so a distilled student and its baseline see the same optimiser,
+schedule, epoch budget and early stopping. The best epoch is chosen on validation loss only; its trainable weights
+are kept and restored before anything is tested.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from exp.config import TrainConfig
+from utils.errors import LLMTimeError
+
+Objective = Callable[[nn.Module, dict], torch.Tensor]
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DS_CONFIG = REPO_ROOT / "configs" / "ds_config_zero2.json"
+SCHEDULES = ("type1", "COS", "TST", "constant")
+
+
+def masked_mse(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """MSE over scored targets only (training windows are fully scored; test windows may not be)."""
+    m = mask.to(pred.dtype)
+    return ((pred.float() - y.float()) ** 2 * m).sum() / m.sum().clamp_min(1.0)
+
+
+def forecast_objective(model: nn.Module, batch: dict) -> torch.Tensor:
+    """Plain supervised loss: the model's forecast against the truth."""
+    return masked_mse(model(batch["x"]), batch["y"], batch["mask"])
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """What a checkpoint keeps: the trainable weights (never a frozen backbone), detached CPU copies."""
+    if hasattr(model, "trainable_state_dict"):
+        state = model.trainable_state_dict()
+    else:
+        state = model.state_dict()
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
+def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    if hasattr(model, "load_trainable_state_dict"):
+        model.load_trainable_state_dict(state)
+    else:
+        model.load_state_dict(state)
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, total
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_val_loss: float
+    epochs_run: int
+    history: list[dict] = field(default_factory=list)
+    train_seconds: float = 0.0
+    train_windows_per_s: float = 0.0
+
+
+def _ensure_single_process_env() -> None:
+    """DeepSpeed initialises torch.distributed even for one process; give it a local rendezvous if unlaunched."""
+    if "RANK" in os.environ:
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(
+        {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    )
+
+
+def make_accelerator(cfg: TrainConfig):
+    """An ``Accelerator`` for the chosen precision, with a DeepSpeed ZeRO plugin when asked."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+    from accelerate.utils import DeepSpeedPlugin
+
+    if cfg.mixed_precision not in ("no", "bf16", "fp16"):
+        raise LLMTimeError(f"--mixed_precision must be no, bf16 or fp16, got {cfg.mixed_precision!r}")
+    if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise LLMTimeError("--mixed_precision fp16 needs a GPU; on the CPU use --mixed_precision bf16")
+    plugin = None
+    if cfg.use_deepspeed:
+        path = Path(cfg.deepspeed_config) if cfg.deepspeed_config else DEFAULT_DS_CONFIG
+        if not path.is_file():
+            raise LLMTimeError(f"DeepSpeed config {path} not found: pass --deepspeed_config FILE")
+        _ensure_single_process_env()
+        plugin = DeepSpeedPlugin(hf_ds_config=str(path))
+    # accelerate keeps one global state; in-process runs (comparisons, teacher then student) may each ask for
+    # another precision or engine, so the previous run's state is dropped. The process group of a launched
+    # multi-process job is kept.
+    AcceleratorState._reset_state(reset_partial_state=int(os.environ.get("WORLD_SIZE", "1")) == 1)
+    return Accelerator(mixed_precision=cfg.mixed_precision, deepspeed_plugin=plugin)
+
+
+def make_schedule(cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    """Per-step learning-rate schedule built from this process's loader length.
+
+    Each process steps once per its own batch, so the schedule ends on time whatever the process count.
+    """
+    total = max(1, cfg.train_epochs * steps_per_epoch)
+    if cfg.lradj == "TST":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.learning_rate, total_steps=total, pct_start=cfg.pct_start
+        )
+    if cfg.lradj == "COS":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    if cfg.lradj == "type1":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 ** (s // max(1, steps_per_epoch)))
+    if cfg.lradj == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    raise LLMTimeError(f"--lradj must be one of {', '.join(SCHEDULES)}, got {cfg.lradj!r}")
+
+
+class Trainer:
+    """Fits a model with early stopping on validation and predicts with the best weights."""
+
+    def __init__(self, cfg: TrainConfig, model: nn.Module, objective: Objective = forecast_objective):
+        self.cfg = cfg
+        self.objective = objective
+        self.accelerator = make_accelerator(cfg)
+        self.model = model
+        self._prepared = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def _bar(self, iterable, **kw):
+        return tqdm(iterable, disable=not self.is_main or os.environ.get("LLMTIME_NO_BARS") == "1", leave=False, **kw)
+
+    def fit(self, train: DataLoader, val: DataLoader, on_improve: Optional[Callable[[dict], None]] = None) -> FitResult:
+        """Train for up to ``train_epochs``; keep and restore the epoch with the lowest validation loss."""
+        cfg = self.cfg
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if not params:  # closed-form or parameter-free models: nothing to optimise
+            val_loss = self.evaluate_loss(val)
+            return FitResult(0, val_loss, 0, [{"epoch": 0, "val_loss": val_loss}])
+        optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        model, optimizer, train_loader, val_loader = self.accelerator.prepare(self.model, optimizer, train, val)
+        self.model, self._prepared = model, True
+        steps = len(train_loader) if cfg.max_steps_per_epoch is None else min(len(train_loader), cfg.max_steps_per_epoch)
+        scheduler = make_schedule(cfg, optimizer, steps)
+        best = FitResult(-1, math.inf, 0)
+        best_state = None
+        bad_epochs, windows, seconds = 0, 0, 0.0
+        for epoch in range(1, cfg.train_epochs + 1):
+            model.train()
+            t0, seen, losses = time.perf_counter(), 0, []
+            bar = self._bar(train_loader, total=steps, desc=f"epoch {epoch}/{cfg.train_epochs}")
+            for step, batch in enumerate(bar):
+                if step >= steps:
+                    break
+                with self.accelerator.autocast():
+                    loss = self.objective(model, batch)
+                if not torch.isfinite(loss):
+                    raise RuntimeError(f"non-finite training loss at epoch {epoch} step {step}; lower --learning_rate")
+                self.accelerator.backward(loss)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                losses.append(loss.item())
+                seen += len(batch["y"]) * self.accelerator.num_processes
+                rate = seen / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", win_s=f"{rate:.0f}")
+            elapsed = time.perf_counter() - t0
+            windows, seconds = windows + seen, seconds + elapsed
+            val_loss = self.evaluate_loss(val_loader)
+            record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
+                      "lr": scheduler.get_last_lr()[0], "seconds": elapsed, "windows_per_s": seen / max(elapsed, 1e-9)}
+            best.history.append(record)
+            if self.is_main:
+                tqdm.write(
+                    f"epoch {epoch}: train {record['train_loss']:.4f}  val {val_loss:.4f}  "
+                    f"{record['windows_per_s']:.0f} windows/s  {elapsed:.1f}s"
+                )
+            if val_loss < best.best_val_loss:
+                best.best_epoch, best.best_val_loss, bad_epochs = epoch, val_loss, 0
+                best_state = trainable_state(self.accelerator.unwrap_model(model))
+                if on_improve is not None and self.is_main:
+                    on_improve(best_state)
+            else:
+                bad_epochs += 1
+                if bad_epochs >= cfg.patience:
+                    if self.is_main:
+                        tqdm.write(f"early stop: no validation improvement for {cfg.patience} epochs")
+                    break
+        best.epochs_run = epoch
+        best.train_seconds, best.train_windows_per_s = seconds, windows / max(seconds, 1e-9)
+        if best_state is not None:
+            load_trainable_state(self.accelerator.unwrap_model(model), best_state)
+        return best
+
+    def _eval_model(self) -> nn.Module:
+        if not self._prepared:
+            self.model = self.accelerator.prepare_model(self.model, evaluation_mode=True)
+            self._prepared = True
+        return self.model
+
+    def _to_device(self, batch: dict) -> dict:
+        device = self.accelerator.device
+        return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+    @torch.no_grad()
+    def evaluate_loss(self, loader: DataLoader) -> float:
+        """Mean masked MSE (scaled units) of the current weights, weighted by scored targets."""
+        model = self._eval_model()
+        model.eval()
+        total, count = 0.0, 0.0
+        for batch in self._bar(loader, desc="validate"):
+            batch = self._to_device(batch)
+            with self.accelerator.autocast():
+                pred = model(batch["x"])
+            m = batch["mask"].float()
+            err = (((pred.float() - batch["y"]) ** 2) * m).sum()
+            total += float(self.accelerator.reduce(err, "sum"))
+            count += float(self.accelerator.reduce(m.sum(), "sum"))
+        return total / max(count, 1.0)
+
+    @torch.no_grad()
+    def predict(self, loader: DataLoader) -> tuple[np.ndarray, np.ndarray]:
+        """Forecasts (scaled units) and dataset indices for every window of ``loader``, gathered over processes."""
+        model = self._eval_model()
+        model.eval()
+        loader = self.accelerator.prepare_data_loader(loader) if self.accelerator.num_processes > 1 else loader
+        preds, idx = [], []
+        for batch in self._bar(loader, desc="predict"):
+            batch = self._to_device(batch)
+            with self.accelerator.autocast():
+                pred = model(batch["x"])
+            preds.append(self.accelerator.gather_for_metrics(pred.float()).cpu())
+            idx.append(self.accelerator.gather_for_metrics(batch["index"]).cpu())
+        if not preds:
+            return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64)
+        return torch.cat(preds).numpy(), torch.cat(idx).numpy()
+

@@ -1,0 +1,193 @@
+"""Time-LLM-compatible command line: train and test a glucose forecaster, or evaluate a saved run.
+
+    python run_main.py                                   # Time-LLM + MiniLM on the bundled simulated cohort
+    python run_main.py --llm_model BERT --llm_path DIR --patients 1001
+    python run_main.py --is_training 0 --checkpoint checkpoints/RUN   # re-test a saved run
+
+The flags researchers type for Time-LLM keep their names; everything is turned into one ``RunConfig`` here and
+nothing downstream reads argparse. User errors print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from typing import Optional, Sequence
+
+from exp.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from utils.errors import USER_ERROR_EXIT, LLMTimeError
+
+# The default run: real MiniLM weights on the bundled cohort, capped so it finishes in minutes on 2 CPU cores.
+DEFAULT_MAX_TRAIN_WINDOWS = 12_000
+DEFAULT_MAX_VAL_WINDOWS = 3_000
+
+
+def _patients(text: Optional[str]) -> Optional[list[str]]:
+    if text is None or text.strip().lower() in ("", "all"):
+        return None
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def _bool(text: str) -> bool:
+    if str(text).lower() in ("1", "true", "yes"):
+        return True
+    if str(text).lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected 0/1, got {text!r}")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad flags as one line with exit status 2 (its usual status), without the usage dump."""
+
+    def error(self, message: str) -> None:  # noqa: D401
+        raise LLMTimeError(f"{message} (see python run_main.py --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(description="LLM-TIME: Time-LLM glucose forecasting", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("run")
+    g.add_argument("--task_name", default="long_term_forecast", choices=["long_term_forecast", "short_term_forecast"])
+    g.add_argument("--is_training", type=int, default=1, choices=[0, 1], help="1 = train and test; 0 = evaluate --checkpoint")
+    g.add_argument("--model_id", default="glucose")
+    g.add_argument("--model", default="TimeLLM", help="forecaster name (see README)")
+    g.add_argument("--des", default="Exp", help="free tag added to the run folder name")
+    g.add_argument("--checkpoints", default="./checkpoints/", help="folder for run outputs")
+    g.add_argument("--results_csv", default=None, help="CSV to append one row to (default <checkpoints>/results.csv)")
+    g.add_argument("--checkpoint", default=None, help="run folder to evaluate (with --is_training 0)")
+    g.add_argument("--seed", type=int, default=2021)
+
+    d = p.add_argument_group("data")
+    d.add_argument("--data", default="simulated", help="'simulated' (bundled cohort) or 'ohio' (with --root_path)")
+    d.add_argument("--root_path", default=None, help="folder with <id>-ws-training.xml[.gz] files")
+    d.add_argument("--data_path", default=None, help="accepted for Time-LLM compatibility; files are found under --root_path")
+    d.add_argument("--features", default="S", choices=["S", "MS"], help="S: glucose only; MS: glucose + covariates")
+    d.add_argument("--patients", default=None, help="comma-separated training patient ids (default: all)")
+    d.add_argument("--test_patients", default=None, help="comma-separated test patient ids (default: the training ones)")
+    d.add_argument("--seq_len", type=int, default=72)
+    d.add_argument("--label_len", type=int, default=0, help="accepted for Time-LLM compatibility (no decoder here)")
+    d.add_argument("--pred_len", type=int, default=12)
+    d.add_argument("--max_gap_fill_min", type=int, default=30)
+    d.add_argument("--val_fraction", type=float, default=0.2)
+    d.add_argument("--percent", type=int, default=100)
+    d.add_argument("--max_train_windows", type=int, default=None,
+                   help=f"evenly spaced cap on training windows (default run: {DEFAULT_MAX_TRAIN_WINDOWS}; 0 = no cap)")
+    d.add_argument("--max_val_windows", type=int, default=None,
+                   help=f"cap on validation windows (default run: {DEFAULT_MAX_VAL_WINDOWS}; 0 = no cap); test is never capped")
+    d.add_argument("--missing", default="none", choices=["none", "random", "periodic"])
+    d.add_argument("--missing_rate", type=float, default=0.0)
+    d.add_argument("--noise_std", type=float, default=0.0, help="Gaussian input noise, mg/dL")
+
+    m = p.add_argument_group("model")
+    m.add_argument("--llm_model", default="MiniLM", help="backbone row: short name or Hugging Face id")
+    m.add_argument("--llm_path", default=None, help="local folder with the backbone's weights and tokenizer")
+    m.add_argument("--llm_weights", default="pretrained", choices=["pretrained", "random"])
+    m.add_argument("--llm_layers", type=int, default=None, help="use the first N backbone layers (default: all)")
+    m.add_argument("--llm_dim", type=int, default=None, help="must equal the row's input-embedding width if given")
+    for name, default in (("patch_len", 12), ("stride", 6), ("d_model", 32), ("d_ff", 128), ("n_heads", 8),
+                          ("num_tokens", 1000), ("top_k", 5), ("enc_in", 1), ("dec_in", 1), ("c_out", 1),
+                          ("e_layers", 2), ("d_layers", 1), ("factor", 1), ("moving_avg", 25)):
+        m.add_argument(f"--{name}", type=int, default=default)
+    m.add_argument("--dropout", type=float, default=0.1)
+    m.add_argument("--prompt_domain", type=_bool, default=True, help="1 = use the dataset description in the prompt")
+    m.add_argument("--no_prompt", action="store_true", help="drop the prompt prefix (ablation)")
+
+    t = p.add_argument_group("training")
+    t.add_argument("--batch_size", type=int, default=32)
+    t.add_argument("--eval_batch_size", type=int, default=256)
+    t.add_argument("--learning_rate", type=float, default=1e-3)
+    t.add_argument("--train_epochs", type=int, default=10)
+    t.add_argument("--patience", type=int, default=3)
+    t.add_argument("--lradj", default="COS", choices=["type1", "COS", "TST", "constant"])
+    t.add_argument("--pct_start", type=float, default=0.2)
+    t.add_argument("--weight_decay", type=float, default=0.0)
+    t.add_argument("--use_amp", action="store_true", help="Time-LLM's AMP flag: bf16 autocast unless --mixed_precision says otherwise")
+    t.add_argument("--mixed_precision", default=None, choices=["no", "bf16", "fp16"])
+    t.add_argument("--use_deepspeed", action="store_true", help="DeepSpeed ZeRO-2 through accelerate")
+    t.add_argument("--deepspeed_config", default=None, help="DeepSpeed JSON (default configs/ds_config_zero2.json)")
+    t.add_argument("--num_workers", type=int, default=0)
+    t.add_argument("--max_steps_per_epoch", type=int, default=None)
+    return p
+
+
+# Flags of Time-LLM's CLI that no model here reads; accepted so existing scripts run, and checked not to mislead.
+_COMPAT_ONLY = {"enc_in": 1, "dec_in": 1, "c_out": 1, "e_layers": 2, "d_layers": 1, "factor": 1, "moving_avg": 25}
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    for name, default in _COMPAT_ONLY.items():
+        if name in ("e_layers", "moving_avg"):
+            continue  # read by the PatchTST / DLinear baselines
+        if getattr(args, name) != default:
+            raise LLMTimeError(f"--{name} is not used by any model here (glucose is univariate in, univariate out); drop it")
+    if args.mixed_precision is None:
+        args.mixed_precision = "bf16" if args.use_amp else "no"
+    if args.use_amp and args.mixed_precision == "no":
+        raise LLMTimeError("--use_amp contradicts --mixed_precision no: pass one of them")
+    if args.root_path is None and args.data != "simulated":
+        raise LLMTimeError(f"--data {args.data} needs --root_path pointing at its XML files")
+    default_run = args.max_train_windows is None
+    cap = lambda v, default: default if v is None else (None if v == 0 else v)  # noqa: E731
+    data = DataConfig(
+        data=args.data, root_path=args.root_path, patients=_patients(args.patients),
+        test_patients=_patients(args.test_patients), seq_len=args.seq_len, label_len=args.label_len,
+        pred_len=args.pred_len, max_gap_fill_min=args.max_gap_fill_min, val_fraction=args.val_fraction,
+        max_train_windows=cap(args.max_train_windows, DEFAULT_MAX_TRAIN_WINDOWS),
+        max_val_windows=cap(args.max_val_windows, DEFAULT_MAX_VAL_WINDOWS if default_run else None),
+        percent=args.percent, covariates=args.features == "MS", missing=args.missing,
+        missing_rate=args.missing_rate, noise_std=args.noise_std, scenario_seed=args.seed,
+    )
+    model = ModelConfig(
+        model=args.model, llm_model=args.llm_model, llm_path=args.llm_path, llm_weights=args.llm_weights,
+        llm_layers=args.llm_layers, llm_dim=args.llm_dim, patch_len=args.patch_len, stride=args.stride,
+        d_model=args.d_model, d_ff=args.d_ff, n_heads=args.n_heads, dropout=args.dropout, num_tokens=args.num_tokens,
+        top_k=args.top_k, prompt_domain=args.prompt_domain, use_prompt=not args.no_prompt,
+        e_layers=args.e_layers, moving_avg=args.moving_avg,
+    )
+    train = TrainConfig(
+        batch_size=args.batch_size, eval_batch_size=args.eval_batch_size, learning_rate=args.learning_rate,
+        train_epochs=args.train_epochs, patience=args.patience, lradj=args.lradj, pct_start=args.pct_start,
+        weight_decay=args.weight_decay, mixed_precision=args.mixed_precision, use_deepspeed=args.use_deepspeed,
+        deepspeed_config=args.deepspeed_config, num_workers=args.num_workers, seed=args.seed,
+        max_steps_per_epoch=args.max_steps_per_epoch,
+    )
+    for name in ("batch_size", "eval_batch_size", "train_epochs", "patience"):
+        if getattr(train, name) < 1:
+            raise LLMTimeError(f"--{name} must be >= 1")
+    if train.learning_rate <= 0:
+        raise LLMTimeError("--learning_rate must be > 0")
+    return RunConfig(
+        task_name=args.task_name, is_training=args.is_training, model_id=args.model_id, des=args.des,
+        checkpoints=args.checkpoints, results_csv=args.results_csv, checkpoint=args.checkpoint,
+        data=data, model=model, train=train,
+    )
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:
+        cfg = config_from_args(build_parser().parse_args(argv))
+        t0 = time.perf_counter()
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+        from exp.run import evaluate_saved, format_table, train_and_test
+
+        if cfg.is_training:
+            result = train_and_test(cfg)
+        else:
+            if not cfg.checkpoint:
+                raise LLMTimeError("--is_training 0 needs --checkpoint RUN_DIR (a folder written by a training run)")
+            result = evaluate_saved(cfg.checkpoint, cfg)
+        if result.metrics:
+            print(format_table(result))
+            print(f"outputs: {result.run_dir}  ({time.perf_counter() - t0:.0f} s)")
+        return 0
+    except LLMTimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return USER_ERROR_EXIT
+    except KeyboardInterrupt:
+        print("interrupted: the last best checkpoint (if any) is intact", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

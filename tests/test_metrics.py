@@ -1,0 +1,312 @@
+"""Metric and error-grid tests on points and arrays small enough to check by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from matplotlib.path import Path
+
+from utils.errors import LLMTimeError
+from utils.metrics import (
+    PARKES_LINES,
+    clarke_zones,
+    evaluate,
+    horizon_metrics,
+    minutes_to_step,
+    parkes_zones,
+    summary_row,
+)
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Clarke
+# ---------------------------------------------------------------------------------------------------------------------
+
+CLARKE_CASES = [
+    # (reference, prediction, zone, why)
+    (100, 100, "A", "exact"),
+    (100, 115, "A", "15 % high, inside the 20 % band"),
+    (100, 120, "A", "on the +20 % line; A wins ties"),
+    (100, 80, "A", "on the -20 % line"),
+    (100, 121, "B", "just above +20 %; below the C line pred = ref + 110 = 210"),
+    (100, 130, "B", "30 % high: not A, not E/C/D, so B"),
+    (50, 60, "A", "both below 70"),
+    (70, 70, "A", "corner of the hypo square"),
+    (50, 200, "E", "ref <= 70 and pred >= 180: hypo read as hyper"),
+    (70, 180, "E", "corner shared by E and D; E is tested first"),
+    (200, 60, "E", "ref >= 180 and pred <= 70: hyper read as hypo"),
+    (180, 70, "E", "corner of the lower E zone"),
+    (300, 100, "D", "ref >= 240 and 70 <= pred <= 180; 300 is beyond the C line's 290 limit anyway"),
+    (240, 180, "D", "corner of the lower D zone (0.8 * 240 = 192 > 180, so not A)"),
+    (239, 180, "B", "left of the lower D zone, above pred = 70"),
+    (50, 100, "D", "ref <= 70 and 70 <= pred <= 180"),
+    (65, 80, "D", "1.2 * 65 = 78 < 80: above the A line inside the 58.3..70 strip"),
+    (65, 78, "A", "on the +20 % line inside that strip"),
+    (100, 210, "C", "on pred = ref + 110"),
+    (100, 209, "B", "just below the upper C line"),
+    (290, 400, "C", "end of the upper C line"),
+    (150, 28, "C", "on pred = 7/5 ref - 182 = 28"),
+    (150, 29, "B", "just above the lower C line"),
+    (130, 0, "C", "start of the lower C line"),
+    (200, 150, "B", "0.8 * 200 = 160 > 150, ref < 240"),
+]
+
+
+@pytest.mark.parametrize(("ref", "pred", "zone", "why"), CLARKE_CASES)
+def test_clarke_hand_checked(ref: float, pred: float, zone: str, why: str) -> None:
+    assert clarke_zones([ref], [pred])[0] == zone, why
+
+
+def test_clarke_vectorised_keeps_shape_and_reaches_every_zone() -> None:
+    refs = np.array([c[0] for c in CLARKE_CASES], dtype=float).reshape(5, 5)
+    preds = np.array([c[1] for c in CLARKE_CASES], dtype=float).reshape(5, 5)
+    zones = clarke_zones(refs, preds)
+    assert zones.shape == (5, 5)
+    assert set(zones.ravel()) == set("ABCDE")
+
+
+def _clarke_reference(ref: Fraction, pred: Fraction) -> str:
+    """The rule list as usually written (175/3 strip and all), in exact arithmetic, one point at a time."""
+    if (ref <= 70 and pred <= 70) or (Fraction(4, 5) * ref <= pred <= Fraction(6, 5) * ref):
+        return "A"
+    if (ref >= 180 and pred <= 70) or (ref <= 70 and pred >= 180):
+        return "E"
+    if (70 <= ref <= 290 and pred >= ref + 110) or (130 <= ref <= 180 and pred <= Fraction(7, 5) * ref - 182):
+        return "C"
+    if (
+        (ref >= 240 and 70 <= pred <= 180)
+        or (ref <= Fraction(175, 3) and 70 <= pred <= 180)
+        or (Fraction(175, 3) <= ref <= 70 and pred >= Fraction(6, 5) * ref)
+    ):
+        return "D"
+    return "B"
+
+
+def test_clarke_matches_scalar_rules_on_integer_grid() -> None:
+    """Every integer-ish point 0..400 in steps of 5 (many exactly on lines) zones as the scalar rule list does."""
+    values = np.arange(0, 401, 5)
+    refs, preds = (a.ravel() for a in np.meshgrid(values, values))
+    expected = [_clarke_reference(Fraction(int(r)), Fraction(int(p))) for r, p in zip(refs, preds)]
+    assert clarke_zones(refs, preds).tolist() == expected
+
+
+def test_grid_inputs_refuse_nan_and_shape_mismatch() -> None:
+    with pytest.raises(LLMTimeError):
+        clarke_zones([100.0, np.nan], [100.0, 100.0])
+    with pytest.raises(LLMTimeError):
+        parkes_zones([100.0], [100.0, 90.0])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Parkes (type 1)
+# ---------------------------------------------------------------------------------------------------------------------
+
+PARKES_CASES = [
+    (100, 100, "A", "identity"),
+    (0, 50, "A", "first vertex of the A upper line: on the line goes to the better zone"),
+    (0, 51, "B", "just above it"),
+    (140, 170, "A", "vertex of the A upper line"),
+    (140, 171, "B", "just above that vertex"),
+    (100, 126, "A", "A upper at 100 is 50 + 70 * 120/110 = 126.4"),
+    (100, 127, "B", "above 126.4"),
+    (123, 100, "A", "A lower at pred 100 is ref = 50 + 70 * 120/115 = 123.04"),
+    (124, 100, "B", "right of 123.04"),
+    (50, 10, "A", "on the vertical A lower segment ref = 50"),
+    (100, 180, "C", "B upper at 100 is 110 + 30 * 440/190 = 179.5"),
+    (120, 10, "B", "on the vertical B lower segment ref = 120"),
+    (121, 10, "C", "right of it"),
+    (250, 100, "C", "B lower at 100 is ref 218, C lower is ref 413.6"),
+    (60, 155, "C", "on the C upper segment (50,125)-(80,215)"),
+    (60, 156, "D", "above it"),
+    (250, 20, "C", "on the vertical C lower segment ref = 250"),
+    (300, 20, "D", "right of it"),
+    (500, 10, "D", "type 1 has no lower E zone"),
+    (35, 155, "D", "vertex of the D upper line"),
+    (35, 156, "E", "above it"),
+    (10, 200, "E", "deep hypo read as hyper"),
+]
+
+
+@pytest.mark.parametrize(("ref", "pred", "zone", "why"), PARKES_CASES)
+def test_parkes_type1_hand_checked(ref: float, pred: float, zone: str, why: str) -> None:
+    assert parkes_zones([ref], [pred])[0] == zone, why
+
+
+def test_parkes_reaches_every_zone_for_both_types() -> None:
+    refs = np.array([100, 100, 100, 60, 10, 300, 400, 500], dtype=float)
+    preds = np.array([100, 127, 180, 156, 400, 20, 140, 60], dtype=float)
+    assert set(parkes_zones(refs, preds)) == set("ABCDE")
+    assert set(parkes_zones(refs, preds, diabetes_type=2)) == set("ABCDE")
+
+
+def test_parkes_rejects_unknown_type() -> None:
+    with pytest.raises(LLMTimeError):
+        parkes_zones([100.0], [100.0], diabetes_type=3)
+
+
+def test_parkes_line_vertices_are_monotonic() -> None:
+    """Upper lines are functions of reference, lower lines of prediction; the zoning relies on it."""
+    for lines in PARKES_LINES.values():
+        for line in lines:
+            refs, preds = zip(*line.vertices)
+            along = refs if line.side == "upper" else preds
+            assert all(b > a for a, b in zip(along, along[1:])), line
+
+
+def _region(line_vertices: tuple[tuple[float, float], ...], side: str) -> Path:
+    """Polygon of the grid square (0..550) lying beyond a boundary line: closed via the top-left or bottom-right."""
+    corner = (0.0, 550.0) if side == "upper" else (550.0, 0.0)
+    return Path([*line_vertices, corner, line_vertices[0]])
+
+
+@pytest.mark.parametrize("diabetes_type", [1, 2])
+def test_parkes_matches_point_in_polygon(diabetes_type: int) -> None:
+    """Off-line points zone the same as an independent polygon test built from the published vertex tables."""
+    values = np.arange(0.37, 550, 3.1)
+    refs, preds = (a.ravel() for a in np.meshgrid(values, values))
+    expected = np.full(refs.shape, "A")
+    for line in PARKES_LINES[diabetes_type]:
+        inside = _region(line.vertices, line.side).contains_points(np.column_stack([refs, preds]))
+        expected[inside] = line.zone
+    assert (parkes_zones(refs, preds, diabetes_type) == expected).all()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Point metrics
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_minutes_to_step() -> None:
+    assert minutes_to_step(30) == 5
+    assert minutes_to_step(60) == 11
+    assert minutes_to_step(5) == 0
+    assert minutes_to_step(60, step_minutes=15) == 3
+    for bad in (7, 0, -5):
+        with pytest.raises(LLMTimeError):
+            minutes_to_step(bad)
+
+
+def test_horizon_metrics_hand_computed() -> None:
+    # 30-min steps so step 0 is the 30-min and step 1 the 60-min horizon.
+    truth = np.array([[100.0, 100.0], [200.0, 200.0]])
+    forecast = np.array([[110.0, 90.0], [180.0, 230.0]])
+    m = horizon_metrics(truth, forecast, np.ones_like(truth, dtype=bool), step_minutes=30)
+    # step 0: errors +10, -20 -> RMSE sqrt(250), MAE 15, MAPE (10 % + 10 %) / 2
+    # step 1: errors -10, +30 -> RMSE sqrt(500), MAE 20, MAPE (10 % + 15 %) / 2
+    assert m["rmse"] == pytest.approx([math.sqrt(250), math.sqrt(500)])
+    assert m["mae"] == pytest.approx([15.0, 20.0])
+    assert m["mape"] == pytest.approx([10.0, 12.5])
+    assert m["n"] == [2, 2]
+    assert (m["rmse_30"], m["mae_60"], m["mape_60"], m["n_30"]) == pytest.approx((math.sqrt(250), 20.0, 12.5, 2))
+
+
+def test_masked_and_nan_truth_are_ignored() -> None:
+    truth = np.array([[100.0], [200.0], [np.nan], [150.0]])
+    forecast = np.array([[110.0], [190.0], [999.0], [np.nan]])
+    mask = np.array([[True], [True], [True], [False]])  # NaN truth ignored despite its mask; masked NaN forecast ok
+    m = horizon_metrics(truth, forecast, mask, step_minutes=30)
+    assert m["rmse"] == pytest.approx([10.0])
+    assert m["n"] == [2]
+
+
+def test_named_horizons_at_5_min_sampling() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(60, 300, size=(20, 12))
+    forecast = truth + rng.normal(0, 10, size=truth.shape)
+    m = horizon_metrics(truth, forecast, np.ones(truth.shape, dtype=bool))
+    assert m["rmse_30"] == m["rmse"][5]
+    assert m["rmse_60"] == m["rmse"][11]
+    short = horizon_metrics(truth[:, :6], forecast[:, :6], np.ones((20, 6), dtype=bool))
+    assert short["rmse_30"] == short["rmse"][5]
+    assert short["rmse_60"] is None and short["n_60"] is None
+
+
+def test_step_without_scored_points_is_none() -> None:
+    m = horizon_metrics([[100.0, 100.0]], [[100.0, 100.0]], [[True, False]], step_minutes=30)
+    assert m["rmse"] == [0.0, None]
+    assert m["n"] == [1, 0]
+
+
+def test_input_errors() -> None:
+    ok = np.ones((2, 3))
+    with pytest.raises(LLMTimeError, match="shape"):
+        horizon_metrics(ok * 100, np.ones((2, 2)), ok.astype(bool))
+    with pytest.raises(LLMTimeError, match="non-finite"):
+        horizon_metrics(ok * 100, np.full((2, 3), np.nan), ok.astype(bool))
+    with pytest.raises(LLMTimeError, match="positive"):
+        horizon_metrics(ok * -0.5, ok, ok.astype(bool))
+    with pytest.raises(LLMTimeError, match="patient"):
+        evaluate(ok * 100, ok * 100, ok.astype(bool), ["a"])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# evaluate / summary_row
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _two_patient_case() -> dict:
+    """Patient 1: one window, error 10. Patient 2: three windows, error 30. 30-min steps, H = 2."""
+    truth = np.full((4, 2), 100.0)
+    forecast = np.array([[110.0, 110.0], [130.0, 130.0], [130.0, 130.0], [130.0, 130.0]])
+    return evaluate(truth, forecast, np.ones((4, 2), dtype=bool), np.array([1, 2, 2, 2]), step_minutes=30)
+
+
+def test_mean_over_patients_differs_from_pooled() -> None:
+    result = _two_patient_case()
+    assert list(result["per_patient"]) == ["1", "2"]
+    assert result["per_patient"]["1"]["rmse_30"] == pytest.approx(10.0)
+    assert result["per_patient"]["2"]["rmse_30"] == pytest.approx(30.0)
+    assert result["mean_over_patients"]["rmse_30"] == pytest.approx(20.0)  # (10 + 30) / 2
+    assert result["pooled"]["rmse_30"] == pytest.approx(math.sqrt((100 + 3 * 900) / 4))
+    assert result["pooled"]["mae_30"] == pytest.approx(25.0)  # (10 + 3 * 30) / 4
+    assert result["mean_over_patients"]["n_patients_30"] == 2
+    assert result["horizon_minutes"] == [30, 60]
+
+
+def test_patient_without_scored_points_is_skipped_in_mean() -> None:
+    truth = np.full((3, 1), 100.0)
+    forecast = np.array([[110.0], [130.0], [500.0]])
+    mask = np.array([[True], [True], [False]])
+    result = evaluate(truth, forecast, mask, ["a", "b", "c"], step_minutes=30)
+    assert result["per_patient"]["c"]["rmse_30"] is None
+    assert result["mean_over_patients"]["rmse_30"] == pytest.approx(20.0)
+    assert result["mean_over_patients"]["n_patients_30"] == 2
+
+
+def test_zone_shares_in_evaluate() -> None:
+    # 30-min step: (100,100) A, (100,130) B, (50,200) E, (300,100) D; the 60-min step is all exact (A).
+    truth = np.array([[100.0, 100.0], [100.0, 100.0], [50.0, 100.0], [300.0, 100.0]])
+    forecast = np.array([[100.0, 100.0], [130.0, 100.0], [200.0, 100.0], [100.0, 100.0]])
+    result = evaluate(truth, forecast, np.ones((4, 2), dtype=bool), ["p"] * 4, step_minutes=30)
+    assert result["clarke_30"] == {"A": 25.0, "B": 25.0, "C": 0.0, "D": 25.0, "E": 25.0, "A+B": 50.0, "n": 4}
+    assert result["clarke_60"]["A"] == 100.0
+    assert result["parkes_60"]["A+B"] == 100.0
+    assert sum(result["parkes_30"][z] for z in "ABCDE") == pytest.approx(100.0)
+
+
+def test_evaluate_is_strict_json_and_short_horizon_keeps_keys() -> None:
+    truth = np.full((2, 6), 120.0)
+    result = evaluate(truth, truth + 5, np.ones((2, 6), dtype=bool), ["a", "b"])  # 5-min steps, 30 min only
+    json.dumps(result, allow_nan=False)
+    assert result["pooled"]["rmse_60"] is None
+    assert result["clarke_60"] == {"A": None, "B": None, "C": None, "D": None, "E": None, "A+B": None, "n": 0}
+    assert result["clarke_30"]["A"] == 100.0
+
+
+def test_summary_row() -> None:
+    row = summary_row(_two_patient_case())
+    assert set(row) == {
+        "rmse_30", "mae_30", "mape_30", "rmse_60", "mae_60", "mape_60",
+        "pooled_rmse_30", "pooled_rmse_60",
+        "clarke_ab_30", "clarke_a_30", "clarke_ab_60", "clarke_a_60",
+        "parkes_ab_30", "parkes_ab_60",
+    }  # fmt: skip
+    assert row["rmse_30"] == pytest.approx(20.0)
+    assert row["pooled_rmse_30"] == pytest.approx(math.sqrt(700))
+    # +10 % is A, +30 % is B on both grids at 100 mg/dL (Parkes A upper at 100 is 126.4).
+    assert row["clarke_a_30"] == pytest.approx(25.0)
+    assert row["clarke_ab_30"] == pytest.approx(100.0)
+    assert row["parkes_ab_60"] == pytest.approx(100.0)

@@ -1,0 +1,103 @@
+"""The training engine on a small model: loss falls, best epoch chosen on validation, schedules, DeepSpeed ZeRO-2."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from data_provider.data_factory import WindowDataset, make_loader
+from exp.config import TrainConfig
+from exp.trainer import Trainer, make_schedule
+from utils.errors import LLMTimeError
+from utils.seed import seed_everything
+
+L, H = 12, 3
+
+
+def _dataset(n=512, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n + L + H)
+    series = np.sin(t / 5.0) + 0.05 * rng.normal(size=len(t))
+    origins = np.arange(L - 1, len(t) - H)
+    return WindowDataset(
+        series[:, None], series, origins, np.ones((len(origins), H), bool),
+        np.array(["p"] * len(origins), dtype=object),
+        pd.date_range("2022-01-01", periods=len(t), freq="5min").to_numpy()[origins], L, H,
+    )
+
+
+class Linear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(L, H)
+
+    def forward(self, x):
+        return self.proj(x[..., 0])
+
+
+def _fit(cfg, seed=0):
+    seed_everything(seed)
+    ds = _dataset()
+    model = Linear()
+    trainer = Trainer(cfg, model)
+    before = trainer.evaluate_loss(make_loader(ds, 128, False, 0))
+    result = trainer.fit(make_loader(ds, cfg.batch_size, True, seed), make_loader(_dataset(seed=1), 128, False, 0))
+    pred, idx = trainer.predict(make_loader(ds, 100, False, 0))
+    return before, result, pred, idx
+
+
+def test_validation_loss_falls_and_best_epoch_restored():
+    cfg = TrainConfig(batch_size=32, learning_rate=1e-2, train_epochs=4, patience=2, lradj="COS")
+    before, result, pred, idx = _fit(cfg)
+    assert result.best_val_loss < before / 5
+    assert result.best_epoch == min(result.history, key=lambda r: r["val_loss"])["epoch"]
+    assert pred.shape == (len(idx), H) and sorted(idx) == list(range(len(idx)))
+    assert result.train_windows_per_s > 0
+
+
+def test_same_seed_same_result():
+    cfg = TrainConfig(batch_size=32, learning_rate=1e-2, train_epochs=2, lradj="constant")
+    a = _fit(cfg, seed=3)[2]
+    b = _fit(cfg, seed=3)[2]
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("lradj", ["type1", "COS", "TST", "constant"])
+def test_schedules_cover_the_run(lradj):
+    cfg = TrainConfig(learning_rate=0.1, train_epochs=3, lradj=lradj)
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = make_schedule(cfg, opt, steps_per_epoch=10)
+    lrs = []
+    for _ in range(30):
+        opt.step()
+        sched.step()
+        lrs.append(sched.get_last_lr()[0])
+    if lradj == "type1":
+        assert lrs[8] == pytest.approx(0.1) and lrs[10] == pytest.approx(0.05) and lrs[20] == pytest.approx(0.025)
+    elif lradj == "constant":
+        assert set(lrs) == {0.1}
+    else:
+        assert lrs[-1] < 0.01 and max(lrs) <= 0.1 + 1e-9
+
+
+def test_bad_precision_and_schedule_are_user_errors():
+    with pytest.raises(LLMTimeError, match="mixed_precision"):
+        Trainer(TrainConfig(mixed_precision="fp8"), Linear())
+    with pytest.raises(LLMTimeError, match="lradj"):
+        make_schedule(TrainConfig(lradj="warp"), torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1), 1)
+
+
+def test_bf16_autocast_trains_on_cpu():
+    cfg = TrainConfig(batch_size=64, learning_rate=1e-2, train_epochs=2, mixed_precision="bf16")
+    before, result, _, _ = _fit(cfg)
+    assert result.best_val_loss < before
+
+
+@pytest.mark.slow
+def test_deepspeed_zero2_one_process_on_cpu():
+    pytest.importorskip("deepspeed")
+    cfg = TrainConfig(batch_size=32, learning_rate=1e-2, train_epochs=2, use_deepspeed=True)
+    before, result, pred, idx = _fit(cfg)
+    assert result.best_val_loss < before
+    assert np.isfinite(pred).all()

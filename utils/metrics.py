@@ -1,0 +1,318 @@
+"""Forecast accuracy for CGM horizons: point errors per horizon step and clinical error-grid zones.
+
+Everything is in mg/dL. Forecasts are scored on ``[N, H]`` arrays (N windows, H horizon steps of ``step_minutes``)
+with a boolean mask, because CGM traces have gaps: a target position that was imputed or missing must not count, or a
+model would be rewarded for reproducing the imputation. NaN truth is never scored, whatever the mask says.
+
+Two averages are reported because the literature uses both: the BGLP challenge (OhioT1DM) ranks by the *mean over
+patients* of each patient's RMSE, which weights every patient equally, while *pooled* metrics weight every scored point
+equally and so favour patients with long traces. Both are kept so results compare with either convention.
+
+Error grids follow the published definitions:
+
+* Clarke et al. (1987), Diabetes Care 10:622, as commonly implemented (the rules below match the widely used Python
+  and R implementations, so zone shares compare with published numbers).
+* Parkes et al. (2000), Diabetes Care 23:1143, consensus grid; vertices as tabulated in Pfützner et al. (2013),
+  J Diabetes Sci Technol 7:1275, "Technical aspects of the Parkes error grid".
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NamedTuple, Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from utils.errors import LLMTimeError
+
+ZONES = ("A", "B", "C", "D", "E")
+NAMED_HORIZONS_MIN = (30, 60)
+POINT_METRICS = ("rmse", "mae", "mape")
+
+# Tolerance for "exactly on a Parkes line": interpolated boundary values carry float rounding, and integer CGM
+# readings do land on vertices and on segments with rational slopes.
+_ON_LINE_TOL = 1e-9
+
+
+def minutes_to_step(minutes: float, step_minutes: float = 5) -> int:
+    """Index of the horizon step that forecasts ``minutes`` ahead (30 min at 5-min sampling is index 5).
+
+    Step index ``k`` forecasts ``(k + 1) * step_minutes`` ahead, because the first predicted value is one sample after
+    the input window ends.
+    """
+    if step_minutes <= 0:
+        raise LLMTimeError(f"step_minutes must be positive, got {step_minutes}")
+    steps = minutes / step_minutes
+    if minutes <= 0 or not float(steps).is_integer():
+        raise LLMTimeError(f"a horizon of {minutes} min is not a positive whole number of {step_minutes}-min steps")
+    return int(steps) - 1
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Point metrics
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _num(value: float) -> float | None:
+    """A JSON-safe number: ``None`` where nothing was scored (NaN is not valid JSON)."""
+    return float(value) if np.isfinite(value) else None
+
+
+def _scored(truth: ArrayLike, forecast: ArrayLike, mask: ArrayLike) -> tuple[NDArray, NDArray, NDArray]:
+    """Validate the ``[N, H]`` inputs and return float truth, float forecast and the effective scoring mask."""
+    truth = np.asarray(truth, dtype=float)
+    forecast = np.asarray(forecast, dtype=float)
+    mask = np.asarray(mask, dtype=bool)
+    if truth.ndim != 2 or forecast.shape != truth.shape or mask.shape != truth.shape:
+        raise LLMTimeError(
+            f"truth, forecast and mask must share one [N, H] shape; got {truth.shape}, {forecast.shape}, {mask.shape}"
+        )
+    scored = mask & np.isfinite(truth)
+    bad_forecast = int((scored & ~np.isfinite(forecast)).sum())
+    if bad_forecast:
+        raise LLMTimeError(f"forecast has {bad_forecast} non-finite values at scored points; the model has diverged")
+    if np.any(truth[scored] <= 0):
+        raise LLMTimeError("truth must be positive glucose in mg/dL at scored points; were normalised values passed?")
+    return truth, forecast, scored
+
+
+def _named(per_step: dict[str, list], step_minutes: float) -> dict[str, Any]:
+    """Pick the 30- and 60-min entries out of per-step lists; ``None`` where the horizon is too short."""
+    named: dict[str, Any] = {}
+    for minutes in NAMED_HORIZONS_MIN:
+        step = minutes_to_step(minutes, step_minutes)
+        for key, values in per_step.items():
+            named[f"{key}_{minutes}"] = values[step] if step < len(values) else None
+    return named
+
+
+def _horizon_metrics(truth: NDArray, forecast: NDArray, scored: NDArray, step_minutes: float) -> dict[str, Any]:
+    """Point metrics for already validated arrays (see :func:`horizon_metrics`)."""
+    n = scored.sum(axis=0)
+    err = np.where(scored, forecast - truth, 0.0)
+    rel = np.abs(err) / np.where(scored, truth, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rmse = np.sqrt((err**2).sum(axis=0) / n)
+        mae = np.abs(err).sum(axis=0) / n
+        mape = 100.0 * rel.sum(axis=0) / n
+    per_step: dict[str, list] = {
+        "rmse": [_num(v) for v in rmse],
+        "mae": [_num(v) for v in mae],
+        "mape": [_num(v) for v in mape],
+        "n": [int(v) for v in n],
+    }
+    return {**per_step, **_named(per_step, step_minutes)}
+
+
+def horizon_metrics(truth: ArrayLike, forecast: ArrayLike, mask: ArrayLike, step_minutes: float = 5) -> dict[str, Any]:
+    """RMSE, MAE (mg/dL) and MAPE (%) at every horizon step, plus the 30- and 60-min values by name.
+
+    Returns ``{"rmse": [H], "mae": [H], "mape": [H], "n": [H], "rmse_30", "mae_30", "mape_30", "n_30", "rmse_60",
+    "mae_60", "mape_60", "n_60"}``; a step with no scored point, or a named horizon beyond H, is ``None``.
+    """
+    truth, forecast, scored = _scored(truth, forecast, mask)
+    return _horizon_metrics(truth, forecast, scored, step_minutes)
+
+
+def _mean_over_patients(per_patient: Sequence[dict[str, Any]], horizon: int, step_minutes: float) -> dict[str, Any]:
+    """Average each patient's metric with equal weight per patient, skipping patients with nothing scored there."""
+    out: dict[str, Any] = {}
+    for key in POINT_METRICS:
+        values = [[np.nan if v is None else v for v in p[key]] for p in per_patient]
+        table = np.array(values, dtype=float).reshape(len(per_patient), horizon)
+        counts = np.isfinite(table).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[key] = [_num(v) for v in np.nansum(table, axis=0) / counts]
+        out["n_patients"] = [int(c) for c in counts]  # the same for every metric: all are None exactly when n is 0
+    return {**out, **_named(out, step_minutes)}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Error grids
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _grid_inputs(reference: ArrayLike, prediction: ArrayLike) -> tuple[NDArray, NDArray]:
+    """Float arrays of one shape; NaN is refused because every comparison with it is False and would zone it A or B."""
+    reference = np.asarray(reference, dtype=float)
+    prediction = np.asarray(prediction, dtype=float)
+    if reference.shape != prediction.shape:
+        raise LLMTimeError(f"reference and prediction shapes differ: {reference.shape} vs {prediction.shape}")
+    if not (np.all(np.isfinite(reference)) and np.all(np.isfinite(prediction))):
+        raise LLMTimeError("error-grid inputs must be finite; drop unscored points before zoning")
+    return reference, prediction
+
+
+def clarke_zones(reference: ArrayLike, prediction: ArrayLike) -> NDArray[np.str_]:
+    """Clarke error-grid zone (``"A"``..``"E"``) of each (reference, prediction) pair in mg/dL.
+
+    Rules, tested in this order (first match wins), every inequality inclusive:
+
+    * A: ``ref <= 70 and pred <= 70``, or ``0.8 ref <= pred <= 1.2 ref`` (within 20 %);
+    * E: ``ref <= 70 and pred >= 180``, or ``ref >= 180 and pred <= 70``;
+    * C: ``70 <= ref <= 290 and pred >= ref + 110``, or ``130 <= ref <= 180 and pred <= 7/5 ref - 182``;
+    * D: ``ref >= 240 and 70 <= pred <= 180``, or ``ref <= 70 and 70 <= pred <= 180`` (the part of that strip
+      not already A, i.e. above ``pred = 1.2 ref`` for ``175/3 <= ref <= 70``);
+    * B: everything else.
+
+    So a point on a boundary goes to whichever of its two zones comes first in A, E, C, D, B: ties with A resolve to
+    A, but e.g. (70, 180) is E rather than D. This is the convention of the common implementations; the comparisons
+    are done in scaled integer form (``5 pred <= 6 ref`` rather than ``pred <= 1.2 ref``) so integer readings on a
+    line are never pushed across it by float rounding.
+    """
+    ref, pred = _grid_inputs(reference, prediction)
+    zone_a = ((ref <= 70) & (pred <= 70)) | ((5 * pred <= 6 * ref) & (5 * pred >= 4 * ref))
+    zone_e = ((ref <= 70) & (pred >= 180)) | ((ref >= 180) & (pred <= 70))
+    zone_c = ((ref >= 70) & (ref <= 290) & (pred >= ref + 110)) | (
+        (ref >= 130) & (ref <= 180) & (5 * pred <= 7 * ref - 910)
+    )
+    zone_d = ((ref >= 240) & (pred >= 70) & (pred <= 180)) | ((ref <= 70) & (pred >= 70) & (pred <= 180))
+    return np.select([zone_a, zone_e, zone_c, zone_d], ["A", "E", "C", "D"], default="B")
+
+
+class GridLine(NamedTuple):
+    """One Parkes boundary polyline: points strictly beyond it are at least ``zone``.
+
+    ``side == "upper"`` lines run above the identity and bound prediction from above (vertices increase in reference);
+    ``"lower"`` lines run below it and bound reference from above (vertices increase in prediction, which allows the
+    vertical first segments such as (50, 0)-(50, 30)).
+    """
+
+    zone: str
+    side: Literal["upper", "lower"]
+    vertices: tuple[tuple[float, float], ...]
+
+
+# (reference, prediction) vertices in mg/dL from the published tables; the grid is drawn on 0..550 and each line is
+# continued along its last segment beyond that (CGM data rarely goes there: sensors read 40..400).
+PARKES_LINES: dict[int, tuple[GridLine, ...]] = {
+    1: (
+        GridLine("B", "upper", ((0, 50), (30, 50), (140, 170), (280, 380), (430, 550))),
+        GridLine("B", "lower", ((50, 0), (50, 30), (170, 145), (385, 300), (550, 450))),
+        GridLine("C", "upper", ((0, 60), (30, 60), (50, 80), (70, 110), (260, 550))),
+        GridLine("C", "lower", ((120, 0), (120, 30), (260, 130), (550, 250))),
+        GridLine("D", "upper", ((0, 100), (25, 100), (50, 125), (80, 215), (125, 550))),
+        GridLine("D", "lower", ((250, 0), (250, 40), (550, 150))),
+        GridLine("E", "upper", ((0, 150), (35, 155), (50, 550))),
+    ),
+    2: (
+        GridLine("B", "upper", ((0, 50), (30, 50), (230, 330), (440, 550))),
+        GridLine("B", "lower", ((50, 0), (50, 30), (90, 80), (330, 230), (550, 450))),
+        GridLine("C", "upper", ((0, 60), (30, 60), (280, 550))),
+        GridLine("C", "lower", ((90, 0), (260, 130), (550, 250))),
+        GridLine("D", "upper", ((0, 80), (25, 80), (35, 90), (125, 550))),
+        GridLine("D", "lower", ((250, 0), (250, 40), (410, 110), (550, 160))),
+        GridLine("E", "upper", ((0, 200), (35, 200), (50, 550))),
+    ),
+}
+
+
+def _polyline(x: NDArray, xs: NDArray, ys: NDArray) -> NDArray:
+    """Piecewise-linear y(x) through the vertices, held flat before the first and extended along the last segment."""
+    slope = (ys[-1] - ys[-2]) / (xs[-1] - xs[-2])
+    return np.where(x > xs[-1], ys[-1] + (x - xs[-1]) * slope, np.interp(x, xs, ys))
+
+
+def beyond_line(line: GridLine, reference: NDArray, prediction: NDArray) -> NDArray[np.bool_]:
+    """Whether each point lies strictly outside ``line`` (points on the line are inside, i.e. in the better zone)."""
+    refs, preds = (np.array(v, dtype=float) for v in zip(*line.vertices))
+    if line.side == "upper":
+        return prediction > _polyline(reference, refs, preds) + _ON_LINE_TOL
+    return reference > _polyline(prediction, preds, refs) + _ON_LINE_TOL
+
+
+def parkes_zones(reference: ArrayLike, prediction: ArrayLike, diabetes_type: int = 1) -> NDArray[np.str_]:
+    """Parkes (consensus) error-grid zone (``"A"``..``"E"``) of each (reference, prediction) pair in mg/dL.
+
+    A point takes the worst zone whose boundary it lies strictly beyond; a point exactly on a line belongs to the
+    better (lower-letter) zone. Neither published grid has a lower E zone.
+    """
+    if diabetes_type not in PARKES_LINES:
+        raise LLMTimeError(f"Parkes grid exists for diabetes type 1 or 2, got {diabetes_type!r}")
+    ref, pred = _grid_inputs(reference, prediction)
+    zones = np.full(ref.shape, "A", dtype="<U1")
+    for line in PARKES_LINES[diabetes_type]:  # ordered B..E, so a worse zone overwrites a better one
+        zones[beyond_line(line, ref, pred)] = line.zone
+    return zones
+
+
+def zone_shares(zones: NDArray[np.str_]) -> dict[str, float | int | None]:
+    """Percent of points in each zone, plus ``"A+B"`` and the count ``"n"``; shares are ``None`` when n is 0."""
+    n = int(zones.size)
+    shares: dict[str, float | int | None] = {z: (100.0 * float(np.sum(zones == z)) / n if n else None) for z in ZONES}
+    shares["A+B"] = shares["A"] + shares["B"] if n else None  # type: ignore[operator]
+    shares["n"] = n
+    return shares
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Full evaluation
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def evaluate(
+    truth: ArrayLike, forecast: ArrayLike, mask: ArrayLike, patient: ArrayLike, step_minutes: float = 5
+) -> dict[str, Any]:
+    """All metrics for one test set, as a JSON-serialisable dict.
+
+    Structure (``H`` = horizon steps; every number a float, int or ``None`` where nothing was scored)::
+
+        {
+          "step_minutes": 5, "horizon_minutes": [5, 10, ..., 5H],
+          "pooled": {"rmse": [H], "mae": [H], "mape": [H], "n": [H],
+                     "rmse_30", "mae_30", "mape_30", "n_30", "rmse_60", "mae_60", "mape_60", "n_60"},
+          "mean_over_patients": {"rmse": [H], "mae": [H], "mape": [H], "n_patients": [H],
+                                 "rmse_30", ..., "n_patients_30", "rmse_60", ..., "n_patients_60"},
+          "per_patient": {patient_id: <same keys as "pooled">, ...},   # ids as strings, sorted
+          "clarke_30": {"A", "B", "C", "D", "E", "A+B": percent, "n": points},
+          "clarke_60": ..., "parkes_30": ..., "parkes_60": ...
+        }
+
+    RMSE/MAE are mg/dL, MAPE and zone shares are percent. The mean over patients averages each patient's metric
+    (BGLP convention) over the patients that have a scored point at that step. Zone shares pool all scored points at
+    that horizon; Parkes uses the type 1 grid. Horizons beyond ``H`` give ``None`` values with the same keys.
+    """
+    truth, forecast, scored = _scored(truth, forecast, mask)
+    patient = np.asarray(patient).astype(str)
+    if patient.shape != (truth.shape[0],):
+        raise LLMTimeError(f"patient must hold one id per window ({truth.shape[0]}), got shape {patient.shape}")
+
+    per_patient: dict[str, dict[str, Any]] = {}
+    for pid in sorted(set(patient.tolist())):
+        rows = patient == pid
+        per_patient[pid] = _horizon_metrics(truth[rows], forecast[rows], scored[rows], step_minutes)
+    result: dict[str, Any] = {
+        "step_minutes": step_minutes,
+        "horizon_minutes": [(k + 1) * step_minutes for k in range(truth.shape[1])],
+        "pooled": _horizon_metrics(truth, forecast, scored, step_minutes),
+        "mean_over_patients": _mean_over_patients(list(per_patient.values()), truth.shape[1], step_minutes),
+        "per_patient": per_patient,
+    }
+    for minutes in NAMED_HORIZONS_MIN:
+        step = minutes_to_step(minutes, step_minutes)
+        if step < truth.shape[1]:
+            ref, pred = truth[scored[:, step], step], forecast[scored[:, step], step]
+        else:
+            ref = pred = np.empty(0)
+        result[f"clarke_{minutes}"] = zone_shares(clarke_zones(ref, pred))
+        result[f"parkes_{minutes}"] = zone_shares(parkes_zones(ref, pred, diabetes_type=1))
+    return result
+
+
+def summary_row(metrics: dict[str, Any]) -> dict[str, float | None]:
+    """The flat headline numbers of an :func:`evaluate` result, one results-CSV row.
+
+    Unprefixed point metrics are means over patients (the BGLP ranking number); ``pooled_*`` are over all points.
+    """
+    mean, pooled = metrics["mean_over_patients"], metrics["pooled"]
+    row: dict[str, float | None] = {
+        f"{key}_{minutes}": mean[f"{key}_{minutes}"] for minutes in NAMED_HORIZONS_MIN for key in POINT_METRICS
+    }
+    for minutes in NAMED_HORIZONS_MIN:
+        row[f"pooled_rmse_{minutes}"] = pooled[f"rmse_{minutes}"]
+    for minutes in NAMED_HORIZONS_MIN:
+        row[f"clarke_ab_{minutes}"] = metrics[f"clarke_{minutes}"]["A+B"]
+        row[f"clarke_a_{minutes}"] = metrics[f"clarke_{minutes}"]["A"]
+    for minutes in NAMED_HORIZONS_MIN:
+        row[f"parkes_ab_{minutes}"] = metrics[f"parkes_{minutes}"]["A+B"]
+    return row
