@@ -216,8 +216,13 @@ def validate(cfg: DataConfig) -> None:
         raise LLMTimeError(f"--percent must be in (0, 100], got {cfg.percent}")
 
 
-def build_splits(cfg: DataConfig, records: dict[str, PatientRecord] | None = None) -> Splits:
-    """Load patients and cut train / validation / test windows according to ``cfg``."""
+def build_splits(
+    cfg: DataConfig, records: dict[str, PatientRecord] | None = None, scaler: Scaler | None = None
+) -> Splits:
+    """Load patients and cut train / validation / test windows according to ``cfg``.
+
+    ``scaler`` (from a checkpoint) replaces fitting, so a saved model sees its data scaled exactly as in training.
+    """
     validate(cfg)
     train_ids = cfg.patients
     test_ids = cfg.test_patients or cfg.patients
@@ -242,7 +247,7 @@ def build_splits(cfg: DataConfig, records: dict[str, PatientRecord] | None = Non
         joined, start = join_for_test(_series(rec, "train", cfg, 2 * k + 1), _series(rec, "test", cfg, 2 * k + 1))
         origins, mask, filled = bglp_origins(joined, start, cfg.seq_len, cfg.pred_len)
         test_b.add(pid, joined.index, filled, joined.targets, origins, mask)
-    scaler = fit_scaler(fit_values)
+    scaler = scaler or fit_scaler(fit_values)
     train = subset(train_b.build(scaler), cfg.max_train_windows)
     val = subset(val_b.build(scaler), cfg.max_val_windows)
     test = test_b.build(scaler)
