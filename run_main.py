@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--deepspeed_config", default=None, help="DeepSpeed JSON (default configs/ds_config_zero2.json)")
     t.add_argument("--num_workers", type=int, default=0)
     t.add_argument("--max_steps_per_epoch", type=int, default=None)
+    t.add_argument("--resume", action="store_true", help="continue an interrupted run from its last completed epoch")
     return p
 
 
@@ -150,7 +151,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         train_epochs=args.train_epochs, patience=args.patience, lradj=args.lradj, pct_start=args.pct_start,
         weight_decay=args.weight_decay, mixed_precision=args.mixed_precision, use_deepspeed=args.use_deepspeed,
         deepspeed_config=args.deepspeed_config, num_workers=args.num_workers, seed=args.seed,
-        max_steps_per_epoch=args.max_steps_per_epoch,
+        max_steps_per_epoch=args.max_steps_per_epoch, resume=args.resume,
     )
     for name in ("batch_size", "eval_batch_size", "train_epochs", "patience"):
         if getattr(train, name) < 1:

@@ -76,6 +76,7 @@ class TrainConfig:
     num_workers: int = 0
     seed: int = 2021
     max_steps_per_epoch: Optional[int] = None
+    resume: bool = False  # continue from the run folder's last completed epoch
 
 
 @dataclass

@@ -109,7 +109,10 @@ def train_and_test(
     def keep_best(state: dict) -> None:
         save_checkpoint(run_dir, state, cfg, splits.scaler, weights_source=weights_source(model))
 
-    fit = trainer.fit(train_loader, val_loader, on_improve=keep_best)
+    resume_path = run_dir / "last.pt"
+    if not t.resume and resume_path.exists():
+        resume_path.unlink()  # a fresh run never continues an old one by accident
+    fit = trainer.fit(train_loader, val_loader, on_improve=keep_best, resume_path=resume_path)
     if fit.epochs_run == 0:
         keep_best({k: v.detach().cpu() for k, v in model.state_dict().items()})
     test_loader = make_loader(splits.test, t.eval_batch_size, shuffle=False, seed=t.seed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import socket
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 
 from exp.config import TrainConfig
 from utils.errors import LLMTimeError
+from utils.io import atomic_path
 
 Objective = Callable[[nn.Module, dict], torch.Tensor]
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -130,6 +132,19 @@ def make_schedule(cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_
     raise LLMTimeError(f"--lradj must be one of {', '.join(SCHEDULES)}, got {cfg.lradj!r}")
 
 
+def _get_rng(generator: Optional[torch.Generator]) -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "loader": generator.get_state() if generator is not None else None}
+
+
+def _set_rng(state: dict, generator: Optional[torch.Generator]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if generator is not None and state["loader"] is not None:
+        generator.set_state(state["loader"])
+
+
 class Trainer:
     """Fits a model with early stopping on validation and predicts with the best weights."""
 
@@ -147,8 +162,19 @@ class Trainer:
     def _bar(self, iterable, **kw):
         return tqdm(iterable, disable=not self.is_main or os.environ.get("LLMTIME_NO_BARS") == "1", leave=False, **kw)
 
-    def fit(self, train: DataLoader, val: DataLoader, on_improve: Optional[Callable[[dict], None]] = None) -> FitResult:
-        """Train for up to ``train_epochs``; keep and restore the epoch with the lowest validation loss."""
+    def fit(
+        self,
+        train: DataLoader,
+        val: DataLoader,
+        on_improve: Optional[Callable[[dict], None]] = None,
+        resume_path: Optional[Path] = None,
+    ) -> FitResult:
+        """Train for up to ``train_epochs``; keep and restore the epoch with the lowest validation loss.
+
+        With ``resume_path``, the complete training state (trainable weights, optimiser, schedule, RNG and shuffling
+        states, early-stopping state, epoch counter) is written there after every epoch, and a run that finds the
+        file continues after its last completed epoch, reaching the same result as an uninterrupted run.
+        """
         cfg = self.cfg
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:  # closed-form or parameter-free models: nothing to optimise
@@ -159,10 +185,21 @@ class Trainer:
         self.model, self._prepared = model, True
         steps = len(train_loader) if cfg.max_steps_per_epoch is None else min(len(train_loader), cfg.max_steps_per_epoch)
         scheduler = make_schedule(cfg, optimizer, steps)
-        best = FitResult(-1, math.inf, 0)
-        best_state = None
-        bad_epochs, windows, seconds = 0, 0, 0.0
-        for epoch in range(1, cfg.train_epochs + 1):
+        best, best_state, bad_epochs, windows, seconds, first_epoch = FitResult(-1, math.inf, 0), None, 0, 0, 0.0, 1
+        if resume_path is not None and Path(resume_path).is_file():
+            saved = torch.load(resume_path, map_location="cpu", weights_only=False)
+            load_trainable_state(self.accelerator.unwrap_model(model), saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            _set_rng(saved["rng"], train.generator)
+            best, best_state, bad_epochs = saved["best"], saved["best_state"], saved["bad_epochs"]
+            windows, seconds, first_epoch = saved["windows"], saved["seconds"], saved["epoch"] + 1
+            if self.is_main:
+                tqdm.write(f"resuming after epoch {saved['epoch']} from {resume_path}")
+            if saved.get("stopped"):
+                first_epoch = cfg.train_epochs + 1
+        epoch = first_epoch - 1
+        for epoch in range(first_epoch, cfg.train_epochs + 1):
             model.train()
             t0, seen, losses = time.perf_counter(), 0, []
             bar = self._bar(train_loader, total=steps, desc=f"epoch {epoch}/{cfg.train_epochs}")
@@ -192,6 +229,7 @@ class Trainer:
                     f"epoch {epoch}: train {record['train_loss']:.4f}  val {val_loss:.4f}  "
                     f"{record['windows_per_s']:.0f} windows/s  {elapsed:.1f}s"
                 )
+            stop = False
             if val_loss < best.best_val_loss:
                 best.best_epoch, best.best_val_loss, bad_epochs = epoch, val_loss, 0
                 best_state = trainable_state(self.accelerator.unwrap_model(model))
@@ -199,11 +237,21 @@ class Trainer:
                     on_improve(best_state)
             else:
                 bad_epochs += 1
-                if bad_epochs >= cfg.patience:
-                    if self.is_main:
-                        tqdm.write(f"early stop: no validation improvement for {cfg.patience} epochs")
-                    break
-        best.epochs_run = epoch
+                stop = bad_epochs >= cfg.patience
+            if resume_path is not None and self.is_main:
+                with atomic_path(resume_path) as tmp:
+                    torch.save(
+                        {"epoch": epoch, "model": trainable_state(self.accelerator.unwrap_model(model)),
+                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                         "rng": _get_rng(train.generator), "best": best, "best_state": best_state,
+                         "bad_epochs": bad_epochs, "windows": windows, "seconds": seconds, "stopped": stop},
+                        tmp,
+                    )
+            if stop:
+                if self.is_main:
+                    tqdm.write(f"early stop: no validation improvement for {cfg.patience} epochs")
+                break
+        best.epochs_run = max(epoch, best.epochs_run)
         best.train_seconds, best.train_windows_per_s = seconds, windows / max(seconds, 1e-9)
         if best_state is not None:
             load_trainable_state(self.accelerator.unwrap_model(model), best_state)

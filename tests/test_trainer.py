@@ -101,3 +101,36 @@ def test_deepspeed_zero2_one_process_on_cpu():
     before, result, pred, idx = _fit(cfg)
     assert result.best_val_loss < before
     assert np.isfinite(pred).all()
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_interrupted_fit_resumes_to_the_same_result(tmp_path):
+    cfg = TrainConfig(batch_size=32, learning_rate=1e-2, train_epochs=3, patience=3, lradj="COS")
+    _, full, full_pred, _ = _fit(cfg, seed=5)
+
+    seed_everything(5)
+    calls = {"n": 0}
+
+    def crashing(model, batch):
+        calls["n"] += 1
+        if calls["n"] == 25:  # mid-way through the second epoch (16 batches per epoch)
+            raise _Crash()
+        from exp.trainer import forecast_objective
+
+        return forecast_objective(model, batch)
+
+    path = tmp_path / "last.pt"
+    ds, val = _dataset(), _dataset(seed=1)
+    with pytest.raises(_Crash):
+        Trainer(cfg, Linear(), crashing).fit(make_loader(ds, 32, True, 5), make_loader(val, 128, False, 0), resume_path=path)
+    assert path.is_file()
+    seed_everything(123)  # the resumed process starts with other RNG states; the saved ones must win
+    trainer = Trainer(cfg, Linear())
+    resumed = trainer.fit(make_loader(ds, 32, True, 5), make_loader(val, 128, False, 0), resume_path=path)
+    pred, _ = trainer.predict(make_loader(ds, 100, False, 0))
+    assert resumed.best_val_loss == pytest.approx(full.best_val_loss, rel=1e-6)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    np.testing.assert_allclose(pred, full_pred, rtol=1e-6, atol=1e-7)

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Time-LLM on one OhioT1DM patient (trained and tested on that patient).
+# Usage: OHIO_ROOT=dataset/ohio bash scripts/TimeLLM_ohio_patient.sh 559 [BACKBONE] [extra run_main.py flags...]
+set -euo pipefail
+patient=${1:?patient id, e.g. 559}; backbone=${2:-MiniLM}; shift $(( $# > 2 ? 2 : $# ))
+exec python run_main.py --data ohio --root_path "${OHIO_ROOT:-dataset/ohio}" --patients "$patient" \
+  --llm_model "$backbone" --model_id "ohio_${patient}" --max_train_windows 0 --max_val_windows 0 "$@"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Time-LLM on the bundled simulated cohort: per patient, or all patients pooled (PATIENTS=all).
+# Usage: bash scripts/TimeLLM_simulated.sh [PATIENTS] [BACKBONE] [extra run_main.py flags...]
+#   bash scripts/TimeLLM_simulated.sh 1001 MiniLM
+#   bash scripts/TimeLLM_simulated.sh all MiniLM --train_epochs 20
+set -euo pipefail
+patients=${1:-all}; backbone=${2:-MiniLM}; shift $(( $# > 2 ? 2 : $# ))
+exec python run_main.py --data simulated --patients "$patients" --llm_model "$backbone" \
+  --model_id "sim_${patients//,/-}" "$@"
