@@ -1,0 +1,40 @@
+"""Forecasting models by name: ``--model`` picks a class from ``MODELS``; ``build_model`` constructs it.
+
+Every registered class takes ``(model_cfg, data_cfg, scaler, description)`` and maps [B, seq_len, C] scaled inputs
+to [B, pred_len] scaled forecasts, so the engine, distillation and comparison runners never special-case a model.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from exp.config import DataConfig, ModelConfig
+from models.time_llm import TimeLLM
+from utils.errors import LLMTimeError
+
+ModelBuilder = Callable[[ModelConfig, DataConfig, tuple[float, float], str], nn.Module]
+
+MODELS: dict[str, ModelBuilder] = {
+    "TimeLLM": TimeLLM,
+}
+
+
+def resolve_model(name: str) -> ModelBuilder:
+    """The registered builder for a model name, case-insensitive."""
+    by_key = {key.lower(): builder for key, builder in MODELS.items()}
+    builder = by_key.get(name.strip().lower())
+    if builder is None:
+        raise LLMTimeError(f"unknown --model {name!r}; choose one of: {', '.join(MODELS)}")
+    return builder
+
+
+def build_model(cfg: ModelConfig, data: DataConfig, scaler: tuple[float, float], description: str) -> nn.Module:
+    """Construct ``cfg.model`` for these data settings, training scaler (mean, std in mg/dL) and description."""
+    return resolve_model(cfg.model)(cfg, data, scaler, description)
+
+
+def model_uses_llm(name: str) -> bool:
+    """Whether a model name runs a language-model backbone (so its backbone and weights source get reported)."""
+    return getattr(resolve_model(name), "uses_llm", False)

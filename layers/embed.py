@@ -1,0 +1,43 @@
+"""Patching and patch-token embedding for Time-LLM.
+
+A window is cut into overlapping patches (length ``patch_len``, step ``stride``) after replicating its last value
+``stride`` times, so the most recent readings, the most informative for a forecast, always form a full patch of
+their own. Each patch becomes a ``d_model`` token through a 1-D convolution over neighbouring patches.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from utils.errors import LLMTimeError
+
+
+def n_patches(seq_len: int, patch_len: int, stride: int) -> int:
+    """Patches per window after padding by ``stride``: (seq_len - patch_len) // stride + 2."""
+    if patch_len < 1 or stride < 1 or seq_len + stride < patch_len:
+        raise LLMTimeError(
+            f"patch_len {patch_len} / stride {stride} do not fit seq_len {seq_len}: "
+            "use 1 <= patch_len <= seq_len + stride and stride >= 1"
+        )
+    return (seq_len - patch_len) // stride + 2
+
+
+class PatchEmbedding(nn.Module):
+    """[B, L] windows -> [B, n_patches, d_model] patch tokens."""
+
+    def __init__(self, d_model: int, patch_len: int, stride: int, dropout: float) -> None:
+        super().__init__()
+        self.patch_len = patch_len
+        self.stride = stride
+        # Kernel 3 over the patch axis with circular padding, no bias: the published token embedding. The patches
+        # are the input channels, so each token also sees its two neighbouring patches.
+        self.token = nn.Conv1d(patch_len, d_model, kernel_size=3, padding=1, padding_mode="circular", bias=False)
+        nn.init.kaiming_normal_(self.token.weight, mode="fan_in", nonlinearity="leaky_relu")
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        padded = F.pad(x.unsqueeze(1), (0, self.stride), mode="replicate").squeeze(1)  # [B, L + stride]
+        patches = padded.unfold(-1, self.patch_len, self.stride)  # [B, N, patch_len]
+        tokens = self.token(patches.transpose(1, 2)).transpose(1, 2)  # [B, N, d_model]
+        return self.dropout(tokens)

@@ -1,0 +1,223 @@
+"""Prompt-as-prefix: per-window text that tells the frozen language model what it is looking at.
+
+Time-LLM prefixes the reprogrammed patches with a prompt holding the dataset description, the task and statistics
+of the window itself. The statistics are quoted in mg/dL (the scaled inputs are mapped back with the training
+scaler), at integer precision:
+
+    "<description> Task: forecast the next 60 minutes given the previous 360 minutes. Input statistics in mg/dL:
+    min 85, max 190, median 121, trend upward, top-5 lags 12, 1, 24, 2, 11."
+
+The unit is quoted once rather than after each number: every prompt token is paid for in every window's backbone
+pass (the prompt is most of the sequence), and three repeats of "mg/dL" cost 12 WordPiece tokens.
+
+- median: the lower median for even lengths (torch semantics);
+- trend: upward when the last reading is above the first (the sum of first differences), else downward;
+- lags (in 5-minute steps): the k lags with the largest circular autocorrelation of the demeaned window, computed by
+  FFT. The circular autocorrelation is symmetric (lag l equals lag L - l) and lag 0 is trivially the largest, so only
+  lags 1..L//2 compete; ties keep the smaller lag first.
+
+Building it must not cost a tokenizer call per window: the template's literal pieces are tokenised once at
+construction, integers come from a lookup table that grows only when a new range of values shows up, and the
+pieces are joined for the whole batch with tensor ops. Each piece is tokenised behind a fixed left context and the
+context's tokens dropped, so pieces that start with a space come out as they would inside the full text (checked
+against whole-string tokenisation in the tests for WordPiece; byte-level BPE splits at the same spaces).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import torch
+from torch import Tensor
+
+from utils.errors import LLMTimeError
+
+MINUTES_PER_STEP = 5
+_CONTEXT = "a"  # left context for tokenising a piece as it appears mid-text
+MAX_TABLE_SPAN = 100_000  # integers the number table may cover (CGM readings span about 40..400 mg/dL)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A per-window value in the template: 'min', 'max', 'median', 'trend' or 'lag<i>'."""
+
+    name: str
+
+
+Piece = Union[str, Slot]
+
+
+@dataclass
+class WindowStats:
+    """Per-window prompt statistics for a batch (all [B] except lags [B, top_k]); mg/dL ints, lags in steps."""
+
+    minimum: Tensor
+    maximum: Tensor
+    median: Tensor
+    upward: Tensor
+    lags: Tensor
+
+
+def template(description: Optional[str], seq_len: int, pred_len: int, top_k: int) -> list[Piece]:
+    """The prompt as literal pieces and slots; slots are always preceded by a space, literals never end with one."""
+    head = (
+        f"Task: forecast the next {pred_len * MINUTES_PER_STEP} minutes given the previous "
+        f"{seq_len * MINUTES_PER_STEP} minutes. Input statistics in mg/dL: min"
+    )
+    if description:
+        head = " ".join(description.split()) + " " + head
+    pieces: list[Piece] = [head, Slot("min"), ", max", Slot("max"), ", median", Slot("median"), ", trend",
+                           Slot("trend"), f", top-{top_k} lags"]
+    for i in range(top_k):
+        pieces += ([","] if i else []) + [Slot(f"lag{i}")]
+    return pieces + ["."]
+
+
+def window_stats(x_mgdl: Tensor, top_k: int) -> WindowStats:
+    """Statistics of [B, L] glucose windows in mg/dL, vectorised over the batch (1 <= top_k <= L // 2)."""
+    length = x_mgdl.shape[1]
+    z = x_mgdl.double()
+    z = z - z.mean(dim=1, keepdim=True)
+    spectrum = torch.fft.rfft(z, n=length, dim=1)
+    autocorr = torch.fft.irfft(spectrum * spectrum.conj(), n=length, dim=1)[:, 1 : length // 2 + 1]
+    order = torch.sort(autocorr, dim=1, descending=True, stable=True).indices[:, :top_k]
+    return WindowStats(
+        minimum=x_mgdl.min(dim=1).values.round().long(),
+        maximum=x_mgdl.max(dim=1).values.round().long(),
+        median=x_mgdl.median(dim=1).values.round().long(),
+        upward=x_mgdl[:, -1] > x_mgdl[:, 0],
+        lags=order + 1,
+    )
+
+
+def render(pieces: list[Piece], stats: WindowStats, i: int) -> str:
+    """Window i's prompt as text: for logs, and the reference the token assembly must reproduce."""
+    values = _slot_values(stats)
+    return "".join(p if isinstance(p, str) else _word(p, int(values[p.name][i])) for p in pieces)
+
+
+def _slot_values(stats: WindowStats) -> dict[str, Tensor]:
+    values = {"min": stats.minimum, "max": stats.maximum, "median": stats.median, "trend": stats.upward.long()}
+    values.update({f"lag{j}": stats.lags[:, j] for j in range(stats.lags.shape[1])})
+    return values
+
+
+def _word(slot: Slot, value: int) -> str:
+    if slot.name == "trend":
+        return " upward" if value else " downward"
+    return f" {value}"
+
+
+class _Tokens:
+    """Tokenises pieces as they read mid-text, and packs lists of id lists into padded tensors."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.context_len = len(tokenizer(_CONTEXT, add_special_tokens=False)["input_ids"])
+
+    def mid_text(self, texts: list[str]) -> list[list[int]]:
+        encoded = self.tokenizer([_CONTEXT + t for t in texts], add_special_tokens=False)["input_ids"]
+        return [ids[self.context_len :] for ids in encoded]
+
+    def at_start(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def specials(self) -> tuple[list[int], list[int]]:
+        """Special tokens the tokenizer puts before and after a text (e.g. [CLS] ... [SEP], or <s> ...)."""
+        plain = self.tokenizer(_CONTEXT, add_special_tokens=False)["input_ids"]
+        full = self.tokenizer(_CONTEXT)["input_ids"]
+        for start in range(len(full) - len(plain) + 1):
+            if full[start : start + len(plain)] == plain:
+                return full[:start], full[start + len(plain) :]
+        return [], []
+
+
+def _pack(id_lists: list[list[int]]) -> tuple[Tensor, Tensor]:
+    """[n, max_len] ids (zero padded) and [n] lengths."""
+    lengths = torch.tensor([len(ids) for ids in id_lists], dtype=torch.long)
+    table = torch.zeros(len(id_lists), max(int(lengths.max()), 1), dtype=torch.long)
+    for row, ids in enumerate(id_lists):
+        table[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return table, lengths
+
+
+class _IntTable:
+    """Token ids of ' <n>' for a contiguous range of integers, grown on demand (one batched tokenizer call)."""
+
+    def __init__(self, tokens: _Tokens, low: int, high: int) -> None:
+        self.tokens = tokens
+        self._build(low, high)
+
+    def _build(self, low: int, high: int) -> None:
+        self.low, self.high = low, high
+        self.ids, self.lengths = _pack(self.tokens.mid_text([f" {n}" for n in range(low, high + 1)]))
+
+    def lookup(self, values: Tensor) -> tuple[Tensor, Tensor]:
+        low, high = int(values.min()), int(values.max())
+        if low < self.low or high > self.high:
+            low, high = min(low, self.low), max(high, self.high)
+            if high - low > MAX_TABLE_SPAN:  # the scaler does not fit the inputs: fail instead of tokenising millions
+                raise LLMTimeError(
+                    f"prompt statistics span {low}..{high} mg/dL: the inputs are not glucose scaled with this "
+                    "model's scaler; check the checkpoint's scaler and the input units"
+                )
+            self._build(low, high)
+        rows = values - self.low
+        return self.ids[rows], self.lengths[rows]
+
+
+class PromptBuilder:
+    """Scaled [B, L, C] windows -> prompt token ids [B, P_max] (zero padded on the right) and lengths [B]."""
+
+    def __init__(self, tokenizer, description: Optional[str], seq_len: int, pred_len: int, top_k: int,
+                 scaler: tuple[float, float]) -> None:
+        if not 1 <= top_k <= seq_len // 2:
+            raise LLMTimeError(f"--top_k {top_k} must be between 1 and seq_len // 2 = {seq_len // 2}")
+        self.mean, self.std = float(scaler[0]), float(scaler[1])
+        self.top_k = top_k
+        self.pieces = template(description, seq_len, pred_len, top_k)
+        tokens = _Tokens(tokenizer)
+        prefix, suffix = tokens.specials()
+        literals = [p for p in self.pieces[1:] if isinstance(p, str)]
+        literal_ids = iter(tokens.mid_text(literals))
+        first = prefix + tokens.at_start(self.pieces[0])
+        # Each part is a fixed [1, w] row (with its length) or a Slot filled per window at call time.
+        self.parts: list[Union[tuple[Tensor, Tensor], Slot]] = [_pack([first])]
+        for piece in self.pieces[1:]:
+            self.parts.append(_pack([next(literal_ids)]) if isinstance(piece, str) else piece)
+        if suffix:
+            self.parts.append(_pack([suffix]))
+        self.numbers = _IntTable(tokens, 0, 400)
+        self.trend = _pack(tokens.mid_text([" downward", " upward"]))
+
+    def statistics(self, x: Tensor) -> WindowStats:
+        """Statistics of channel 0 of scaled [B, L, C] windows, in mg/dL (on the CPU, where the tables live)."""
+        return window_stats(x[..., 0].detach().float().cpu() * self.std + self.mean, self.top_k)
+
+    def _slot_tokens(self, slot: Slot, values: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        if slot.name == "trend":
+            upward = values["trend"]
+            return self.trend[0][upward], self.trend[1][upward]
+        return self.numbers.lookup(values[slot.name])
+
+    def __call__(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if not bool(torch.isfinite(x[..., 0]).all()):
+            raise LLMTimeError("glucose inputs contain NaN or inf: fill gaps before forecasting")
+        stats = self.statistics(x)
+        values = _slot_values(stats)
+        batch = x.shape[0]
+        ids, valid = [], []
+        for part in self.parts:
+            if isinstance(part, Slot):
+                rows, lengths = self._slot_tokens(part, values)
+            else:
+                rows, lengths = part[0].expand(batch, -1), part[1].expand(batch)
+            ids.append(rows)
+            valid.append(torch.arange(rows.shape[1]) < lengths[:, None])
+        ids_all, valid_all = torch.cat(ids, dim=1), torch.cat(valid, dim=1)
+        lengths = valid_all.sum(dim=1)
+        out = torch.zeros(batch, int(lengths.max()), dtype=torch.long)
+        # Boolean indexing walks row-major, so each window's valid ids keep their order when packed to the left.
+        out[torch.arange(out.shape[1]) < lengths[:, None]] = ids_all[valid_all]
+        return out.to(x.device), lengths.to(x.device)

@@ -1,0 +1,198 @@
+"""Time-LLM (Jin et al., ICLR 2024) for glucose: CGM patches reprogrammed into a frozen language model.
+
+Pipeline per window: RevIN -> patches -> conv token embedding -> cross-attention onto text prototypes (projected to
+the backbone's input-embedding width) -> [prompt tokens][patch tokens] through the frozen backbone -> the patch
+positions' last hidden states (first d_ff features) -> flatten head -> RevIN inverse.
+
+Only channel 0 (glucose) is used: Time-LLM is channel-independent and has no path for exogenous inputs, so covariate
+channels are ignored (with a warning at construction) rather than silently mixed in.
+
+Batch invariance: prompts differ in token length, and left-padding them to the batch maximum would move every
+window's patches to other positions (so a forecast would depend on its batch-mates). Each window's sequence is
+therefore laid out as [its prompt][its patches][padding] with an attention mask over the padding. Real tokens
+then sit at positions 0..len-1 exactly as if the window ran alone, for absolute, learned and rotary positions
+alike, and padding embeddings are zero so MobileBERT's trigram input (which looks one token ahead) sees the same
+zeros past the last patch as an unpadded sequence does.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Iterator, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from exp.config import DataConfig, ModelConfig
+from layers.embed import PatchEmbedding, n_patches
+from layers.heads import FlattenHead
+from layers.normalization import RevIN
+from layers.reprogramming import Reprogramming
+from models.backbones import FAMILIES, load_backbone, resolve_backbone
+from models.prompt import PromptBuilder
+from utils.errors import LLMTimeError
+
+BACKBONE_PREFIX = "backbone."
+
+
+class TimeLLM(nn.Module):
+    """Forecast [B, pred_len] scaled glucose from [B, seq_len, C] scaled inputs (channel 0 = glucose)."""
+
+    def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: tuple[float, float],
+                 description: str) -> None:
+        super().__init__()
+        m = model_cfg
+        # Checks that need no backbone come first, so a bad flag fails before a large model is read from disk.
+        self.n_patches = n_patches(data_cfg.seq_len, m.patch_len, m.stride)
+        if m.d_ff < 1 or m.d_ff % m.n_heads:
+            raise LLMTimeError(f"--d_ff {m.d_ff} must be a positive multiple of --n_heads {m.n_heads}")
+        self.backbone_row = resolve_backbone(m.llm_model)
+        fam = FAMILIES[self.backbone_row.family]
+        backbone, tokenizer, self.weights_source = load_backbone(
+            self.backbone_row, m.llm_path, m.llm_weights, m.llm_layers
+        )
+        embeddings = backbone.get_input_embeddings()
+        embed_dim, hidden_dim = embeddings.embedding_dim, fam.hidden_width(backbone.config)
+        if m.llm_dim is not None and m.llm_dim != embed_dim:
+            raise LLMTimeError(
+                f"--llm_dim {m.llm_dim} does not match {self.backbone_row.name}'s input-embedding width {embed_dim}; "
+                "leave --llm_dim unset"
+            )
+        if m.d_ff > hidden_dim:
+            raise LLMTimeError(f"--d_ff {m.d_ff} exceeds {self.backbone_row.name}'s hidden width {hidden_dim}")
+        if data_cfg.covariates:
+            warnings.warn("TimeLLM forecasts from glucose alone; covariate channels are ignored", stacklevel=2)
+
+        self.seq_len, self.pred_len, self.d_ff = data_cfg.seq_len, data_cfg.pred_len, m.d_ff
+        self.backbone = backbone
+        self.forward_kwargs = dict(fam.forward_kwargs)
+        self.max_positions = int(getattr(backbone.config, fam.positions_key))
+        self.revin = RevIN()
+        self.patch_embedding = PatchEmbedding(m.d_model, m.patch_len, m.stride, m.dropout)
+        self.mapping = nn.Linear(embeddings.num_embeddings, m.num_tokens)
+        self.reprogramming = Reprogramming(m.d_model, m.n_heads, m.d_ff // m.n_heads, embed_dim, m.dropout)
+        self.head = FlattenHead(self.n_patches * m.d_ff, data_cfg.pred_len, m.dropout)
+        self.prompt = (
+            PromptBuilder(tokenizer, description if m.prompt_domain else None, data_cfg.seq_len,
+                          data_cfg.pred_len, m.top_k, scaler)
+            if m.use_prompt else None
+        )
+        self._prototype_cache: tuple[tuple, Tensor] | None = None
+
+    # --- parameters and checkpoints -------------------------------------------------------------------------------
+
+    def train(self, mode: bool = True) -> "TimeLLM":
+        """Switch the trainable parts; the frozen backbone stays in eval mode (no dropout) whatever the mode."""
+        super().train(mode)
+        self.backbone.eval()
+        if mode:
+            self._prototype_cache = None
+        return self
+
+    def trainable_parameters(self) -> Iterator[nn.Parameter]:
+        """What an optimizer should update (everything outside the frozen backbone)."""
+        return (p for p in self.parameters() if p.requires_grad)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """{'trainable': n, 'frozen': n} parameter counts."""
+        counts = {"trainable": 0, "frozen": 0}
+        for p in self.parameters():
+            counts["trainable" if p.requires_grad else "frozen"] += p.numel()
+        return counts
+
+    def trainable_state_dict(self) -> dict[str, Tensor]:
+        """The state a checkpoint needs: everything but the frozen backbone (which is reloaded from its source)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(BACKBONE_PREFIX)}
+
+    def load_trainable_state_dict(self, state: dict[str, Tensor]) -> None:
+        expected = set(self.trainable_state_dict())
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        if missing or unexpected:
+            raise LLMTimeError(
+                f"checkpoint does not fit this model (missing {missing[:3]}, unexpected {unexpected[:3]}); "
+                "rebuild the model from the run's config.json"
+            )
+        try:
+            self.load_state_dict(state, strict=False)
+        except RuntimeError as err:
+            raise LLMTimeError(
+                f"checkpoint does not fit this model ({str(err).splitlines()[-1].strip()}); "
+                "rebuild the model from the run's config.json"
+            ) from err
+
+    # --- forward ----------------------------------------------------------------------------------------------------
+
+    def forward(self, x: Tensor, return_hidden: bool = False) -> Union[Tensor, tuple[Tensor, list[Tensor]]]:
+        """[B, seq_len, C] -> [B, pred_len]; with return_hidden also the patch positions' hidden states per layer.
+
+        The hidden list has the embedding output first, then one [B, n_patches, hidden_width] tensor per layer.
+        """
+        if x.dim() != 3 or x.shape[1] != self.seq_len:
+            raise ValueError(f"expected [B, {self.seq_len}, C] inputs, got {list(x.shape)}")
+        glucose, stats = self.revin.normalize(x[..., :1])
+        patches = self.patch_embedding(glucose[..., 0])
+        tokens = self.reprogramming(patches, self.prototypes())
+        inputs, mask, positions = self._layout(x, tokens)
+        out = self.backbone(inputs_embeds=inputs, attention_mask=mask, output_hidden_states=return_hidden,
+                            **self.forward_kwargs)
+        features = _take(out.last_hidden_state, positions)[..., : self.d_ff]
+        pred = self.revin.denormalize(self.head(features).unsqueeze(-1), stats).squeeze(-1)
+        if not return_hidden:
+            return pred
+        return pred, [_take(h, positions) for h in out.hidden_states]
+
+    def prototypes(self) -> Tensor:
+        """[num_tokens, embed_dim] text prototypes: a learned linear mix of the frozen vocabulary embeddings.
+
+        The mix costs a (num_tokens x vocab x embed_dim) product, so outside training it is computed once and reused
+        until any tensor it depends on changes (optimizer step, load_state_dict, .to()) or autocast's precision
+        does. Where gradients could flow
+        into the mapping, it is always recomputed so autograd sees it.
+        """
+        if self.training or (torch.is_grad_enabled() and self.mapping.weight.requires_grad):
+            self._prototype_cache = None
+            return self._compute_prototypes()
+        device = self.mapping.weight.device.type
+        autocast = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+        key = (autocast, *((id(t), t._version, t.data_ptr(), t.dtype, t.device) for t in self._prototype_inputs()))
+        if self._prototype_cache is None or self._prototype_cache[0] != key:
+            with torch.no_grad():
+                self._prototype_cache = (key, self._compute_prototypes())
+        return self._prototype_cache[1]
+
+    def _prototype_inputs(self) -> tuple[Tensor, Tensor, Tensor]:
+        return self.mapping.weight, self.mapping.bias, self.backbone.get_input_embeddings().weight
+
+    def _compute_prototypes(self) -> Tensor:
+        vocab = self.backbone.get_input_embeddings().weight  # [V, E]
+        return F.linear(vocab.t(), self.mapping.weight, self.mapping.bias).t()
+
+    def _layout(self, x: Tensor, tokens: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
+        """Per window [prompt][patches][zero padding]: (inputs_embeds, attention mask or None, patch positions)."""
+        batch, n, width = tokens.shape
+        steps = torch.arange(n, device=tokens.device)
+        if self.prompt is None:
+            return tokens, None, steps.expand(batch, n)
+        ids, lengths = self.prompt(x)
+        with torch.no_grad():
+            prompt = self.backbone.get_input_embeddings()(ids).to(tokens.dtype)
+        p_max = ids.shape[1]
+        total = p_max + n
+        if total > self.max_positions:
+            raise LLMTimeError(
+                f"prompt plus patches need {total} positions but {self.backbone_row.name} has {self.max_positions}; "
+                "shorten the dataset description, pass --prompt_domain 0 or --use_prompt 0"
+            )
+        source = torch.cat([prompt, tokens, tokens.new_zeros(batch, 1, width)], dim=1)  # last row: padding
+        t = torch.arange(total, device=tokens.device)[None]
+        start = lengths[:, None]
+        index = torch.where(t < start, t, torch.where(t < start + n, p_max + t - start, p_max + n))
+        inputs = source.gather(1, index.unsqueeze(-1).expand(batch, total, width))
+        mask = (t < start + n).long() if bool((lengths != lengths[0]).any()) else None
+        return inputs, mask, start + steps
+
+
+def _take(hidden: Tensor, positions: Tensor) -> Tensor:
+    """hidden [B, T, W] at per-window positions [B, N] -> [B, N, W]."""
+    return hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
