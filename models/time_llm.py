@@ -39,6 +39,8 @@ BACKBONE_PREFIX = "backbone."
 class TimeLLM(nn.Module):
     """Forecast [B, pred_len] scaled glucose from [B, seq_len, C] scaled inputs (channel 0 = glucose)."""
 
+    uses_llm = True  # reported with its backbone row and weights source
+
     def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: tuple[float, float],
                  description: str) -> None:
         super().__init__()
