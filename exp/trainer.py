@@ -89,6 +89,9 @@ def _ensure_single_process_env() -> None:
     )
 
 
+_OWN_DEEPSPEED_ENV: set[str] = set()
+
+
 def make_accelerator(cfg: TrainConfig):
     """An ``Accelerator`` for the chosen precision, with a DeepSpeed ZeRO plugin when asked."""
     from accelerate import Accelerator
@@ -100,7 +103,12 @@ def make_accelerator(cfg: TrainConfig):
     if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise LLMTimeError("--mixed_precision fp16 needs a GPU; on the CPU use --mixed_precision bf16")
     plugin = None
+    if _OWN_DEEPSPEED_ENV and not cfg.use_deepspeed:
+        # a DeepSpeedPlugin made earlier in this process flagged DeepSpeed in the environment; undo it
+        os.environ.pop("ACCELERATE_USE_DEEPSPEED", None)
+        _OWN_DEEPSPEED_ENV.clear()
     if cfg.use_deepspeed:
+        _OWN_DEEPSPEED_ENV.add("ACCELERATE_USE_DEEPSPEED")
         path = Path(cfg.deepspeed_config) if cfg.deepspeed_config else DEFAULT_DS_CONFIG
         if not path.is_file():
             raise LLMTimeError(f"DeepSpeed config {path} not found: pass --deepspeed_config FILE")
