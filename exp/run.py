@@ -22,7 +22,7 @@ from exp.checkpoint import save_checkpoint
 from exp.config import RunConfig
 from exp.evaluation import forecasts_mgdl, score, write_outputs
 from exp.trainer import FitResult, Objective, Trainer, count_parameters, forecast_objective
-from models import build_model
+from models import build_model, model_uses_llm
 from models.backbones import safe_name
 from utils.io import write_json
 from utils.metrics import summary_row
@@ -55,8 +55,6 @@ def run_name(cfg: RunConfig) -> str:
 
 
 def uses_llm(cfg: RunConfig) -> bool:
-    from models import model_uses_llm
-
     return model_uses_llm(cfg.model.model)
 
 

@@ -136,13 +136,23 @@ class TimeLLM(nn.Module):
         patches = self.patch_embedding(glucose[..., 0])
         tokens = self.reprogramming(patches, self.prototypes())
         inputs, mask, positions = self._layout(x, tokens)
-        out = self.backbone(inputs_embeds=inputs, attention_mask=mask, output_hidden_states=return_hidden,
-                            **self.forward_kwargs)
-        features = _take(out.last_hidden_state, positions)[..., : self.d_ff]
+        last, hidden = self.encode(inputs, mask, return_hidden)
+        features = _take(last, positions)[..., : self.d_ff]
         pred = self.revin.denormalize(self.head(features).unsqueeze(-1), stats).squeeze(-1)
         if not return_hidden:
             return pred
-        return pred, [_take(h, positions) for h in out.hidden_states]
+        return pred, [_take(h, positions) for h in hidden]
+
+    def encode(self, inputs: Tensor, mask: Tensor | None,
+               return_hidden: bool) -> tuple[Tensor, Union[tuple[Tensor, ...], list[Tensor], None]]:
+        """The backbone over [B, T, embed_dim] tokens: (last hidden states, every layer's states or None).
+
+        The only place the language model runs, so the ablations (models/ablations.py) swap it out by overriding
+        this method while the rest of the pipeline stays identical.
+        """
+        out = self.backbone(inputs_embeds=inputs, attention_mask=mask, output_hidden_states=return_hidden,
+                            **self.forward_kwargs)
+        return out.last_hidden_state, (out.hidden_states if return_hidden else None)
 
     def prototypes(self) -> Tensor:
         """[num_tokens, embed_dim] text prototypes: a learned linear mix of the frozen vocabulary embeddings.
