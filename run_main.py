@@ -3,6 +3,7 @@
     python run_main.py                                   # Time-LLM + MiniLM on the bundled simulated cohort
     python run_main.py --llm_model BERT --llm_path DIR --patients 1001
     python run_main.py --is_training 0 --checkpoint checkpoints/RUN   # re-test a saved run
+    python run_main.py --is_training 0 --checkpoint checkpoints/RUN --input my_cgm.csv   # forecast a new file
 
 The flags researchers type for Time-LLM keep their names; everything is turned into one ``RunConfig`` here and
 nothing downstream reads argparse. User errors print one line on stderr and exit with status 2.
@@ -56,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--checkpoints", default="./checkpoints/", help="folder for run outputs")
     g.add_argument("--results_csv", default=None, help="CSV to append one row to (default <checkpoints>/results.csv)")
     g.add_argument("--checkpoint", default=None, help="run folder to evaluate (with --is_training 0)")
+    g.add_argument("--input", default=None,
+                   help="with --is_training 0: forecast this CGM file (Ohio .xml[.gz] or timestamp,glucose .csv)")
+    g.add_argument("--output", default=None, help="forecast CSV to write (default <input name>_forecast.csv here)")
+    g.add_argument("--units", default=None, choices=["mgdl", "mmol", "auto"],
+                   help="glucose units of --input (default auto: all values below 35 = mmol/L)")
     g.add_argument("--seed", type=int, default=2021)
 
     d = p.add_argument_group("data")
@@ -112,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Integer flags whose zero or negative values have no meaning (None = unset, checked where it is used).
+_POSITIVE = ("batch_size", "eval_batch_size", "train_epochs", "patience", "d_model", "d_ff", "n_heads", "num_tokens",
+             "seq_len", "pred_len", "patch_len", "stride", "e_layers", "moving_avg", "max_steps_per_epoch")
+
 # Flags of Time-LLM's CLI that no model here reads; accepted so existing scripts run, and checked not to mislead.
 _COMPAT_ONLY = {"enc_in": 1, "dec_in": 1, "c_out": 1, "e_layers": 2, "d_layers": 1, "factor": 1, "moving_avg": 25}
 
@@ -153,23 +163,38 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         deepspeed_config=args.deepspeed_config, num_workers=args.num_workers, seed=args.seed,
         max_steps_per_epoch=args.max_steps_per_epoch, resume=args.resume,
     )
-    for name in ("batch_size", "eval_batch_size", "train_epochs", "patience"):
-        if getattr(train, name) < 1:
-            raise LLMTimeError(f"--{name} must be >= 1")
+    for name in _POSITIVE:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise LLMTimeError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.num_workers < 0:
+        raise LLMTimeError(f"--num_workers must be >= 0, got {args.num_workers}")
+    if not 0.0 <= args.dropout < 1.0:
+        raise LLMTimeError(f"--dropout must be in [0, 1), got {args.dropout}")
     if train.learning_rate <= 0:
         raise LLMTimeError("--learning_rate must be > 0")
+    if args.input is None and (args.output is not None or args.units is not None):
+        raise LLMTimeError("--output and --units go with --input FILE (forecasting a new CGM file)")
+    if args.input is not None and args.is_training:
+        raise LLMTimeError("--input forecasts with a saved run: add --is_training 0 --checkpoint RUN_DIR")
     return RunConfig(
         task_name=args.task_name, is_training=args.is_training, model_id=args.model_id, des=args.des,
         checkpoints=args.checkpoints, results_csv=args.results_csv, checkpoint=args.checkpoint,
-        data=data, model=model, train=train,
+        input=args.input, output=args.output, data=data, model=model, train=train,
     )
+
+
+def one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    """Data-quality warnings (rejected readings, duplicates) read as one line each, like errors."""
+    return f"warning: {message}\n"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
-        cfg = config_from_args(build_parser().parse_args(argv))
+        args = build_parser().parse_args(argv)
+        cfg = config_from_args(args)
         t0 = time.perf_counter()
         warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+        warnings.formatwarning = one_line_warning
         from exp.run import evaluate_saved, format_table, train_and_test
 
         if cfg.is_training:
@@ -177,6 +202,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         else:
             if not cfg.checkpoint:
                 raise LLMTimeError("--is_training 0 needs --checkpoint RUN_DIR (a folder written by a training run)")
+            if cfg.input is not None:
+                from exp.forecast import forecast_file
+
+                print(forecast_file(cfg.checkpoint, cfg.input, cfg.output, args.units or "auto").summary())
+                return 0
             result = evaluate_saved(cfg.checkpoint, cfg)
         if result.metrics:
             print(format_table(result))

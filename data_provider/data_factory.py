@@ -26,6 +26,7 @@ from data_provider.windows import (
 )
 from exp.config import DataConfig
 from utils.errors import LLMTimeError
+from utils.seed import worker_init
 
 DATASET_DIR = Path(__file__).resolve().parents[1] / "dataset"
 BUNDLED = {"simulated": DATASET_DIR / "simulated"}
@@ -214,6 +215,12 @@ def validate(cfg: DataConfig) -> None:
         raise LLMTimeError(f"--val_fraction must be in (0, 1), got {cfg.val_fraction}")
     if not 0 < cfg.percent <= 100:
         raise LLMTimeError(f"--percent must be in (0, 100], got {cfg.percent}")
+    for name in ("max_train_windows", "max_val_windows"):
+        cap = getattr(cfg, name)
+        if cap is not None and cap < 1:
+            raise LLMTimeError(f"--{name} must be a positive number of windows (0 on the command line = no cap)")
+    if cfg.max_gap_fill_min < 0:
+        raise LLMTimeError(f"--max_gap_fill_min must be >= 0 minutes, got {cfg.max_gap_fill_min}")
 
 
 def build_splits(
@@ -272,6 +279,9 @@ def subset(ds: WindowDataset, cap: int | None) -> WindowDataset:
 
 
 def make_loader(ds: WindowDataset, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0) -> DataLoader:
+    """Shuffling and worker seeds both come from one generator seeded with ``seed``, so a run repeats exactly."""
+    if num_workers < 0:
+        raise LLMTimeError(f"--num_workers must be >= 0, got {num_workers}")
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         ds,
@@ -279,6 +289,7 @@ def make_loader(ds: WindowDataset, batch_size: int, shuffle: bool, seed: int, nu
         shuffle=shuffle,
         generator=generator,
         num_workers=num_workers,
+        worker_init_fn=worker_init if num_workers > 0 else None,
         collate_fn=batch_collate,
         drop_last=False,
     )

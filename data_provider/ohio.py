@@ -19,6 +19,7 @@ import gzip
 import re
 import warnings
 import xml.etree.ElementTree as ET
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,10 @@ FIELDS = (
 GRID_COLUMNS = ("glucose", "basal", "bolus", "carbs", "finger_stick")
 # Plausible CGM range in mg/dL; sensors report 40-400. Values outside are rejected (set missing) and counted.
 GLUCOSE_RANGE = (10.0, 1000.0)
+# No CGM record has a median below 35 mg/dL (sensors floor at 40), while mmol/L medians are 5-15: a file whose
+# median is below this is in mmol/L, and reading it as mg/dL would reject nearly every value as impossible.
+MMOL_MEDIAN_LIMIT = 35.0
+MGDL_PER_MMOL = 18.016  # glucose molar mass 180.16 g/mol: 1 mmol/L = 18.016 mg/dL
 _FILE_RE = re.compile(r"^(?P<pid>[^/\\]+)-ws-(?P<part>training|testing)\.xml(?:\.gz)?$")
 
 
@@ -92,7 +97,7 @@ def _open_bytes(path: Path) -> bytes:
     if raw[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(raw)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise LLMTimeError(f"{path} is a damaged gzip file ({e}): re-copy it") from None
     if path.suffix == ".gz":
         raise LLMTimeError(f"{path} ends in .gz but is not gzip data: rename it to .xml or re-compress it")
@@ -132,6 +137,8 @@ def read_xml(path: str | Path) -> tuple[dict[str, str], dict[str, pd.DataFrame]]
         root = ET.fromstring(data)
     except ET.ParseError as e:
         raise LLMTimeError(f"{path} is not well-formed XML ({e}): the file may be truncated") from None
+    except (LookupError, ValueError) as e:  # e.g. an unknown or unsupported encoding in the XML declaration
+        raise LLMTimeError(f"{path} is not readable XML ({e}): re-export it as UTF-8") from None
     if root.tag != "patient":
         raise LLMTimeError(f"{path}: root element is <{root.tag}>, expected <patient> (OhioT1DM layout)")
     events: dict[str, pd.DataFrame] = {}
@@ -159,11 +166,34 @@ def _glucose_grid(frame: pd.DataFrame, path: Path, notes: list[str]) -> pd.Serie
         example = frame["value"][non_numeric].iloc[0]
         raise LLMTimeError(f"{path}: {int(non_numeric.sum())} glucose values are not numbers (e.g. {example!r})")
     ts = frame["ts"]
+    if values.notna().any() and values.median() < MMOL_MEDIAN_LIMIT:
+        raise LLMTimeError(
+            f"{path}: glucose values look like mmol/L (median {values.median():.1f}); this layout is mg/dL: "
+            f"multiply them by {MGDL_PER_MMOL:g}"
+        )
     lo, hi = GLUCOSE_RANGE
     impossible = (values < lo) | (values > hi)
     if impossible.any():
-        notes.append(f"{path.name}: rejected {int(impossible.sum())} glucose values outside {lo:g}-{hi:g} mg/dL")
-    keep = ~impossible & values.notna()
+        examples = ", ".join(
+            f"{v:g} at {t:%d-%m-%Y %H:%M:%S}" if pd.notna(t) else f"{v:g}"
+            for t, v in zip(ts[impossible][:3], values[impossible][:3])
+        )
+        notes.append(
+            f"{path.name}: rejected {int(impossible.sum())} glucose values outside {lo:g}-{hi:g} mg/dL "
+            f"(e.g. {examples})"
+        )
+    incomplete = ts.isna() | values.isna()
+    if incomplete.any():
+        notes.append(f"{path.name}: skipped {int(incomplete.sum())} glucose readings without a timestamp or value")
+    earlier = int((ts.diff() < pd.Timedelta(0)).sum())
+    if earlier:
+        notes.append(
+            f"{path.name}: {earlier} CGM readings are earlier than the one before them in the file (sorted by time; "
+            "check that timestamps are day-first DD-MM-YYYY)"
+        )
+    keep = ~impossible & ~incomplete
+    if not keep.any():
+        raise LLMTimeError(f"{path} has no usable glucose reading (all outside {lo:g}-{hi:g} mg/dL or incomplete)")
     ts, values = ts[keep], values[keep].astype(float)
     slots = ts.dt.round(GRID)
     distance = (ts - slots).abs()
@@ -207,9 +237,38 @@ def _event_sum(frame: pd.DataFrame, time_col: str, value_col: str, index: pd.Dat
     return out
 
 
+def _usable(frame: pd.DataFrame, time_cols: tuple[str, ...], value_col: str, path: Path, name: str,
+            notes: list[str]) -> pd.DataFrame:
+    """The events of one covariate field that have every time and a finite number; text in a number is an error.
+
+    Empty or missing attributes are skipped and counted, as for CGM readings, so one blank dose never sinks a file.
+    """
+    if frame.empty or value_col not in frame or any(c not in frame for c in time_cols):
+        return pd.DataFrame()
+    raw = frame[value_col]
+    values = pd.to_numeric(raw, errors="coerce")
+    text = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    if text.any():
+        raise LLMTimeError(
+            f"{path}: {int(text.sum())} <{name}> {value_col} values are not numbers (e.g. {raw[text].iloc[0]!r})"
+        )
+    out = frame[list(time_cols)].assign(**{value_col: values})
+    usable = out[list(time_cols)].notna().all(axis=1) & np.isfinite(values.to_numpy(dtype=float))
+    if not usable.all():
+        notes.append(f"{path.name}: skipped {int((~usable).sum())} <{name}> events without a time or {value_col}")
+    return out[usable]
+
+
+# Covariate fields the grid uses: (time attributes, value attribute).
+_GRID_FIELDS = {"basal": (("ts",), "value"), "temp_basal": (("ts_begin", "ts_end"), "value"),
+                "bolus": (("ts_begin",), "dose"), "meal": (("ts",), "carbs"), "finger_stick": (("ts",), "value")}
+
+
 def build_grid(events: dict[str, pd.DataFrame], path: Path, notes: list[str]) -> pd.DataFrame:
     """The 5-minute grid from the first to the last CGM reading of one file."""
     glucose = _glucose_grid(events["glucose_level"], path, notes)
+    events = {**events, **{name: _usable(events[name], times, value, path, name, notes)
+                           for name, (times, value) in _GRID_FIELDS.items()}}
     index = pd.date_range(glucose.index[0], glucose.index[-1], freq=GRID)
     grid = pd.DataFrame(index=index)
     grid["glucose"] = glucose.reindex(index)

@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from data_provider.data_factory import Scaler
+from data_provider.data_factory import Scaler, description
 from exp.config import RunConfig
+from exp.trainer import load_trainable_state
+from models import build_model
 from utils.errors import LLMTimeError
 from utils.io import atomic_path
 
@@ -41,4 +44,32 @@ def load_checkpoint(run_dir: str | Path) -> tuple[RunConfig, Scaler, dict[str, t
     if not isinstance(payload, dict) or not {"state", "config", "scaler"} <= set(payload):
         raise LLMTimeError(f"{path} is not an LLM-TIME checkpoint (missing state/config/scaler)")
     extra = {k: v for k, v in payload.items() if k not in ("state", "config", "scaler")}
-    return RunConfig.from_dict(payload["config"]), Scaler.from_dict(payload["scaler"]), payload["state"], extra
+    try:
+        cfg, scaler = RunConfig.from_dict(payload["config"]), Scaler.from_dict(payload["scaler"])
+    except (TypeError, KeyError, ValueError, AttributeError) as e:
+        raise LLMTimeError(f"{path} has a damaged config or scaler ({type(e).__name__}: {e})") from None
+    return cfg, scaler, payload["state"], extra
+
+
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Put a checkpoint's trainable weights into a freshly built model.
+
+    A mismatch means the checkpoint belongs to another configuration (a file copied between runs, or the backbone
+    behind ``--llm_path`` replaced since training); that is the user's to fix, so it is one line, not a traceback.
+    """
+    try:
+        load_trainable_state(model, state)
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LLMTimeError(
+            f"the weights in {source} do not fit the model its config describes ({first}); "
+            "was the file copied from another run, or the backbone behind --llm_path replaced?"
+        ) from None
+
+
+def rebuild_model(run_dir: str | Path) -> tuple[RunConfig, Scaler, nn.Module, dict[str, Any]]:
+    """(config, training scaler, model with the checkpoint's weights, extra fields) of a saved run."""
+    cfg, scaler, state, extra = load_checkpoint(run_dir)
+    model = build_model(cfg.model, cfg.data, scaler.glucose, description(cfg.data))
+    load_weights(model, state, run_dir)
+    return cfg, scaler, model, extra

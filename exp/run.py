@@ -5,6 +5,7 @@ Callable in-process (the comparison runner and distillation use it) as well as f
 
 from __future__ import annotations
 
+import json
 import platform
 import subprocess
 import time
@@ -18,15 +19,16 @@ import torch
 from torch import nn
 
 from data_provider.data_factory import Splits, build_splits, make_loader
-from exp.checkpoint import save_checkpoint
+from exp.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from exp.config import RunConfig
 from exp.evaluation import forecasts_mgdl, score, write_outputs
 from exp.trainer import FitResult, Objective, Trainer, count_parameters, forecast_objective
 from models import build_model, model_uses_llm
-from models.backbones import safe_name
+from models.backbones import resolve_backbone, safe_name
 from utils.io import write_json
 from utils.metrics import summary_row
-from utils.results import append_row
+from utils.errors import LLMTimeError
+from utils.results import append_row, check_appendable
 from utils.seed import seed_everything
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -66,14 +68,55 @@ def provenance() -> dict[str, Any]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
+    commit, dirty = _git("rev-parse", "HEAD"), _git("status", "--porcelain", "--untracked-files=no")
+    return {"packages": versions, "git_commit": commit or None,
+            # a commit alone does not say what ran when tracked files had uncommitted edits
+            "git_dirty": None if commit is None else bool(dirty),
+            "python": platform.python_version(), "machine": platform.machine(), "cuda": torch.cuda.is_available()}
+
+
+def _git(*args: str) -> Optional[str]:
+    """A git command's output in the repository, or None where git or the repository is unavailable."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
-        ).stdout.strip() or None
+        done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {"packages": versions, "git_commit": commit, "python": platform.python_version(),
-            "machine": platform.machine(), "cuda": torch.cuda.is_available()}
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+# Settings a --resume may change: where outputs go and how data are fed, never what is computed.
+RESUME_FREE = {"is_training", "checkpoint", "input", "output", "checkpoints", "results_csv", "train.resume",
+               "train.num_workers"}
+
+
+def check_resumable(run_dir: Path, cfg: RunConfig) -> None:
+    """--resume continues only the configuration that wrote the run folder; any other would mix two runs."""
+    saved = run_dir / "config.json"
+    if not (run_dir / "last.pt").is_file() or not saved.is_file():
+        return
+    try:
+        old = _flat(json.loads(saved.read_text()))
+    except (OSError, ValueError):
+        raise LLMTimeError(f"{saved} is unreadable: rerun without --resume to start {run_dir.name} afresh") from None
+    new = _flat(json.loads(json.dumps(cfg.to_dict(), default=str)))
+    changed = [f"{k} {old[k]!r} -> {new[k]!r}" for k in new if k in old and k not in RESUME_FREE and old[k] != new[k]]
+    if changed:
+        raise LLMTimeError(
+            f"--resume: {run_dir} was trained with other settings ({'; '.join(changed[:3])}); "
+            "restore them, or rerun without --resume to start afresh"
+        )
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if k in ("provenance", "weights_source") and not prefix:
+            continue
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def weights_source(model: nn.Module) -> str:
@@ -89,12 +132,23 @@ def train_and_test(
 ) -> RunResult:
     """Train on the training windows, select on validation, test the best weights once on every test window."""
     t_start = time.perf_counter()
+    if model is None and uses_llm(cfg):  # uses_llm resolves the model name: typos fail before data loading
+        resolve_backbone(cfg.model.llm_model)
     seed_everything(cfg.train.seed)
     splits = splits or build_splits(cfg.data)
     if model is None:
         model = build_model(cfg.model, cfg.data, splits.scaler.glucose, splits.description)
     run_dir = Path(cfg.checkpoints) / (name or run_name(cfg))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LLMTimeError(
+            f"cannot create run folder {run_dir} ({e.strerror}): pass --checkpoints a writable folder"
+        ) from None
+    results_csv = Path(cfg.results_csv or Path(cfg.checkpoints) / "results.csv")
+    check_appendable(results_csv)  # fail now, not after hours of training
+    if cfg.train.resume:
+        check_resumable(run_dir, cfg)
     write_json(run_dir / "config.json", {**cfg.to_dict(), "provenance": provenance(),
                                           "weights_source": weights_source(model)})
     if hasattr(model, "fit_closed_form"):
@@ -128,15 +182,12 @@ def train_and_test(
     row = results_row(cfg, run_dir, model, metrics, fit, trainable, total, len(splits.test) / max(test_seconds, 1e-9),
                       time.perf_counter() - t_start, splits)
     write_json(run_dir / "metrics.json", {"summary": row, "fit": fit.__dict__, **metrics})
-    append_row(cfg.results_csv or Path(cfg.checkpoints) / "results.csv", row)
+    append_row(results_csv, row)
     return RunResult(run_dir, metrics, row, final_model, splits)
 
 
 def evaluate_saved(run_dir: str | Path, overrides: Optional[RunConfig] = None) -> RunResult:
     """Rebuild a saved run's model from its checkpoint and score it again on its test windows."""
-    from exp.checkpoint import load_checkpoint
-    from exp.trainer import load_trainable_state
-
     cfg, scaler, state, _ = load_checkpoint(run_dir)
     if overrides is not None:
         cfg.train.eval_batch_size = overrides.train.eval_batch_size
@@ -144,7 +195,7 @@ def evaluate_saved(run_dir: str | Path, overrides: Optional[RunConfig] = None) -
     seed_everything(cfg.train.seed)
     splits = build_splits(cfg.data, scaler=scaler)
     model = build_model(cfg.model, cfg.data, scaler.glucose, splits.description)
-    load_trainable_state(model, state)
+    load_weights(model, state, run_dir)
     trainer = Trainer(cfg.train, model)
     pred, index = trainer.predict(make_loader(splits.test, cfg.train.eval_batch_size, shuffle=False, seed=0))
     forecast = forecasts_mgdl(pred, index, splits.test, scaler)

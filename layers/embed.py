@@ -7,7 +7,7 @@ their own. Each patch becomes a ``d_model`` token through a 1-D convolution over
 
 from __future__ import annotations
 
-import torch.nn.functional as F
+import torch
 from torch import Tensor, nn
 
 from utils.errors import LLMTimeError
@@ -21,6 +21,18 @@ def n_patches(seq_len: int, patch_len: int, stride: int) -> int:
             "use 1 <= patch_len <= seq_len + stride and stride >= 1"
         )
     return (seq_len - patch_len) // stride + 2
+
+
+def patchify(x: Tensor, patch_len: int, stride: int) -> Tensor:
+    """[B, L] series -> [B, n_patches, patch_len] overlapping patches, after repeating the last value ``stride`` times.
+
+    Written as cat + gather rather than replicate padding + unfold, with the same values, because the TorchScript
+    ONNX exporter cannot trace unfold once the batch axis is dynamic.
+    """
+    padded = torch.cat([x, x[:, -1:].expand(-1, stride)], dim=1)  # [B, L + stride]
+    count = (x.shape[1] + stride - patch_len) // stride + 1
+    index = torch.arange(count, device=x.device)[:, None] * stride + torch.arange(patch_len, device=x.device)
+    return padded[:, index]
 
 
 class PatchEmbedding(nn.Module):
@@ -37,7 +49,6 @@ class PatchEmbedding(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        padded = F.pad(x.unsqueeze(1), (0, self.stride), mode="replicate").squeeze(1)  # [B, L + stride]
-        patches = padded.unfold(-1, self.patch_len, self.stride)  # [B, N, patch_len]
+        patches = patchify(x, self.patch_len, self.stride)  # [B, N, patch_len]
         tokens = self.token(patches.transpose(1, 2)).transpose(1, 2)  # [B, N, d_model]
         return self.dropout(tokens)

@@ -30,11 +30,18 @@ class Reprogramming(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, patches: Tensor, prototypes: Tensor) -> Tensor:
-        b, n, _ = patches.shape
+        return self.attend(patches, *self.project(prototypes))
+
+    def project(self, prototypes: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values [S, H, E] of the prototypes: shared by the whole batch, so a caller that holds the
+        prototypes fixed (inference) can compute them once instead of once per batch."""
         s = prototypes.shape[0]
+        return self.key(prototypes).view(s, self.n_heads, -1), self.value(prototypes).view(s, self.n_heads, -1)
+
+    def attend(self, patches: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """[B, N, d_model] patches over prototype keys/values from ``project`` -> [B, N, d_llm]."""
+        b, n, _ = patches.shape
         q = self.query(patches).view(b, n, self.n_heads, -1)  # [B, N, H, E]
-        k = self.key(prototypes).view(s, self.n_heads, -1)  # [S, H, E], shared by the whole batch
-        v = self.value(prototypes).view(s, self.n_heads, -1)
         scores = torch.einsum("bnhe,she->bhns", q, k) / math.sqrt(q.shape[-1])
         weights = self.dropout(torch.softmax(scores, dim=-1))
         mixed = torch.einsum("bhns,she->bnhe", weights, v).reshape(b, n, -1)

@@ -11,6 +11,11 @@ from typing import Callable
 from torch import nn
 
 from exp.config import DataConfig, ModelConfig
+from models.ablations import TimeLLM_LLM2Attn, TimeLLM_LLM2Trsf, TimeLLM_woLLM
+from models.dlinear import DLinear
+from models.patchtst import PatchTST
+from models.persistence import Persistence
+from models.ridge import Ridge
 from models.time_llm import TimeLLM
 from utils.errors import LLMTimeError
 
@@ -18,6 +23,13 @@ ModelBuilder = Callable[[ModelConfig, DataConfig, tuple[float, float], str], nn.
 
 MODELS: dict[str, ModelBuilder] = {
     "TimeLLM": TimeLLM,
+    "TimeLLM_woLLM": TimeLLM_woLLM,
+    "TimeLLM_LLM2Attn": TimeLLM_LLM2Attn,
+    "TimeLLM_LLM2Trsf": TimeLLM_LLM2Trsf,
+    "Persistence": Persistence,
+    "Ridge": Ridge,
+    "DLinear": DLinear,
+    "PatchTST": PatchTST,
 }
 
 

@@ -13,16 +13,28 @@ therefore laid out as [its prompt][its patches][padding] with an attention mask 
 then sit at positions 0..len-1 exactly as if the window ran alone, for absolute, learned and rotary positions
 alike, and padding embeddings are zero so MobileBERT's trigram input (which looks one token ahead) sees the same
 zeros past the last patch as an unpadded sequence does.
+
+Speed, with outputs unchanged (each checked against the plain computation in tests/test_fast_path.py):
+
+* Outside training the prototypes and their reprogramming keys/values (a 1000 x vocab x width product and two
+  1000-row projections) are computed once and reused until a tensor they depend on changes; at batch 1 these
+  would otherwise cost more than a small backbone.
+* Decoder backbones (GPT-2, OPT, LLaMA) attend causally, so the prompt's constant prefix (description and task,
+  up to the first per-window number) never sees what follows it: its per-layer keys/values and hidden states are
+  computed once and every batch runs only the rest of its sequence against them (``cache_prompt_prefix``).
+  Encoders attend both ways, so their prefix changes with each window and is not cached.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Iterator, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from transformers import DynamicCache
 
 from exp.config import DataConfig, ModelConfig
 from layers.embed import PatchEmbedding, n_patches
@@ -34,6 +46,8 @@ from models.prompt import PromptBuilder
 from utils.errors import LLMTimeError
 
 BACKBONE_PREFIX = "backbone."
+# Families with causal attention: a prompt prefix there never sees later tokens, so its states can be reused.
+CAUSAL_FAMILIES = frozenset({"gpt2", "opt", "llama"})
 
 
 class TimeLLM(nn.Module):
@@ -80,7 +94,10 @@ class TimeLLM(nn.Module):
                           data_cfg.pred_len, m.top_k, scaler)
             if m.use_prompt else None
         )
-        self._prototype_cache: tuple[tuple, Tensor] | None = None
+        self._prototype_cache: tuple[tuple, dict[str, object]] | None = None
+        # Public switch (the benchmark measures both ways; export turns it off to keep the graph a single pass).
+        self.cache_prompt_prefix = self.backbone_row.family in CAUSAL_FAMILIES and self.prompt is not None
+        self._prefix_cache: tuple[tuple, _PrefixStates] | None = None
 
     # --- parameters and checkpoints -------------------------------------------------------------------------------
 
@@ -125,17 +142,20 @@ class TimeLLM(nn.Module):
 
     # --- forward ----------------------------------------------------------------------------------------------------
 
-    def forward(self, x: Tensor, return_hidden: bool = False) -> Union[Tensor, tuple[Tensor, list[Tensor]]]:
+    def forward(self, x: Tensor, return_hidden: bool = False,
+                prompt: tuple[Tensor, Tensor] | None = None) -> Union[Tensor, tuple[Tensor, list[Tensor]]]:
         """[B, seq_len, C] -> [B, pred_len]; with return_hidden also the patch positions' hidden states per layer.
 
         The hidden list has the embedding output first, then one [B, n_patches, hidden_width] tensor per layer.
+        ``prompt`` takes the (ids, lengths) that ``self.prompt(x)`` would build (ids may carry extra zero columns):
+        exported graphs (utils/export.py) get them as inputs because the prompt is assembled outside the graph.
         """
         if x.dim() != 3 or x.shape[1] != self.seq_len:
             raise ValueError(f"expected [B, {self.seq_len}, C] inputs, got {list(x.shape)}")
         glucose, stats = self.revin.normalize(x[..., :1])
         patches = self.patch_embedding(glucose[..., 0])
-        tokens = self.reprogramming(patches, self.prototypes())
-        inputs, mask, positions = self._layout(x, tokens)
+        tokens = self.reprogramming.attend(patches, *self.prototype_keys_values())
+        inputs, mask, positions = self._layout(x, tokens, prompt)
         last, hidden = self.encode(inputs, mask, return_hidden)
         features = _take(last, positions)[..., : self.d_ff]
         pred = self.revin.denormalize(self.head(features).unsqueeze(-1), stats).squeeze(-1)
@@ -150,43 +170,91 @@ class TimeLLM(nn.Module):
         The only place the language model runs, so the ablations (models/ablations.py) swap it out by overriding
         this method while the rest of the pipeline stays identical.
         """
+        if self.cache_prompt_prefix:
+            return self._encode_after_prefix(inputs, mask, return_hidden)
         out = self.backbone(inputs_embeds=inputs, attention_mask=mask, output_hidden_states=return_hidden,
                             **self.forward_kwargs)
         return out.last_hidden_state, (out.hidden_states if return_hidden else None)
 
-    def prototypes(self) -> Tensor:
-        """[num_tokens, embed_dim] text prototypes: a learned linear mix of the frozen vocabulary embeddings.
+    def _encode_after_prefix(self, inputs: Tensor, mask: Tensor | None,
+                             return_hidden: bool) -> tuple[Tensor, Union[list[Tensor], None]]:
+        """``encode`` for causal backbones: the constant prompt prefix comes from cache, the rest of each sequence
+        runs against its keys/values. The prefix states are concatenated back, so callers see every position."""
+        c = self.prompt.constant_length
+        prefix = self._prefix_states(inputs[:1, :c])
+        batch = inputs.shape[0]
+        cache = DynamicCache([(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in prefix.kv])
+        # The layout's mask already spans prefix + rest (the prefix is all real tokens); positions continue at c.
+        out = self.backbone(inputs_embeds=inputs[:, c:], attention_mask=mask, past_key_values=cache,
+                            output_hidden_states=return_hidden, **{**self.forward_kwargs, "use_cache": True})
+        last = torch.cat([prefix.last.expand(batch, -1, -1), out.last_hidden_state], dim=1)
+        if not return_hidden:
+            return last, None
+        return last, [torch.cat([p.expand(batch, -1, -1), h], dim=1) for p, h in zip(prefix.hidden, out.hidden_states)]
 
-        The mix costs a (num_tokens x vocab x embed_dim) product, so outside training it is computed once and reused
-        until any tensor it depends on changes (optimizer step, load_state_dict, .to()) or autocast's precision
-        does. Where gradients could flow
-        into the mapping, it is always recomputed so autograd sees it.
+    def _prefix_states(self, prefix: Tensor) -> "_PrefixStates":
+        """The backbone's states for the [1, c, width] constant prompt prefix, computed once per backbone weights,
+        precision and device (the prefix tokens themselves never change)."""
+        device = prefix.device.type
+        autocast = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+        key = (autocast, prefix.dtype, prefix.device, prefix.shape[1],
+               *((p.data_ptr(), p._version) for p in self.backbone.parameters()))
+        if self._prefix_cache is None or self._prefix_cache[0] != key:
+            with torch.no_grad():
+                out = self.backbone(inputs_embeds=prefix, output_hidden_states=True,
+                                    **{**self.forward_kwargs, "use_cache": True})
+            kv = tuple((layer.keys, layer.values) for layer in out.past_key_values.layers)
+            self._prefix_cache = (key, _PrefixStates(kv, out.last_hidden_state, tuple(out.hidden_states)))
+        return self._prefix_cache[1]
+
+    def prototypes(self) -> Tensor:
+        """[num_tokens, embed_dim] text prototypes: a learned linear mix of the frozen vocabulary embeddings."""
+        return self._cached("prototypes", self._compute_prototypes)
+
+    def prototype_keys_values(self) -> tuple[Tensor, Tensor]:
+        """The reprogramming's keys and values of the prototypes ([num_tokens, heads, d_keys] each)."""
+        return self._cached("keys_values", lambda: self.reprogramming.project(self.prototypes()))
+
+    def _cached(self, name: str, compute):
+        """``compute()``, reused outside training until a tensor it depends on changes.
+
+        The prototypes cost a (num_tokens x vocab x embed_dim) product, so outside training they (and their keys
+        and values) are computed once and reused until any input tensor changes (optimizer step, load_state_dict,
+        .to()) or autocast's precision does. Where gradients could flow into them, they are always recomputed so
+        autograd sees them.
         """
-        if self.training or (torch.is_grad_enabled() and self.mapping.weight.requires_grad):
+        inputs = self._prototype_inputs()
+        if self.training or (torch.is_grad_enabled() and any(t.requires_grad for t in inputs)):
             self._prototype_cache = None
-            return self._compute_prototypes()
+            return compute()
         device = self.mapping.weight.device.type
         autocast = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
-        key = (autocast, *((id(t), t._version, t.data_ptr(), t.dtype, t.device) for t in self._prototype_inputs()))
+        key = (autocast, *((id(t), t._version, t.data_ptr(), t.dtype, t.device) for t in inputs))
         if self._prototype_cache is None or self._prototype_cache[0] != key:
+            self._prototype_cache = (key, {})
+        values = self._prototype_cache[1]
+        if name not in values:
             with torch.no_grad():
-                self._prototype_cache = (key, self._compute_prototypes())
-        return self._prototype_cache[1]
+                values[name] = compute()
+        return values[name]
 
-    def _prototype_inputs(self) -> tuple[Tensor, Tensor, Tensor]:
-        return self.mapping.weight, self.mapping.bias, self.backbone.get_input_embeddings().weight
+    def _prototype_inputs(self) -> tuple[Tensor, ...]:
+        r = self.reprogramming
+        return (self.mapping.weight, self.mapping.bias, self.backbone.get_input_embeddings().weight,
+                r.key.weight, r.key.bias, r.value.weight, r.value.bias)
 
     def _compute_prototypes(self) -> Tensor:
         vocab = self.backbone.get_input_embeddings().weight  # [V, E]
         return F.linear(vocab.t(), self.mapping.weight, self.mapping.bias).t()
 
-    def _layout(self, x: Tensor, tokens: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
+    def _layout(self, x: Tensor, tokens: Tensor,
+                prompt: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor | None, Tensor]:
         """Per window [prompt][patches][zero padding]: (inputs_embeds, attention mask or None, patch positions)."""
         batch, n, width = tokens.shape
         steps = torch.arange(n, device=tokens.device)
         if self.prompt is None:
             return tokens, None, steps.expand(batch, n)
-        ids, lengths = self.prompt(x)
+        ids, lengths = self.prompt(x) if prompt is None else prompt
         with torch.no_grad():
             prompt = self.backbone.get_input_embeddings()(ids).to(tokens.dtype)
         p_max = ids.shape[1]
@@ -201,8 +269,19 @@ class TimeLLM(nn.Module):
         start = lengths[:, None]
         index = torch.where(t < start, t, torch.where(t < start + n, p_max + t - start, p_max + n))
         inputs = source.gather(1, index.unsqueeze(-1).expand(batch, total, width))
-        mask = (t < start + n).long() if bool((lengths != lengths[0]).any()) else None
+        # A mask only where some window is shorter than the widest prompt slot (a given prompt may be wider still).
+        mask = (t < start + n).long() if bool((lengths != p_max).any()) else None
         return inputs, mask, start + steps
+
+
+@dataclass(frozen=True)
+class _PrefixStates:
+    """A causal backbone's states for the constant prompt prefix ([1, ...] each): per-layer (keys, values), the
+    last hidden state and every layer's hidden states."""
+
+    kv: tuple[tuple[Tensor, Tensor], ...]
+    last: Tensor
+    hidden: tuple[Tensor, ...]
 
 
 def _take(hidden: Tensor, positions: Tensor) -> Tensor:

@@ -149,9 +149,9 @@ def test_prompt_switches(tiny_backbones):
     no_domain = tiny_model(tiny_backbones, prompt_domain=False)
     with_domain = tiny_model(tiny_backbones)
     text = render(no_domain.prompt.pieces, no_domain.prompt.statistics(x), 0)
-    assert text.startswith("Task: forecast the next 30 minutes given the previous 120 minutes.")
+    assert text.startswith("Forecast next 30 minutes from past 120 minutes; mg/dL min ")
     assert render(with_domain.prompt.pieces, with_domain.prompt.statistics(x), 0).startswith(
-        "Simulated adults with type 1 diabetes; CGM every 5 minutes. Task:")
+        "Simulated adults with type 1 diabetes; CGM every 5 minutes. Forecast next")
 
 
 def _reference_stats(values: list[float], top_k: int) -> tuple[int, int, int, bool, list[int]]:

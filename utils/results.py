@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 import pandas as pd
 
+from utils.errors import LLMTimeError
 from utils.io import atomic_path
 
 
@@ -29,10 +30,33 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _read(path: Path) -> pd.DataFrame:
+    if path.is_dir():
+        raise LLMTimeError(f"results CSV {path} is a folder: pass --results_csv a file name")
+    if not path.is_file() or not path.stat().st_size:
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError, OSError) as e:  # pandas' parser errors are ValueErrors
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LLMTimeError(
+            f"results CSV {path} is not a readable CSV ({first}): move it aside or pass another --results_csv"
+        ) from None
+
+
+def check_appendable(path: str | os.PathLike) -> None:
+    """Raise now if a row could not be appended to ``path`` later, so a long run does not end in a lost row."""
+    path = Path(path)
+    try:
+        with locked(path):
+            _read(path)
+    except OSError as e:
+        raise LLMTimeError(f"cannot write results CSV {path} ({e.strerror}): pass another --results_csv") from None
+
+
 def append_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
     path = Path(path)
     with locked(path):
-        frame = pd.read_csv(path) if path.is_file() and path.stat().st_size else pd.DataFrame()
-        frame = pd.concat([frame, pd.DataFrame([row])], ignore_index=True)
+        frame = pd.concat([_read(path), pd.DataFrame([row])], ignore_index=True)
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False)

@@ -1,0 +1,265 @@
+"""Compare teacher -> student pairs: run the distillation pipeline for each pair and summarise the trade-offs.
+
+    python -m scripts.distillation_comparison --mode quick --patients 1001 --epochs 2
+    python -m scripts.distillation_comparison --custom-pairs "BERT,TinyBERT" "MiniLM,MiniLM:2" --llm-weights random
+    python -m scripts.distillation_comparison --summarise docs/results/distillation_minilm.csv
+
+Every pair goes through ``distillation.pipeline.run_pipeline`` with the same settings, so each row of the pairs CSV
+is a pipeline row. The summary (CSV, Markdown, printed) averages each pair over its patients and names the best
+overall pair (lowest distilled RMSE at 30 min), the fastest (lowest student CPU latency at batch 1), the smallest
+(fewest student parameters) and the best retention (teacher RMSE / distilled RMSE at 30 min); a PNG plots RMSE
+against latency. Finished pair/patient rows are skipped and shared teachers are trained once, so a long comparison
+can be interrupted and restarted with the same command.
+
+``--paths ROW=DIR`` points a backbone row at a local save_pretrained folder (weights and tokenizer), for rows whose
+real weights are not in the Hugging Face cache; the CSV records the folder as the weights source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from distillation.pipeline import (
+    NO_REGRESSION_TEMPERATURE,
+    PipelineConfig,
+    OneLineErrorParser,
+    add_common_arguments,
+    common_kwargs,
+    plan,
+    run_pipeline,
+)
+from models.backbones import BACKBONES, resolve_backbone
+from utils.errors import USER_ERROR_EXIT, LLMTimeError
+from utils.io import atomic_path, write_text
+from utils.plots import plot_scatter
+
+QUICK = (("BERT", "BERT-tiny"), ("BERT", "TinyBERT"), ("DistilBERT", "MiniLM"))
+BALANCED = (
+    ("BERT", "TinyBERT"), ("ALBERT", "BERT-tiny"), ("BERT", "MiniLM"), ("BERT", "BERT-tiny"),
+    ("DistilBERT", "BERT-tiny"), ("DistilBERT", "MobileBERT"), ("ALBERT", "MobileBERT"), ("GPT2", "TinyBERT"),
+)
+MODES = ("quick", "balanced", "all")
+PAIR_COLUMNS = ["teacher", "student", "teacher_layers", "student_layers", "teacher_weights", "student_weights"]
+SUMMARY_METRICS = [
+    "teacher_rmse_30", "baseline_rmse_30", "distilled_rmse_30", "teacher_rmse_60", "baseline_rmse_60",
+    "distilled_rmse_60", "distilled_clarke_ab_30", "retention_30", "retention_60", "agreement_30", "agreement_60",
+    "student_params_total", "student_size_mb", "teacher_params_total", "teacher_latency_b1_ms",
+    "student_latency_b1_ms", "speedup_b1", "teacher_latency_b64_ms", "student_latency_b64_ms", "speedup_b64",
+    "alpha", "beta", "gamma",
+]
+
+
+Pair = tuple[str, Optional[int], str, Optional[int]]  # teacher row, teacher layers, student row, student layers
+
+
+def all_pairs() -> list[tuple[str, str]]:
+    """Every teacher x student combination the backbone table marks (a row never distils into itself)."""
+    return [(t.name, s.name) for t in BACKBONES if t.teacher for s in BACKBONES if s.student and s is not t]
+
+
+def _member(text: str) -> tuple[str, Optional[int]]:
+    """'MiniLM' -> ('MiniLM', None); 'MiniLM:2' -> ('MiniLM', 2): a row, optionally cut to its first layers."""
+    name, _, layers = text.strip().partition(":")
+    if layers and not layers.isdigit():
+        raise LLMTimeError(f"{text!r}: write ROW or ROW:LAYERS (e.g. MiniLM:2)")
+    return resolve_backbone(name).name, int(layers) if layers else None
+
+
+def parse_pairs(mode: Optional[str], custom: Optional[Sequence[str]]) -> list[Pair]:
+    if custom:
+        pairs = []
+        for item in custom:
+            parts = item.split(",")
+            if len(parts) != 2:
+                raise LLMTimeError(f"--custom-pairs item {item!r} is not 'TEACHER,STUDENT'")
+            (t, tl), (s, sl) = _member(parts[0]), _member(parts[1])
+            pairs.append((t, tl, s, sl))
+        return pairs
+    named = {"quick": QUICK, "balanced": BALANCED, "all": all_pairs()}[mode or "quick"]
+    return [(t, None, s, None) for t, s in named]
+
+
+def parse_paths(items: Optional[Sequence[str]]) -> dict[str, str]:
+    """['BERT=/weights/bert', ...] -> {'BERT': '/weights/bert'} keyed by canonical row name."""
+    paths = {}
+    for item in items or ():
+        name, sep, folder = item.partition("=")
+        if not sep or not folder:
+            raise LLMTimeError(f"--paths item {item!r} is not ROW=DIR")
+        if not Path(folder).is_dir():
+            raise LLMTimeError(f"--paths {item}: {folder} is not a folder")
+        paths[resolve_backbone(name).name] = folder
+    return paths
+
+
+def pair_config(pair: Pair, base: dict[str, Any], epochs: int, paths: dict[str, str], csv: Path) -> PipelineConfig:
+    teacher, t_layers, student, s_layers = pair
+    return PipelineConfig(
+        teacher=teacher, student=student, teacher_layers=t_layers, student_layers=s_layers,
+        teacher_path=paths.get(teacher), student_path=paths.get(student),
+        teacher_epochs=epochs, student_epochs=epochs, distill_epochs=epochs, csv=str(csv), **base,
+    )
+
+
+def member_label(name: str, layers: int) -> str:
+    """A row name, with -L<n> where the loaded backbone has another depth than the table's (a cut or a local copy)."""
+    depth = {r.name: r.depth for r in BACKBONES}.get(name)
+    return name if int(layers) == depth else f"{name}-L{int(layers)}"
+
+
+def pair_label(row: pd.Series) -> str:
+    """'BERT→TinyBERT', with layer cuts and a (random) mark where either backbone has random weights."""
+    random = "random" in (str(row["teacher_weights"]), str(row["student_weights"]))
+    return (f"{member_label(row['teacher'], row['teacher_layers'])}→"
+            f"{member_label(row['student'], row['student_layers'])}" + (" (random)" if random else ""))
+
+
+# --- summary -----------------------------------------------------------------------------------------------------
+
+
+def summarise(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per pair (means over its patients) with the best overall / fastest / smallest / retention picks."""
+    if rows.empty:
+        raise LLMTimeError("no pipeline rows to summarise")
+    rows = rows.copy()
+    rows["pair"] = rows.apply(pair_label, axis=1)
+    grouped = rows.groupby(["pair", *PAIR_COLUMNS], sort=False, dropna=False)
+    summary = grouped[[c for c in SUMMARY_METRICS if c in rows]].mean(numeric_only=True).reset_index()
+    summary.insert(1, "patients", grouped["patient"].apply(lambda p: " ".join(map(str, p))).to_numpy())
+    picks = {
+        "best overall": summary["distilled_rmse_30"].idxmin(),
+        "fastest": summary["student_latency_b1_ms"].idxmin(),
+        "smallest": summary["student_params_total"].idxmin(),
+        "best retention": summary["retention_30"].idxmax(),
+    }
+    summary["picks"] = [", ".join(k for k, i in picks.items() if i == j) for j in summary.index]
+    return summary
+
+
+def markdown(summary: pd.DataFrame) -> str:
+    """A Markdown table of the pairs plus one line per pick."""
+    cols = [("pair", "pair"), ("patients", "patients"), ("teacher_rmse_30", "teacher RMSE30"),
+            ("baseline_rmse_30", "baseline RMSE30"), ("distilled_rmse_30", "distilled RMSE30"),
+            ("distilled_rmse_60", "distilled RMSE60"), ("retention_30", "retention30"),
+            ("agreement_30", "agree30 %"), ("student_params_total", "student params"),
+            ("student_latency_b1_ms", "student ms (b1)"), ("speedup_b1", "speed-up (b1)"), ("picks", "picks")]
+    lines = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in summary.iterrows():
+        lines.append("| " + " | ".join(_cell(r[c]) for c, _ in cols) + " |")
+    lines.append("")
+    for pick, key, unit in (("best overall", "distilled_rmse_30", "mg/dL distilled RMSE30"),
+                            ("fastest", "student_latency_b1_ms", "ms per window at batch 1"),
+                            ("smallest", "student_params_total", "student parameters"),
+                            ("best retention", "retention_30", "teacher/distilled RMSE30")):
+        r = summary[summary["picks"].str.contains(pick)].iloc[0]
+        lines.append(f"- **{pick.capitalize()}**: {r['pair']} ({_cell(r[key])} {unit})")
+    if summary["pair"].str.contains(r"\(random\)").any():
+        lines.append("- Pairs marked (random) use untrained backbone weights: they measure the architecture, "
+                     "not a pretrained language model.")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, (float, np.floating)):
+        return "-" if np.isnan(v) else (f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.2f}")
+    if isinstance(v, (int, np.integer)):
+        return f"{v:,}"
+    return str(v)
+
+
+def write_reports(rows_csv: Path) -> tuple[pd.DataFrame, str]:
+    """Summary CSV, Markdown and the RMSE-vs-latency chart next to the pairs CSV; returns (summary, markdown)."""
+    if not rows_csv.is_file():
+        raise LLMTimeError(f"{rows_csv} does not exist: run the comparison (or the pipeline) first")
+    rows = pd.read_csv(rows_csv, dtype={"patient": str})
+    summary = summarise(rows)
+    stem = rows_csv.with_suffix("")
+    with atomic_path(f"{stem}_summary.csv") as tmp:
+        summary.to_csv(tmp, index=False)
+    text = markdown(summary)
+    write_text(f"{stem}_summary.md", text)
+    teachers = rows.groupby(["teacher", "teacher_layers", "teacher_weights"], sort=False)[
+        ["teacher_latency_b1_ms", "teacher_rmse_30"]].mean().reset_index()
+    labels = [pair + " (distilled)" for pair in summary["pair"]]
+    labels += [member_label(r.teacher, r.teacher_layers) + (" (random)" if r.teacher_weights == "random" else "")
+               + " (teacher)" for r in teachers.itertuples()]
+    plot_scatter(
+        np.r_[summary["student_latency_b1_ms"], teachers["teacher_latency_b1_ms"]],
+        np.r_[summary["distilled_rmse_30"], teachers["teacher_rmse_30"]],
+        labels, f"{stem}.png", "Distillation: accuracy against CPU latency",
+        "CPU latency per forecast, batch 1 (ms)", "RMSE at 30 min (mg/dL)",
+    )
+    return summary, text
+
+
+# --- command line ----------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineErrorParser(
+        prog="python -m scripts.distillation_comparison",
+        description="Run the distillation pipeline for several teacher -> student pairs and summarise accuracy, "
+                    "latency, size and retention. " + NO_REGRESSION_TEMPERATURE,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    w = p.add_argument_group("pairs (one of)")
+    w.add_argument("--mode", choices=MODES, default=None,
+                   help="quick: " + ", ".join("→".join(x) for x in QUICK) + "; balanced: "
+                        + ", ".join("→".join(x) for x in BALANCED) + "; all: every teacher x student of the table")
+    w.add_argument("--custom-pairs", nargs="+", default=None, metavar="TEACHER,STUDENT",
+                   help="pairs such as 'BERT,TinyBERT' or 'MiniLM,MiniLM:2' (ROW:LAYERS cuts a backbone)")
+    w.add_argument("--summarise", default=None, metavar="CSV",
+                   help="only write the summary and chart of an existing pairs/pipeline CSV")
+    p.add_argument("--epochs", type=int, default=10, help="epoch budget of every phase (teacher, baseline, distilled)")
+    p.add_argument("--paths", nargs="+", default=None, metavar="ROW=DIR",
+                   help="local save_pretrained folder of a backbone row (weights + tokenizer)")
+    add_common_arguments(p)
+    p.add_argument("--csv", default=None, help="pairs CSV (default <out>/distillation_pairs.csv); the summary, "
+                                               "Markdown and PNG are written next to it")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        chosen = [x is not None for x in (args.mode, args.custom_pairs, args.summarise)]
+        if sum(chosen) != 1:
+            raise LLMTimeError("give exactly one of --mode, --custom-pairs or --summarise")
+        if args.summarise:
+            print(write_reports(Path(args.summarise))[1], end="")
+            return 0
+        if args.epochs < 1:
+            raise LLMTimeError("--epochs must be >= 1")
+        pairs = parse_pairs(args.mode, args.custom_pairs)
+        paths = parse_paths(args.paths)
+        csv = Path(args.csv) if args.csv else Path(args.out) / "distillation_pairs.csv"
+        configs = [pair_config(pair, common_kwargs(args), args.epochs, paths, csv) for pair in pairs]
+        if args.dry_run:
+            layers = lambda n: f":{n}" if n else ""  # noqa: E731
+            print(f"{len(configs)} pair(s): " + ", ".join(
+                f"{c.teacher}{layers(c.teacher_layers)}→{c.student}{layers(c.student_layers)}" for c in configs))
+            for c in configs:
+                print(plan(c).split("\n[")[0])
+            return 0
+        for k, c in enumerate(configs, 1):
+            print(f"=== pair {k}/{len(configs)}: {c.teacher} -> {c.student}", flush=True)
+            run_pipeline(c)
+        print(write_reports(csv)[1], end="")
+        print(f"rows: {csv}")
+        return 0
+    except LLMTimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return USER_ERROR_EXIT
+    except KeyboardInterrupt:
+        print("interrupted: finished pairs and phases are reused when the same command runs again", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The teacher's forecasts and mapped hidden states, computed once per training window and reused every epoch.
+
+The teacher is frozen during distillation, and its dropout is off in eval mode, so its outputs for a window never
+change: running it again each epoch (and for each candidate of the weight search) would only multiply the most
+expensive forward pass. Entries are keyed by the dataset's window index (``batch['index']``), so any shuffling or
+batch size finds the right rows.
+
+Memory: hidden states take ``n_windows x n_patches x teacher_width x 2 bytes`` (float16) per mapped layer, already
+normalised, e.g. 12,000 windows x 12 patches x 768 x 5 layers ~ 1.1 GB. ``estimate_bytes`` lets callers refuse a
+cache above a budget before running anything; forecasts are kept in float32 (a few hundred KB).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from data_provider.data_factory import WindowDataset, make_loader
+from distillation.losses import normalise_hidden
+
+HIDDEN_DTYPE = torch.float16
+
+
+def estimate_bytes(n_windows: int, n_patches: int, width: int, n_layers: int, pred_len: int) -> int:
+    """Bytes a cache of this shape holds: float16 hidden states plus float32 forecasts."""
+    return n_windows * (n_patches * width * n_layers * 2 + pred_len * 4)
+
+
+@dataclass
+class TeacherCache:
+    """Teacher forecasts [N, H] (scaled units) and normalised hidden states [N, P, W] per mapped teacher layer."""
+
+    pred: Tensor
+    hidden: list[Tensor]
+    layers: tuple[int, ...]
+    windows_run: int = 0  # teacher forward passes, in windows: equals N when every window ran exactly once
+    seconds: float = 0.0
+    lookups: int = field(default=0, compare=False)
+
+    @classmethod
+    def build(
+        cls,
+        teacher: nn.Module,
+        dataset: WindowDataset,
+        layers: Sequence[int],
+        batch_size: int = 256,
+        autocast_dtype: Optional[torch.dtype] = None,
+    ) -> "TeacherCache":
+        """Run the frozen teacher once over every window of ``dataset`` (in eval mode, without gradients)."""
+        t0 = time.perf_counter()
+        layers = tuple(layers)
+        device = next(teacher.parameters()).device
+        n = len(dataset)
+        pred = torch.empty(n, dataset.pred_len)
+        hidden: list[Tensor] = []
+        run = 0
+        was_training = teacher.training
+        teacher.eval()
+        autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
+                    else contextlib.nullcontext())
+        try:
+            with torch.no_grad(), autocast:
+                for batch in make_loader(dataset, batch_size, shuffle=False, seed=0):
+                    index = batch["index"]
+                    x = batch["x"].to(device)
+                    if layers:
+                        out, states = teacher(x, return_hidden=True)
+                        if not hidden:
+                            hidden = [torch.empty(n, *states[l].shape[1:], dtype=HIDDEN_DTYPE) for l in layers]
+                        for store, l in zip(hidden, layers):
+                            store[index] = normalise_hidden(states[l]).to("cpu", HIDDEN_DTYPE)
+                    else:
+                        out = teacher(x)
+                    pred[index] = out.float().cpu()
+                    run += len(index)
+        finally:
+            teacher.train(was_training)
+        return cls(pred, hidden, layers, run, time.perf_counter() - t0)
+
+    @property
+    def nbytes(self) -> int:
+        return self.pred.numel() * self.pred.element_size() + sum(h.numel() * h.element_size() for h in self.hidden)
+
+    def lookup(self, index: Tensor, device: torch.device, hidden: bool = True) -> tuple[Tensor, list[Tensor]]:
+        """(teacher forecasts, teacher hidden states) of the windows ``index``, on ``device``."""
+        self.lookups += 1
+        idx = index.cpu()
+        pred = self.pred[idx].to(device)
+        states = [h[idx].to(device, torch.float32) for h in self.hidden] if hidden else []
+        return pred, states

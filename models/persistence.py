@@ -1,0 +1,26 @@
+"""Persistence: the last observed glucose value, repeated over the whole horizon.
+
+The floor every forecaster must beat. It has no parameters, so the runner skips gradient training and the
+"trainable parameters" column reads 0. Working in scaled units keeps the forecast bit-identical to the last input;
+the evaluator's mg/dL conversion is the same affine map it applies to every model.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from exp.config import DataConfig, ModelConfig
+
+
+class Persistence(nn.Module):
+    """[B, seq_len, C] -> [B, pred_len]: channel 0's last value at every step."""
+
+    uses_llm = False
+
+    def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: tuple[float, float],
+                 description: str) -> None:
+        super().__init__()
+        self.pred_len = data_cfg.pred_len
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x[:, -1, :1].repeat(1, self.pred_len)

@@ -1,0 +1,318 @@
+"""Distillation: loss terms, layer mapping, projections, the teacher cache, the pipeline CLI and the pair comparison.
+
+Everything runs on the tiny saved backbones from conftest and a one-patient simulated cohort (1 training day, 6 test
+hours), on one CPU thread: on a shared machine, multi-threaded passes of models this small mostly wait on each other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from data_provider.data_factory import build_splits, make_loader
+from data_provider.simulate import cohort_specs, generate_patient
+from distillation import compare, pipeline
+from distillation.losses import (
+    PROJECTION_PREFIX,
+    DistillationObjective,
+    DistillStudent,
+    LossWeights,
+    backbone_depth,
+    build_projections,
+    check_layer_map,
+    distillation_loss,
+    hidden_width,
+    normalise_hidden,
+    parse_grid,
+    parse_layer_map,
+    split_state,
+    uniform_layer_map,
+)
+from distillation.teacher_cache import TeacherCache, estimate_bytes
+from exp.config import DataConfig, ModelConfig, TrainConfig
+from exp.run import evaluate_saved
+from exp.trainer import Trainer, masked_mse
+from models.backbones import BACKBONES
+from models.time_llm import TimeLLM
+from utils.errors import USER_ERROR_EXIT, LLMTimeError
+
+TINY = dict(d_model=8, d_ff=16, n_heads=2, num_tokens=16)
+TINY_FLAGS = ["--d-model", "8", "--d-ff", "16", "--n-heads", "2", "--num-tokens", "16"]
+ROW_OF_FAMILY = {"bert": "BERT", "albert": "ALBERT", "mobilebert": "MobileBERT", "gpt2": "GPT2",
+                 "distilbert": "DistilBERT"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> Path:
+    """One simulated patient (1001): 1 day of training data, 6 hours of test data."""
+    root = tmp_path_factory.mktemp("distill_cohort")
+    generate_patient(cohort_specs(1, 1.0, 0.25, seed=1)[0], root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def splits(cohort):
+    return build_splits(DataConfig(root_path=str(cohort), max_train_windows=48, max_val_windows=24))
+
+
+def tiny(folders, family: str, splits, **overrides) -> TimeLLM:
+    torch.manual_seed(0)
+    cfg = ModelConfig(llm_model=ROW_OF_FAMILY[family], llm_path=str(folders[family]), **{**TINY, **overrides})
+    return TimeLLM(cfg, DataConfig(), splits.scaler.glucose, splits.description)
+
+
+# --- layer mapping and loss terms --------------------------------------------------------------------------------
+
+
+def test_uniform_layer_map_pairs_ends_with_ends():
+    assert uniform_layer_map(4, 12) == [(0, 0), (1, 3), (2, 6), (3, 9), (4, 12)]
+    assert uniform_layer_map(2, 6) == [(0, 0), (1, 3), (2, 6)]
+    assert uniform_layer_map(3, 2) == [(0, 0), (1, 1), (2, 1), (3, 2)]
+    assert uniform_layer_map(4, 2) == [(0, 0), (1, 1), (2, 1), (3, 2), (4, 2)]  # halves round up (0.5 -> 1)
+    assert uniform_layer_map(1, 1) == [(0, 0), (1, 1)]
+
+
+def test_explicit_layer_map_is_checked():
+    assert parse_layer_map("0:0, 1:3,2:6") == [(0, 0), (1, 3), (2, 6)]
+    for bad in ("0-0", "a:1", "1:2:3"):
+        with pytest.raises(LLMTimeError):
+            parse_layer_map(bad)
+    assert check_layer_map([(0, 0), (2, 6)], 2, 6) == [(0, 0), (2, 6)]
+    with pytest.raises(LLMTimeError, match="outside"):
+        check_layer_map([(3, 0)], 2, 6)
+    with pytest.raises(LLMTimeError, match="twice"):
+        check_layer_map([(1, 1), (1, 2)], 2, 6)
+
+
+def _loss_inputs(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    pred, y, t = (torch.randn(5, 12, generator=g) for _ in range(3))
+    mask = torch.rand(5, 12, generator=g) > 0.2
+    s_feats = [torch.randn(5, 12, 32, generator=g) for _ in range(2)]
+    t_feats = [torch.randn(5, 12, 32, generator=g) for _ in range(2)]
+    return pred, y, mask, t, s_feats, t_feats
+
+
+def test_each_zero_weight_switches_its_term_off():
+    pred, y, mask, t, s_feats, t_feats = _loss_inputs()
+    truth, teacher = masked_mse(pred, y, mask), masked_mse(pred, t, mask)
+    hidden = torch.stack([torch.nn.functional.mse_loss(a, b) for a, b in zip(s_feats, t_feats)]).mean()
+
+    loss, terms = distillation_loss(LossWeights(0.3, 0.7, 0.0), pred, y, mask, t, s_feats, t_feats)
+    assert torch.equal(loss, 0.3 * truth + 0.7 * teacher) and set(terms) == {"truth", "teacher"}
+    # gamma 0 needs no hidden states at all; beta 0 needs no teacher
+    assert torch.equal(distillation_loss(LossWeights(0.3, 0.7, 0.0), pred, y, mask, t)[0], 0.3 * truth + 0.7 * teacher)
+    assert torch.equal(distillation_loss(LossWeights(1.0, 0.0, 0.0), pred, y, mask)[0], truth)
+    assert torch.equal(distillation_loss(LossWeights(0.0, 1.0, 0.0), pred, y, mask, t)[0], teacher)
+    full, terms = distillation_loss(LossWeights(0.5, 0.5, 0.1), pred, y, mask, t, s_feats, t_feats)
+    assert torch.allclose(full, 0.5 * truth + 0.5 * teacher + 0.1 * hidden)
+    assert terms["hidden"] == pytest.approx(float(hidden))
+
+
+def test_weights_are_validated():
+    for bad in ((-1, 1, 0), (0, 0, 1), (1, float("nan"), 0)):
+        with pytest.raises(LLMTimeError):
+            LossWeights(*bad)
+    assert [w.as_tuple() for w in parse_grid("1,0,0; 0.5,0.5,0.1")] == [(1, 0, 0), (0.5, 0.5, 0.1)]
+    with pytest.raises(LLMTimeError):
+        parse_grid("1,0")
+
+
+def test_projection_shapes_for_every_pair_of_table_widths():
+    """Hidden states are hidden width (ALBERT 768, MobileBERT 512), never the embedding width (128)."""
+    x = {r.hidden_dim: torch.randn(2, 12, r.hidden_dim) for r in BACKBONES}
+    for student in BACKBONES:
+        for teacher in BACKBONES:
+            (proj,) = build_projections(student.hidden_dim, teacher.hidden_dim, 1)
+            assert proj(x[student.hidden_dim]).shape == (2, 12, teacher.hidden_dim)
+            assert isinstance(proj, torch.nn.Identity) == (student.hidden_dim == teacher.hidden_dim)
+
+
+@pytest.mark.parametrize("family", ["albert", "mobilebert", "gpt2"])
+def test_hidden_states_have_hidden_width_and_projections_learn(tiny_backbones, splits, family):
+    student = tiny(tiny_backbones, family, splits)
+    assert hidden_width(student) == 32 and student.backbone.get_input_embeddings().embedding_dim in (16, 32)
+    pairs = uniform_layer_map(backbone_depth(student), 4)
+    model = DistillStudent(student, pairs, teacher_width=48).eval()  # no dropout: outputs comparable
+    x = splits.train.__getitems__([0, 1, 2])["x"]
+    pred, feats = model(x, return_hidden=True)
+    assert len(feats) == 3 and all(f.shape == (3, student.n_patches, 48) for f in feats)
+    assert torch.allclose(feats[0].mean(-1), torch.zeros(3, student.n_patches), atol=1e-4)  # normalised
+    assert torch.equal(pred, model(x))  # forward(x) is the student's forecast
+    sum(((f - 1.0) ** 2).mean() for f in feats).backward()
+    assert all(p.grad is not None for p in model.projections.parameters())
+
+
+def test_distilled_state_reloads_as_a_plain_student(tiny_backbones, splits):
+    model = DistillStudent(tiny(tiny_backbones, "bert", splits), [(0, 0), (2, 2)], teacher_width=40)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.01 * torch.randn_like(p))
+    state = model.trainable_state_dict()
+    assert any(k.startswith(PROJECTION_PREFIX) for k in state)
+    student_state, projections = split_state(state)
+    plain = tiny(tiny_backbones, "bert", splits).eval()
+    plain.load_trainable_state_dict(student_state)
+    x = splits.test.__getitems__([0, 1])["x"]
+    assert torch.equal(plain(x), model.eval()(x))
+    fresh = DistillStudent(tiny(tiny_backbones, "bert", splits), [(0, 0), (2, 2)], teacher_width=40)
+    fresh.load_trainable_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.projections.parameters(), model.projections.parameters()))
+
+
+def test_init_from_baseline_starts_from_the_baseline_weights(tiny_backbones, splits, tmp_path):
+    baseline = tiny(tiny_backbones, "bert", splits)
+    with torch.no_grad():
+        for p in baseline.trainable_parameters():
+            p.add_(0.1)
+    phase = pipeline.Phase(tmp_path, {}, {}, baseline, reused=False)
+    build = pipeline.distill_builder(lambda: tiny(tiny_backbones, "bert", splits), [(0, 0)], 40, phase)
+    started = build().student.trainable_state_dict()
+    assert all(torch.equal(started[k], v) for k, v in baseline.trainable_state_dict().items())
+    fresh = pipeline.distill_builder(lambda: tiny(tiny_backbones, "bert", splits), [], 40, None)()
+    assert not torch.equal(fresh.student.head.linear.weight, baseline.head.linear.weight)
+
+
+# --- the teacher cache ------------------------------------------------------------------------------------------------
+
+
+def test_teacher_runs_once_per_window_across_epochs(tiny_backbones, splits):
+    teacher = tiny(tiny_backbones, "gpt2", splits).eval()
+    seen = []
+    teacher.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+    cache = TeacherCache.build(teacher, splits.train, layers=[0, 2], batch_size=20)
+    assert sum(seen) == cache.windows_run == len(splits.train)
+    assert cache.nbytes == estimate_bytes(len(splits.train), teacher.n_patches, 32, 2, 12)
+
+    # entries are keyed by window index: a shuffled batch finds its own rows
+    idx = [7, 3, 30]
+    with torch.no_grad():
+        pred, hidden = teacher(splits.train.__getitems__(idx)["x"], return_hidden=True)
+    got_pred, got_hidden = cache.lookup(torch.tensor(idx), torch.device("cpu"))
+    assert torch.allclose(got_pred, pred, atol=1e-6)
+    assert torch.allclose(got_hidden[1], normalise_hidden(hidden[2]), atol=1e-2)  # float16 storage
+
+    seen.clear()
+    lookups = cache.lookups
+    student = DistillStudent(tiny(tiny_backbones, "bert", splits), [(0, 0), (2, 2)], teacher_width=32)
+    cfg = TrainConfig(batch_size=16, train_epochs=2, patience=5, learning_rate=1e-3)
+    trainer = Trainer(cfg, student, DistillationObjective(LossWeights(0.5, 0.5, 0.1), cache))
+    fit = trainer.fit(make_loader(splits.train, 16, True, 0), make_loader(splits.val, 64, False, 0))
+    assert fit.epochs_run == 2
+    assert not seen  # two epochs of distillation, and the teacher never ran again
+    assert cache.lookups - lookups == 2 * len(make_loader(splits.train, 16, True, 0))
+
+
+# --- the pipeline -----------------------------------------------------------------------------------------------------
+
+
+def _pipeline_args(cohort, tiny_backbones, out, *extra):
+    return ["--teacher", "gpt2", "--student", "google-bert/bert-base-uncased",
+            "--teacher-path", str(tiny_backbones["gpt2"]), "--student-path", str(tiny_backbones["bert"]),
+            "--root-path", str(cohort), "--patients", "1001", "--max-train-windows", "48", "--max-val-windows", "24",
+            "--teacher-epochs", "1", "--student-epochs", "1", "--distill-epochs", "1", "--latency-repeats", "2",
+            "--out", str(out), *TINY_FLAGS, *extra]
+
+
+def test_pipeline_end_to_end_writes_a_complete_row(cohort, tiny_backbones, tmp_path, capsys):
+    args = _pipeline_args(cohort, tiny_backbones, tmp_path, "--grid", "0.5,0.5,0;0.5,0.5,0.1")
+    assert pipeline.main(args) == 0
+    rows = pd.read_csv(tmp_path / "distillation.csv", dtype={"patient": str})
+    assert len(rows) == 1
+    row = rows.iloc[0]
+    empty = [c for c in rows.columns if pd.isna(row[c])]
+    assert not empty, f"unfilled columns: {empty}"
+    assert (row["teacher"], row["student"], row["patient"]) == ("GPT2", "BERT", "1001")
+    assert row["teacher_weights"] == f"pretrained:{tiny_backbones['gpt2']}"
+    assert row["weights_chosen_by"] == "validation (2 candidates)"
+
+    # the weights were chosen on validation MSE, never on training loss or test
+    runs = Path(row["distilled_run"]).parent
+    val = {}
+    for w in ((0.5, 0.5, 0.0), (0.5, 0.5, 0.1)):
+        metrics = pd.read_json(runs / f"distilled_BERT_from_GPT2_a{w[0]:g}_b{w[1]:g}_g{w[2]:g}" / "metrics.json",
+                               typ="series")
+        val[w] = metrics["fit"]["best_val_loss"]
+    assert (row["alpha"], row["beta"], row["gamma"]) == min(val, key=val.get)
+    assert row["distilled_val_mse"] == pytest.approx(min(val.values()), abs=1e-6)
+    assert row["retention_30"] == pytest.approx(row["teacher_rmse_30"] / row["distilled_rmse_30"], rel=1e-3)
+    assert row["speedup_b1"] == pytest.approx(row["teacher_latency_b1_ms"] / row["student_latency_b1_ms"], rel=1e-2)
+    assert 0 <= row["agreement_30"] <= 100 and row["test_windows"] > 0
+
+    # the distilled checkpoint reloads as a plain TimeLLM student and scores the same
+    again = evaluate_saved(row["distilled_run"])
+    assert isinstance(again.model, TimeLLM)
+    assert again.row["rmse_30"] == pytest.approx(row["distilled_rmse_30"], rel=1e-6)
+
+    # a second identical run skips the finished row
+    assert pipeline.main(args) == 0
+    assert len(pd.read_csv(tmp_path / "distillation.csv")) == 1
+    assert "skipped" in capsys.readouterr().out
+
+
+def test_dry_run_trains_nothing_and_bad_flags_exit_2(cohort, tiny_backbones, tmp_path, capsys):
+    assert pipeline.main(_pipeline_args(cohort, tiny_backbones, tmp_path, "--dry-run")) == 0
+    out = capsys.readouterr().out
+    assert "1. teacher" in out and "3. distilled" in out and "no temperature" in out
+    assert not (tmp_path / "runs").exists()
+    for bad in (["--teacher", "bert"], ["--teacher", "bert", "--student", "nope", "--dry-run"],
+                _pipeline_args(cohort, tiny_backbones, tmp_path, "--alpha", "1", "--dry-run"),
+                _pipeline_args(cohort, tiny_backbones, tmp_path, "--grid", "1,2", "--dry-run"),
+                _pipeline_args(cohort, tiny_backbones, tmp_path, "--bogus")):
+        assert pipeline.main(bad) == USER_ERROR_EXIT
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1
+    assert "temperature" in pipeline.build_parser().format_help()
+
+
+def test_quick_comparison_with_tiny_rows(cohort, tiny_backbones, tmp_path, capsys):
+    """--mode quick with every row pointed at a tiny saved folder (--paths), output-only weights given."""
+    paths = [f"{row}={tiny_backbones[fam]}" for row, fam in
+             (("BERT", "bert"), ("BERT-tiny", "bert"), ("TinyBERT", "bert"), ("DistilBERT", "distilbert"),
+              ("MiniLM", "bert"))]
+    args = ["--mode", "quick", "--paths", *paths, "--root-path", str(cohort), "--patients", "1001", "--epochs", "1",
+            "--max-train-windows", "32", "--max-val-windows", "16", "--alpha", "0.5", "--beta", "0.5",
+            "--gamma", "0", "--latency-repeats", "2", "--out", str(tmp_path), *TINY_FLAGS]
+    assert compare.main(args) == 0
+    rows = pd.read_csv(tmp_path / "distillation_pairs.csv")
+    assert list(zip(rows["teacher"], rows["student"])) == list(compare.QUICK)
+    assert rows.loc[1, "reused_phases"] == "teacher"  # BERT trained once for two pairs
+    summary = pd.read_csv(tmp_path / "distillation_pairs_summary.csv")
+    assert len(summary) == 3
+    picks = ", ".join(summary["picks"].fillna(""))
+    for pick in ("best overall", "fastest", "smallest", "best retention"):
+        assert pick in picks
+    best = summary.loc[summary["distilled_rmse_30"].idxmin()]
+    assert "best overall" in best["picks"]
+    assert (tmp_path / "distillation_pairs.png").stat().st_size > 0
+    assert "**Best overall**" in (tmp_path / "distillation_pairs_summary.md").read_text()
+    capsys.readouterr()
+    assert compare.main(args) == 0  # resumable: every pair/patient already done
+    assert capsys.readouterr().out.count("skipped") == 3
+    assert len(pd.read_csv(tmp_path / "distillation_pairs.csv")) == 3
+
+
+def test_comparison_pairs_and_errors(capsys):
+    assert compare.parse_pairs("quick", None) == [(t, None, s, None) for t, s in compare.QUICK]
+    assert len(compare.parse_pairs("balanced", None)) == 8
+    teachers = [r for r in BACKBONES if r.teacher]
+    students = [r for r in BACKBONES if r.student]
+    assert len(compare.all_pairs()) == sum(1 for t in teachers for s in students if s is not t)
+    assert compare.parse_pairs(None, ["minilm,MiniLM:2", "bert-base-uncased,tinybert"]) == [
+        ("MiniLM", None, "MiniLM", 2), ("BERT", None, "TinyBERT", None)]
+    for bad in (["--mode", "quick", "--custom-pairs", "bert,tinybert"], ["--custom-pairs", "bert"],
+                ["--mode", "quick", "--paths", "BERT"], ["--mode", "fast"]):
+        assert compare.main(bad) == USER_ERROR_EXIT
+        assert capsys.readouterr().err.startswith("error: ")

@@ -1,0 +1,130 @@
+"""The benchmark's measures on tiny models, and the deployable copies (ONNX, INT8) against the float model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from data_provider.data_factory import build_splits, make_loader, subset
+from exp.config import DataConfig, ModelConfig
+from models import MODELS, build_model
+from models.time_llm import TimeLLM
+from scripts import benchmark
+from utils.efficiency import BenchSettings, parameter_counts, run_benchmark
+from utils.errors import LLMTimeError
+from utils.export import export_onnx, quantize_int8
+
+DATA = DataConfig(seq_len=24, pred_len=6, patients=["1001"], test_patients=["1001"], max_train_windows=96,
+                  max_val_windows=8)
+TINY = dict(patch_len=8, stride=4, d_model=8, d_ff=16, n_heads=2, num_tokens=16, top_k=3)
+QUICK = BenchSettings(batch=8, warmup=1, steps=2, repeats=2, latency_calls=5)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return build_splits(DATA)
+
+
+def tiny_student(folders, splits) -> TimeLLM:
+    torch.manual_seed(0)
+    cfg = ModelConfig(llm_model="BERT", llm_path=str(folders["bert"]), **TINY)
+    return TimeLLM(cfg, DATA, splits.scaler.glucose, splits.description)
+
+
+def windows(splits, n: int = 32) -> torch.Tensor:
+    ds = subset(splits.train, n)
+    return ds.__getitems__(list(range(len(ds))))["x"]
+
+
+def test_benchmark_fields_are_sane(tiny_backbones, splits):
+    model = tiny_student(tiny_backbones, splits)
+    result = run_benchmark(model, windows(splits), make_loader(splits.train, 8, shuffle=True, seed=0), QUICK)
+    for key in ("training_windows_per_s", "inference_windows_per_s"):
+        assert result[key]["min"] > 0 and len(result[key]["runs"]) == QUICK.repeats
+    assert 0 < result["latency_ms_batch1"]["p50"] <= result["latency_ms_batch1"]["p95"]
+    assert result["trainable_params"] + result["frozen_params"] == result["total_params"]
+    assert result["frozen_params"] == sum(p.numel() for p in model.backbone.parameters())
+    assert result["training_gflops_per_window"] > result["inference_gflops_per_window"] > 0
+    assert result["checkpoint_mb"] * 2**20 > 4 * result["trainable_params"]  # fp32 weights plus torch.save framing
+    assert result["prompt"]["prompt_tokens_min"] > 10
+    assert result["inference_peak_mb"] > 0 and result["training_peak_mb"] > 0
+    assert json.dumps(result)  # what the CLI writes
+
+
+def test_training_measurement_restores_the_weights(tiny_backbones, splits):
+    model = tiny_student(tiny_backbones, splits)
+    before = {k: v.clone() for k, v in model.trainable_state_dict().items()}
+    run_benchmark(model, windows(splits), make_loader(splits.train, 8, shuffle=True, seed=0), QUICK)
+    for key, value in model.trainable_state_dict().items():
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0)
+
+
+def test_parameter_counts_of_a_frozen_model():
+    model = nn.Linear(3, 2)
+    model.weight.requires_grad_(False)
+    assert parameter_counts(model) == {"trainable_params": 2, "frozen_params": 6, "total_params": 8}
+
+
+def test_onnx_student_matches_torch_at_any_batch_size(tiny_backbones, splits, tmp_path):
+    model = tiny_student(tiny_backbones, splits).eval()
+    x = windows(splits, 24)
+    runner = export_onnx(model, x[:4], tmp_path / "student.onnx")
+    assert not model.training  # the exporter restores the wrapper's mode onto the model
+    with torch.no_grad():
+        for batch in (1, 5, 24):
+            torch.testing.assert_close(runner(x[:batch]), model(x[:batch]), atol=1e-4, rtol=0)
+
+
+def test_onnx_refuses_decoder_backbones(tiny_backbones, splits, tmp_path):
+    cfg = ModelConfig(llm_model="GPT2", llm_path=str(tiny_backbones["gpt2"]), **TINY)
+    model = TimeLLM(cfg, DATA, splits.scaler.glucose, splits.description)
+    with pytest.raises(LLMTimeError, match="encoder backbones"):
+        export_onnx(model, windows(splits, 4), tmp_path / "gpt2.onnx")
+
+
+@pytest.mark.parametrize("name", [n for n, cls in MODELS.items() if not getattr(cls, "uses_llm", False)])
+def test_every_baseline_exports_to_onnx(splits, tmp_path, name):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(model=name, **TINY), DATA, splits.scaler.glucose, splits.description)
+    if hasattr(model, "fit_closed_form"):
+        model.fit_closed_form(splits.train)
+    model.eval()
+    x = windows(splits, 16)
+    runner = export_onnx(model, x[:4], tmp_path / f"{name}.onnx")
+    with torch.no_grad():
+        torch.testing.assert_close(runner(x), model(x), atol=1e-4, rtol=1e-4)
+
+
+def test_int8_student_runs_close_to_float(tiny_backbones, splits):
+    model = tiny_student(tiny_backbones, splits).eval()
+    x = windows(splits, 16)
+    quantized = quantize_int8(model)
+    assert isinstance(model.head.linear, nn.Linear) and not isinstance(quantized.head.linear, nn.Linear)
+    assert isinstance(quantized.mapping, nn.Linear)  # cached at inference: left float
+    with torch.no_grad():
+        ref, out = model(x), quantized(x)
+    assert out.shape == ref.shape and torch.isfinite(out).all()
+    assert (out - ref).abs().max() < 0.1 * ref.abs().max()  # scaled units: close, not equal
+
+
+def test_cli_writes_json_and_csv_with_export(tiny_backbones, tmp_path, capsys):
+    code = benchmark.main([
+        "--llm_model", "BERT", "--llm_path", str(tiny_backbones["bert"]), "--patients", "1001",
+        "--seq_len", "24", "--pred_len", "6", *sum(([f"--{k}", str(v)] for k, v in TINY.items()), []),
+        "--windows", "48", "--batch", "8", "--steps", "1", "--repeats", "2", "--warmup", "1",
+        "--latency_calls", "3", "--export", "--out", str(tmp_path), "--label", "tiny",
+    ])
+    assert code == 0
+    result = json.loads((tmp_path / "tiny.json").read_text())
+    assert result["deployables"]["onnx"]["max_abs_mgdl"] < 0.05
+    assert result["deployables"]["int8"]["latency_ms_p50"] > 0
+    assert "tiny" in (tmp_path / "benchmark.csv").read_text()
+    assert "onnx   vs float" in capsys.readouterr().out
+
+
+def test_cli_user_errors(capsys):
+    assert benchmark.main(["--batch", "0"]) == 2
+    assert "error: --batch must be >= 1" in capsys.readouterr().err

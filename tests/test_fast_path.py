@@ -1,0 +1,130 @@
+"""The fast paths of Time-LLM give the same forecasts as the plain computation they replace.
+
+Covered here: the decoder prompt-prefix key/value cache (outputs, hidden states and gradients), the cached
+prototype keys/values, and the terse prompt still stating every statistic. The vectorised prompt against a plain
+loop is in tests/test_time_llm.py.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from exp.config import DataConfig, ModelConfig
+from models.prompt import render
+from models.time_llm import CAUSAL_FAMILIES, TimeLLM
+
+DATA = DataConfig(seq_len=24, pred_len=6)
+SCALER = (140.0, 50.0)
+DESCRIPTION = "Virtual patients with type 1 diabetes: CGM mg/dL every 5 minutes."
+TINY = dict(patch_len=8, stride=4, d_model=8, d_ff=16, n_heads=2, num_tokens=16, top_k=3, dropout=0.0)
+ROW = {"gpt2": "GPT2", "opt": "OPT-125M", "llama": "LLAMA", "bert": "BERT"}
+
+
+def tiny(folders, family: str, seed: int = 0) -> TimeLLM:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(llm_model=ROW[family], llm_path=str(folders[family]), **TINY)
+    return TimeLLM(cfg, DATA, SCALER, DESCRIPTION)
+
+
+def windows(batch: int, seed: int = 0, spread: bool = True) -> torch.Tensor:
+    """Scaled glucose windows; with spread, levels from ~0 to ~400 mg/dL so prompts differ in token length."""
+    g = torch.Generator().manual_seed(seed)
+    walk = torch.randn(batch, DATA.seq_len, 1, generator=g).cumsum(1) * 0.2
+    level = torch.linspace(-2.5, 4.5, batch).view(batch, 1, 1) if spread else torch.zeros(batch, 1, 1)
+    return walk + level
+
+
+@pytest.mark.parametrize("family", sorted(CAUSAL_FAMILIES))
+@pytest.mark.parametrize("spread", [True, False], ids=["ragged-prompts", "equal-prompts"])
+def test_prefix_cache_equals_the_full_pass(tiny_backbones, family, spread):
+    model = tiny(tiny_backbones, family).eval()
+    assert model.cache_prompt_prefix and model.prompt.constant_length > 5
+    x = windows(5, seed=1, spread=spread)
+    _, lengths = model.prompt(x)
+    assert (len(set(lengths.tolist())) > 1) == spread  # both the masked and the unmasked layout are exercised
+    with torch.no_grad():
+        cached, cached_hidden = model(x, return_hidden=True)
+        cached_again = model(x)  # second call: prefix states come from the cache
+        model.cache_prompt_prefix = False
+        full, full_hidden = model(x, return_hidden=True)
+    torch.testing.assert_close(cached, full, atol=1e-5, rtol=0)
+    torch.testing.assert_close(cached_again, full, atol=1e-5, rtol=0)
+    assert len(cached_hidden) == len(full_hidden)
+    for a, b in zip(cached_hidden, full_hidden):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("family", sorted(CAUSAL_FAMILIES))
+def test_prefix_cache_gives_the_same_gradients(tiny_backbones, family):
+    x, grads = windows(4, seed=2), []
+    for cached in (True, False):
+        model = tiny(tiny_backbones, family).train()
+        model.cache_prompt_prefix = cached
+        model(x).square().mean().backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.requires_grad})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_prefix_cache_follows_backbone_weights(tiny_backbones):
+    model = tiny(tiny_backbones, "gpt2").eval()
+    x = windows(3, seed=3)
+    with torch.no_grad():
+        model(x)
+        model.backbone.h[0].attn.c_attn.weight.mul_(1.5)  # e.g. a different backbone loaded in place
+        changed = model(x)
+        model.cache_prompt_prefix = False
+        full = model(x)
+    torch.testing.assert_close(changed, full, atol=1e-5, rtol=0)
+
+
+def test_encoders_do_not_cache_the_prefix(tiny_backbones):
+    assert not tiny(tiny_backbones, "bert").cache_prompt_prefix  # bidirectional: the prefix sees every window
+
+
+def test_cached_prototype_keys_values_equal_recomputation(tiny_backbones):
+    model = tiny(tiny_backbones, "bert").eval()
+    x = windows(3, seed=4)
+    with torch.no_grad():
+        k, v = model.prototype_keys_values()
+        assert model.prototype_keys_values()[0] is k  # reused
+        k_ref, v_ref = model.reprogramming.project(model._compute_prototypes())
+        torch.testing.assert_close(k, k_ref)
+        torch.testing.assert_close(v, v_ref)
+        cached = model(x)
+        model.reprogramming.value.weight.mul_(2.0)  # a tensor only the keys/values depend on
+        assert model.prototype_keys_values()[1] is not v
+        plain = model.reprogramming(model.patch_embedding(model.revin.normalize(x)[0][..., 0]),
+                                    model._compute_prototypes())
+        fast = model.reprogramming.attend(model.patch_embedding(model.revin.normalize(x)[0][..., 0]),
+                                          *model.prototype_keys_values())
+    torch.testing.assert_close(fast, plain)
+    assert cached.shape == (3, DATA.pred_len)
+    model.train()
+    assert model.prototype_keys_values()[0].requires_grad  # training: recomputed so autograd reaches the weights
+
+
+def test_terse_prompt_states_every_statistic(tiny_backbones, wordpiece_tokenizer):
+    from data_provider.data_factory import description
+
+    model = tiny(tiny_backbones, "bert")
+    x = windows(4, seed=5)
+    stats = model.prompt.statistics(x)
+    for i in range(4):
+        text = render(model.prompt.pieces, stats, i)
+        found = re.search(r"Forecast next 30 minutes from past 120 minutes; mg/dL min (-?\d+) max (-?\d+) "
+                          r"median (-?\d+) (rising|falling) lags (\d+) (\d+) (\d+)$", text)
+        assert found, text
+        lo, hi, median, trend, *lags = found.groups()
+        assert (int(lo), int(hi), int(median)) == (stats.minimum[i], stats.maximum[i], stats.median[i])
+        assert (trend == "rising") == bool(stats.upward[i])
+        assert [int(lag) for lag in lags] == stats.lags[i].tolist()
+    # The bundled cohort's whole prompt (description + task + statistics) stays short for MiniLM's WordPiece.
+    sim = TimeLLM(ModelConfig(llm_model="BERT", llm_path=str(tiny_backbones["bert"]), **{**TINY, "top_k": 5}),
+                  DataConfig(), SCALER, description(DataConfig()))
+    _, lengths = sim.prompt(windows(8, seed=6)[:, :1].expand(8, 72, 1).contiguous())
+    assert int(lengths.max()) <= 62

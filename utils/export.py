@@ -1,0 +1,187 @@
+"""Deployable forecasters: a trained model as an ONNX graph (onnxruntime) or as a dynamic-INT8 torch copy.
+
+Both are checked against the float model they came from (forecast error in mg/dL) and timed at batch 1, so a
+student is only called deployable with numbers that say what the conversion cost.
+
+ONNX: the TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``) is used because it works offline
+with what is installed (the dynamo exporter needs onnxscript). Time-LLM's prompt is assembled outside the graph: its
+statistics need sorting and FFTs and its token ids come from Python lookup tables, none of which belong in an
+inference graph. Decoder backbones (teachers, never students) are refused: transformers builds their causal mask
+with ``torch.vmap``, which the TorchScript exporter cannot trace. The graph therefore takes ``(x, prompt_ids, prompt_lengths)`` with the ids right-padded with zeros
+to a fixed width (``OnnxForecaster`` builds them with the model's own ``PromptBuilder``), and the batch axis is
+dynamic. Everything that is fixed after training (the text prototypes and their reprogramming keys/values) is
+folded into the graph as constants, so the 30M-parameter vocabulary mapping is not part of it.
+
+INT8: ``torch.ao.quantization.quantize_dynamic`` on the ``nn.Linear`` layers (weights int8, activations quantised
+per batch at run time). Time-LLM's prototype mapping and key/value projections stay float: their outputs are
+computed once and cached, so quantising them would add error and save nothing. GPT-2 writes its projections as
+``Conv1D`` rather than ``nn.Linear``; those stay float too.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from models.time_llm import CAUSAL_FAMILIES, TimeLLM
+from utils.efficiency import latency_ms
+from utils.errors import LLMTimeError
+from utils.io import atomic_path
+
+OPSET = 17
+# Time-LLM linear layers whose outputs are cached constants at inference (see the module docstring).
+TIMELLM_FLOAT_LINEARS = ("mapping", "reprogramming.key", "reprogramming.value")
+# Highest integer a prompt slot is sized for when fixing the graph's prompt width; CGM sensors read 40-400 mg/dL.
+PROMPT_VALUE_CEILING = 999
+
+
+def uses_prompt(model: nn.Module) -> bool:
+    return getattr(model, "prompt", None) is not None
+
+
+def prompt_width(model: TimeLLM) -> int:
+    """Prompt width the exported graph is built for: the constant part plus each slot's longest spelling of an
+    integer in 0..PROMPT_VALUE_CEILING (lags and trend words fall well inside that)."""
+    builder = model.prompt
+    fixed = sum(int(part[1][0]) for part in builder.parts if isinstance(part, tuple))
+    _, number_lengths = builder.numbers.lookup(torch.arange(0, PROMPT_VALUE_CEILING + 1))
+    slots = len(builder.parts) - sum(isinstance(part, tuple) for part in builder.parts)
+    return fixed + slots * max(int(number_lengths.max()), int(builder.trend[1].max()))
+
+
+def padded_prompt(model: TimeLLM, x: Tensor, width: int) -> tuple[Tensor, Tensor]:
+    """The model's prompt ids for x, right-padded with zeros to ``width`` columns, and their lengths."""
+    ids, lengths = model.prompt(x)
+    if ids.shape[1] > width:
+        raise LLMTimeError(
+            f"a prompt needs {ids.shape[1]} tokens but the exported graph takes {width}: the inputs are far "
+            "outside the glucose range the graph was sized for; check the input units and scaler"
+        )
+    return torch.nn.functional.pad(ids, (0, width - ids.shape[1])), lengths
+
+
+class _PromptGraph(nn.Module):
+    """What gets traced for a prompted Time-LLM: the forward with the prompt given as inputs."""
+
+    def __init__(self, model: TimeLLM) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, ids: Tensor, lengths: Tensor) -> Tensor:
+        return self.model(x, prompt=(ids, lengths))
+
+
+def export_onnx(model: nn.Module, example: Tensor, path: str | Path) -> "OnnxForecaster":
+    """Write ``model`` (eval mode, float) as an ONNX graph with a dynamic batch axis; return a runner for it.
+
+    ``example`` is a [B, seq_len, C] batch of real scaled windows used for tracing.
+    """
+    model.eval()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, TimeLLM) and model.backbone_row.family in CAUSAL_FAMILIES:
+        raise LLMTimeError(
+            f"ONNX export covers encoder backbones (every student row) and the baselines; {model.backbone_row.name} "
+            "builds its causal mask with torch.vmap, which the TorchScript exporter cannot trace"
+        )
+    width = None
+    if uses_prompt(model):
+        width = prompt_width(model)
+        ids, lengths = padded_prompt(model, example, width)
+        # eval() on the wrapper too: the exporter puts every module back into the wrapper's mode afterwards.
+        graph, args = _PromptGraph(model).eval(), (example, ids, lengths)
+        names = ["x", "prompt_ids", "prompt_lengths"]
+    else:
+        graph, args, names = model, (example,), ["x"]
+    axes = {name: {0: "batch"} for name in names} | {"forecast": {0: "batch"}}
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
+        # The tracer warns about Python-side shape arithmetic it records as constants (the fixed prompt width and
+        # patch count): intended here, the batch axis is the only dynamic one.
+        warnings.simplefilter("ignore")
+        # nn.TransformerEncoderLayer's fused inference kernel (PatchTST) has no ONNX form; trace the plain ops.
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            torch.onnx.export(graph, args, str(tmp), input_names=names, output_names=["forecast"],
+                              dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
+    return OnnxForecaster(path, model if width is not None else None, width)
+
+
+class OnnxForecaster:
+    """Runs an exported graph with onnxruntime on the CPU: scaled [B, seq_len, C] windows -> [B, pred_len].
+
+    For a prompted Time-LLM, ``model`` supplies the prompt (its ``PromptBuilder`` and tokenizer tables); the
+    graph itself holds every weight that runs.
+    """
+
+    def __init__(self, path: str | Path, model: Optional[TimeLLM] = None, width: Optional[int] = None,
+                 threads: Optional[int] = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        # Idle worker threads would otherwise spin for a while after each run, stealing the CPU from whatever runs
+        # next in the process (and from other processes on a shared machine).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.model, self.width = model, width
+
+    def __call__(self, x: Tensor) -> Tensor:
+        feeds = {"x": x.detach().float().cpu().numpy()}
+        if self.model is not None:
+            ids, lengths = padded_prompt(self.model, x, self.width)
+            feeds |= {"prompt_ids": ids.cpu().numpy(), "prompt_lengths": lengths.cpu().numpy()}
+        return torch.from_numpy(np.asarray(self.session.run(["forecast"], feeds)[0]))
+
+
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """A dynamic-INT8 copy of ``model`` (eval mode); the original is left as it is."""
+    model.eval()
+    float_only = TIMELLM_FLOAT_LINEARS if isinstance(model, TimeLLM) else ()
+    targets = {name for name, m in model.named_modules() if isinstance(m, nn.Linear) and name not in float_only}
+    if not targets:
+        raise LLMTimeError(f"{type(model).__name__} has no linear layer to quantise to INT8")
+    quantized = copy.deepcopy(model)
+    if isinstance(quantized, TimeLLM):
+        quantized._prototype_cache = quantized._prefix_cache = None  # rebuilt for the copy's own tensors
+    return torch.ao.quantization.quantize_dynamic(quantized, targets, dtype=torch.qint8)
+
+
+def forecast_error_mgdl(reference: Tensor, candidate: Tensor, glucose_std: float) -> dict[str, float]:
+    """Max and mean absolute difference of two scaled forecasts, in mg/dL."""
+    diff = (candidate.float().cpu() - reference.float().cpu()).abs() * glucose_std
+    return {"max_abs_mgdl": float(diff.max()), "mean_abs_mgdl": float(diff.mean())}
+
+
+def compare_deployables(model: nn.Module, x: Tensor, glucose_std: float, onnx_path: str | Path,
+                        latency_calls: int = 100) -> dict[str, dict[str, float]]:
+    """Float, ONNX and INT8 forecasts of windows x: error against the float model (mg/dL) and batch-1 latency.
+
+    The float model is timed in fp32 eval mode here whatever the benchmark's precision, so the three rows compare
+    conversions, not precisions.
+    """
+    model.eval()
+    x = x.detach().cpu()
+    out: dict[str, dict[str, float]] = {}
+    with torch.no_grad():
+        reference = model(x)
+        # One at a time, float first: a live onnxruntime session or INT8 copy must not share the CPU with another
+        # variant's timing.
+        builders = {"float": lambda: model, "int8": lambda: quantize_int8(model),
+                    "onnx": lambda: export_onnx(model, x[: min(len(x), 8)], onnx_path)}
+        for name, build in builders.items():
+            run = build()
+            error = forecast_error_mgdl(reference, run(x), glucose_std)
+            timing = latency_ms(run, x, latency_calls)
+            out[name] = error | {"latency_ms_p50": timing["p50"], "latency_ms_p95": timing["p95"]}
+            del run
+    out["onnx"]["file_mb"] = Path(onnx_path).stat().st_size / 2**20
+    return out
