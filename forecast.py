@@ -1,6 +1,6 @@
 """Forecast a new CGM recording with a saved run: 30 and 60 minutes ahead from every full 6-hour window.
 
-    python forecast.py --checkpoint checkpoints/RUN --input my_cgm.csv            # timestamp,glucose (mg/dL or mmol/L)
+    python forecast.py --checkpoint checkpoints/RUN --input my_cgm.csv    # timestamp,glucose in mg/dL or mmol/L
     python forecast.py --checkpoint checkpoints/RUN --input 540-ws-testing.xml.gz --output out/540.csv
 
 Writes the forecast table (CSV) and a plot of the most recent two days (PNG, beside the CSV). The same runs through
@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="run folder written by a training run (or its checkpoint.pt)")
     p.add_argument("--input", required=True, help="OhioT1DM .xml / .xml.gz, or a CSV with columns timestamp,glucose")
-    p.add_argument("--output", default=None, help="forecast CSV (default <input name>_forecast.csv here); PNG beside it")
+    p.add_argument("--output", default=None,
+                   help="forecast CSV (default <input name>_forecast.csv here); the PNG goes beside it")
     p.add_argument("--units", default="auto", choices=["mgdl", "mmol", "auto"],
                    help="glucose units of --input; auto: all values below 35 = mmol/L")
     p.add_argument("--batch_size", type=int, default=256, help="windows per forward pass")

@@ -176,6 +176,13 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         raise LLMTimeError("--output and --units go with --input FILE (forecasting a new CGM file)")
     if args.input is not None and args.is_training:
         raise LLMTimeError("--input forecasts with a saved run: add --is_training 0 --checkpoint RUN_DIR")
+    if args.resume and not args.is_training:
+        raise LLMTimeError("--resume continues an interrupted training run; drop it with --is_training 0")
+    if (args.missing == "none") != (args.missing_rate == 0):
+        raise LLMTimeError(
+            f"--missing {args.missing} with --missing_rate {args.missing_rate} does nothing: give both "
+            "(--missing random|periodic --missing_rate R, 0 < R < 1) or neither"
+        )
     return RunConfig(
         task_name=args.task_name, is_training=args.is_training, model_id=args.model_id, des=args.des,
         checkpoints=args.checkpoints, results_csv=args.results_csv, checkpoint=args.checkpoint,

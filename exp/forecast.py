@@ -80,14 +80,17 @@ def forecast_file(
     seq_len, pred_len = cfg.data.seq_len, cfg.data.pred_len
     horizons = [h for h in HORIZONS_MIN if h // STEP_MINUTES <= pred_len]
     if not horizons:
-        raise LLMTimeError(f"{checkpoint} forecasts only {pred_len * STEP_MINUTES} min ahead; nothing to report at 30 min")
+        raise LLMTimeError(
+            f"{checkpoint} forecasts only {pred_len * STEP_MINUTES} min ahead; nothing to report at 30 min"
+        )
 
     channels = [grid["glucose"].to_numpy(dtype=float)]
     if cfg.data.covariates:
-        if grid[list(COVARIATES)].isna().all().all() or input_path.suffix.lower() == ".csv":
+        no_events = grid["basal"].isna().all() and not grid[["bolus", "carbs"]].to_numpy().any()
+        if no_events:  # zeros would read as 'no insulin, no meals', not as unknown
             raise LLMTimeError(
-                f"{checkpoint} was trained with covariates (--features MS): pass an OhioT1DM XML with basal, bolus "
-                "and meal data as --input"
+                f"{checkpoint} was trained with covariates (--features MS) but {input_path.name} has no basal, bolus "
+                "or meal events: pass an OhioT1DM XML that has them"
             )
         channels += [grid[c].fillna(0.0).to_numpy(dtype=float) for c in COVARIATES]
     filled = forward_fill(np.stack(channels, axis=1))
@@ -95,8 +98,8 @@ def forecast_file(
     if len(origins) == 0:
         hours = len(grid) * STEP_MINUTES / 60
         raise LLMTimeError(
-            f"{input_path} spans {hours:.1f} h of 5-minute readings; this model needs {seq_len * STEP_MINUTES / 60:g} h "
-            "of history for one forecast: pass a longer recording"
+            f"{input_path} spans {hours:.1f} h of 5-minute readings; this model needs "
+            f"{seq_len * STEP_MINUTES / 60:g} h of history for one forecast: pass a longer recording"
         )
 
     pad = np.full((pred_len, filled.shape[1]), np.nan)  # targets past the end of the input are not known

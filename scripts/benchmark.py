@@ -8,6 +8,7 @@ Run from the repository root::
     python -m scripts.benchmark --llm_model MiniLM --llm_layers 1 --export --no_train   # a deployable student
     python -m scripts.benchmark --model DLinear --export
     python -m scripts.benchmark --checkpoint checkpoints/RUN --export  # a trained run's own model and scaler
+    python -m scripts.benchmark --summarize docs/results/bench/benchmark.csv   # medians per label, as markdown
 
 Prints a table, writes ``<out>/<label>.json`` and appends a row to ``<out>/benchmark.csv``. Throughputs are
 medians over ``--repeats`` (the min and max are kept in the JSON); the machine's load average before and after
@@ -90,7 +91,38 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--out", default=DEFAULT_OUT, help="folder for <label>.json and benchmark.csv")
     o.add_argument("--label", default=None, help="row name (default: derived from the settings)")
     o.add_argument("--onnx_path", default=None, help="keep the exported graph here (default: a temporary file)")
+    o.add_argument("--summarize", default=None, metavar="CSV",
+                   help="only print a markdown table of a benchmark.csv: per label, medians over its runs")
     return p
+
+
+SUMMARY_COLUMNS = {  # CSV column -> table heading
+    "train_windows_per_s": "train w/s", "infer_windows_per_s": "infer w/s", "latency_ms_p50": "batch-1 p50 ms",
+    "sequence_tokens": "tokens/window", "load_before": "load avg",
+}
+
+
+def summarize(csv_path: str) -> str:
+    """Markdown table of a benchmark CSV: one line per label, the median over its runs of each column.
+
+    Runs of different settings interleaved in time see the same machine load, so medians across such rounds
+    compare settings more fairly than one run each.
+    """
+    import pandas as pd
+
+    path = Path(csv_path)
+    if not path.is_file():
+        raise LLMTimeError(f"--summarize {csv_path}: no such file; pass a benchmark.csv written by this script")
+    frame = pd.read_csv(path)
+    columns = [c for c in SUMMARY_COLUMNS if c in frame]
+    table = frame.groupby("label", sort=False)[columns].median()
+    counts = frame.groupby("label", sort=False).size()
+    lines = ["| label | runs | " + " | ".join(SUMMARY_COLUMNS[c] for c in columns) + " |",
+             "|---|---:|" + "---:|" * len(columns)]
+    for label, row in table.iterrows():
+        cells = ["-" if pd.isna(row[c]) else f"{row[c]:.1f}" for c in columns]
+        lines.append(f"| {label} | {counts[label]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _label(args: argparse.Namespace, model: torch.nn.Module) -> str:
@@ -160,7 +192,7 @@ def flat_row(label: str, args: argparse.Namespace, model: torch.nn.Module, resul
         "load_before": result["load_average"][0], "load_after": result["load_average"][1],
     }
     for kind, values in (result.get("deployables") or {}).items():
-        for key in ("max_abs_mgdl", "mean_abs_mgdl", "latency_ms_p50"):
+        for key in ("max_abs_mgdl", "mean_abs_mgdl", "latency_ms_p50", "windows_per_s"):
             row[f"{kind}_{key}"] = values[key]
     return row
 
@@ -190,13 +222,16 @@ def format_table(label: str, result: dict) -> str:
                      f" max {prompt['prompt_tokens_max']}); sequence {prompt['sequence_tokens_mean']:.1f}")
     for kind, v in (result.get("deployables") or {}).items():
         lines.append(f"  {kind:<6} vs float      max {v['max_abs_mgdl']:.4f} mg/dL, mean {v['mean_abs_mgdl']:.4f} mg/dL,"
-                     f" batch-1 p50 {v['latency_ms_p50']:.2f} ms")
+                     f" batch-1 p50 {v['latency_ms_p50']:.2f} ms, {v['windows_per_s']:.0f} windows/s")
     return "\n".join(lines)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if args.summarize:
+            print(summarize(args.summarize))
+            return 0
         for name in ("batch", "repeats", "steps", "latency_calls", "windows"):
             if getattr(args, name) < 1:
                 raise LLMTimeError(f"--{name} must be >= 1")
@@ -226,7 +261,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 x_cmp = x[:: max(1, len(x) // 256)][:256]  # up to 256 windows spread over the drawn ones
 
                 def extra(m: torch.nn.Module) -> dict:
-                    return {"deployables": compare_deployables(m, x_cmp, std, onnx_path, args.latency_calls)}
+                    return {"deployables": compare_deployables(m, x_cmp, std, onnx_path, args.latency_calls,
+                                                               args.batch)}
 
             started = time.time()
             result = run_benchmark(model, x, loader, settings, extra)

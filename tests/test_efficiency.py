@@ -123,6 +123,8 @@ def test_cli_writes_json_and_csv_with_export(tiny_backbones, tmp_path, capsys):
     assert result["deployables"]["int8"]["latency_ms_p50"] > 0
     assert "tiny" in (tmp_path / "benchmark.csv").read_text()
     assert "onnx   vs float" in capsys.readouterr().out
+    assert benchmark.main(["--summarize", str(tmp_path / "benchmark.csv")]) == 0
+    assert "| tiny | 1 |" in capsys.readouterr().out
 
 
 def test_cli_user_errors(capsys):

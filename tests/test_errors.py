@@ -111,8 +111,8 @@ DATA_CASES = {
     "gzip that is not gzip": (dict(train=TRAIN, test=TEST, suffix=".xml.gz"), "ends in .gz but is not gzip"),
     "damaged gzip": (dict(train=gzip.compress(TRAIN.encode())[:-100], test=gzip.compress(TEST.encode()),
                           suffix=".xml.gz"), "damaged gzip"),
-    "ISO timestamps": (dict(train=TRAIN.replace("-03-2022 ", "-03-2022T").replace('ts="01-03-2022T', 'ts="2022-03-01 ')),
-                       "not DD-MM-YYYY HH:MM:SS"),
+    "ISO timestamps": (dict(train=_xml([f"{t:%Y-%m-%dT%H:%M:%S}" for t in _series(864)[0]], _series(864)[1])),
+                       "not DD-MM-YYYY HH:MM:SS (e.g. '2022-03-01T00:00:17')"),
     "text glucose": (dict(train=TRAIN.replace('value="140"', 'value="HIGH"', 1)), "not numbers (e.g. 'HIGH')"),
     "mmol/L values": (dict(train=_xml(_series(864)[0], np.round(_series(864)[1] / 18.016, 1))), "look like mmol/L"),
     "all impossible": (dict(train=_xml(_series(864)[0], [5000] * 864)), "no usable glucose reading"),
@@ -156,6 +156,9 @@ FLAG_CASES = {
     "dropout 2": (["--dropout", "2"], "--dropout must be in [0, 1)"),
     "zero steps": (["--max_steps_per_epoch", "0"], "--max_steps_per_epoch must be >= 1"),
     "unused Time-LLM flag": (["--enc_in", "3"], "--enc_in is not used"),
+    "rate without scenario": (["--missing_rate", "0.3"], "--missing none with --missing_rate 0.3 does nothing"),
+    "scenario without rate": (["--missing", "random"], "--missing random with --missing_rate 0.0 does nothing"),
+    "resume when evaluating": (["--is_training", "0", "--checkpoint", "x", "--resume"], "drop it with --is_training 0"),
 }
 
 

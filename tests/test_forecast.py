@@ -64,7 +64,8 @@ def _write_csv(path, test: pd.DataFrame, mmol: bool):
 
 def test_csv_mgdl_persistence_is_the_carried_reading(runs, tmp_path):
     paths, test, _ = runs
-    result = forecast_file(paths["persistence"], _write_csv(tmp_path / "cgm.csv", test, mmol=False), tmp_path / "out.csv")
+    csv = _write_csv(tmp_path / "cgm.csv", test, mmol=False)
+    result = forecast_file(paths["persistence"], csv, tmp_path / "out.csv")
     f = pd.read_csv(result.csv_path, parse_dates=["timestamp", "target_time_30", "target_time_60"])
     assert list(f.columns) == ["timestamp", "glucose_now", "forecast_30", "forecast_60", "target_time_30",
                                "target_time_60", "carried_inputs", "units"]
@@ -115,3 +116,14 @@ def test_too_short_input_is_one_line(runs, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "short.csv" in err[0]
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_covariate_model_refuses_input_without_insulin_or_meals(runs, tmp_path):
+    """Zeros would tell a --features MS model 'no insulin, no meals'; a file that lacks them is refused instead."""
+    paths, test, xml = runs
+    data = DataConfig(data="ohio", root_path=str(xml.parent), patients=["7"], covariates=True)
+    cfg = RunConfig(checkpoints=str(tmp_path), data=data, model=ModelConfig(model="Ridge"))
+    run = train_and_test(cfg).run_dir
+    for path in (xml, _write_csv(tmp_path / "cgm.csv", test, mmol=False)):
+        with pytest.raises(LLMTimeError, match="trained with covariates .* no basal, bolus or meal events"):
+            forecast_file(run, path, tmp_path / "o.csv")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,13 +30,14 @@ def _write_patient(folder: Path) -> None:
         ts = pd.Timestamp(start) + pd.to_timedelta(np.arange(n) * 5, unit="min")
         values = np.round(140 + 45 * np.sin(np.arange(n) / 15) + rng.normal(0, 6, n))
         events = "\n".join(f'<event ts="{t:%d-%m-%Y %H:%M:%S}" value="{v:g}"/>' for t, v in zip(ts, values))
-        (folder / f"7-ws-{part}.xml").write_text(f'<patient id="7"><glucose_level>\n{events}\n</glucose_level></patient>')
+        text = f'<patient id="7"><glucose_level>\n{events}\n</glucose_level></patient>'
+        (folder / f"7-ws-{part}.xml").write_text(text)
 
 
 def _command(data: Path, backbone: Path, checkpoints: Path, *extra: str) -> list[str]:
     return [sys.executable, "run_main.py", "--data", "ohio", "--root_path", str(data), "--patients", "7",
             "--llm_model", "BERT", "--llm_path", str(backbone), "--d_ff", "32", "--num_tokens", "16",
-            "--train_epochs", "3", "--patience", "3", "--max_train_windows", "320", "--max_val_windows", "32",
+            "--train_epochs", "3", "--patience", "3", "--max_train_windows", "160", "--max_val_windows", "32",
             "--seed", "11", "--checkpoints", str(checkpoints), *extra]
 
 
@@ -52,6 +54,7 @@ def _run_dir(checkpoints: Path) -> Path:
     return run
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, tiny_backbones):
     data = tmp_path / "data"
     data.mkdir()

@@ -21,6 +21,8 @@ computed once and cached, so quantising them would add error and save nothing. G
 from __future__ import annotations
 
 import copy
+import statistics
+import time
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -161,9 +163,23 @@ def forecast_error_mgdl(reference: Tensor, candidate: Tensor, glucose_std: float
     return {"max_abs_mgdl": float(diff.max()), "mean_abs_mgdl": float(diff.mean())}
 
 
+def batch_throughput(run, x: Tensor, batch: int, calls: int = 5, repeats: int = 3) -> float:
+    """Median windows/s of ``run`` on batches of ``batch`` windows of x (after one untimed call)."""
+    chunk = x[:batch]
+    run(chunk)
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            run(chunk)
+        rates.append(calls * len(chunk) / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
 def compare_deployables(model: nn.Module, x: Tensor, glucose_std: float, onnx_path: str | Path,
-                        latency_calls: int = 100) -> dict[str, dict[str, float]]:
-    """Float, ONNX and INT8 forecasts of windows x: error against the float model (mg/dL) and batch-1 latency.
+                        latency_calls: int = 100, batch: int = 32) -> dict[str, dict[str, float]]:
+    """Float, INT8 and ONNX forecasts of windows x: error against the float model (mg/dL), batch-1 latency and
+    throughput at ``batch``.
 
     The float model is timed in fp32 eval mode here whatever the benchmark's precision, so the three rows compare
     conversions, not precisions.
@@ -181,7 +197,8 @@ def compare_deployables(model: nn.Module, x: Tensor, glucose_std: float, onnx_pa
             run = build()
             error = forecast_error_mgdl(reference, run(x), glucose_std)
             timing = latency_ms(run, x, latency_calls)
-            out[name] = error | {"latency_ms_p50": timing["p50"], "latency_ms_p95": timing["p95"]}
+            out[name] = error | {"latency_ms_p50": timing["p50"], "latency_ms_p95": timing["p95"],
+                                 "windows_per_s": batch_throughput(run, x, batch)}
             del run
     out["onnx"]["file_mb"] = Path(onnx_path).stat().st_size / 2**20
     return out
