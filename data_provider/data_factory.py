@@ -19,6 +19,7 @@ from data_provider.ohio import PatientRecord, load_cohort
 from data_provider.scenarios import apply_scenario
 from data_provider.windows import (
     STEP_MINUTES,
+    TEST_WARMUP_MIN,
     PatientSeries,
     join_for_test,
     bglp_origins,
@@ -240,6 +241,7 @@ def build_splits(
     test_ids = list(test_ids or train_ids)
     train_b, val_b, test_b = _Builder(cfg), _Builder(cfg), _Builder(cfg)
     fit_values: list[np.ndarray] = []
+    no_test: list[str] = []
     for k, pid in enumerate(train_ids):
         s = _series(records[pid], "train", cfg, 2 * k)
         tr, va, filled, split = train_val_origins(s, cfg.seq_len, cfg.pred_len, cfg.max_gap_fill_min, cfg.val_fraction)
@@ -253,6 +255,8 @@ def build_splits(
             raise LLMTimeError(f"patient {pid} has no {pid}-ws-testing.xml file to test on")
         joined, start = join_for_test(_series(rec, "train", cfg, 2 * k + 1), _series(rec, "test", cfg, 2 * k + 1))
         origins, mask, filled = bglp_origins(joined, start, cfg.seq_len, cfg.pred_len)
+        if len(origins) == 0:
+            no_test.append(pid)
         test_b.add(pid, joined.index, filled, joined.targets, origins, mask)
     scaler = scaler or fit_scaler(fit_values)
     train = subset(train_b.build(scaler), cfg.max_train_windows)
@@ -262,6 +266,12 @@ def build_splits(
         raise LLMTimeError(
             f"patients {', '.join(train_ids)} give no complete training window of {cfg.seq_len}+{cfg.pred_len} "
             "points: use more data or a shorter --seq_len"
+        )
+    if no_test:  # found now, not after training
+        raise LLMTimeError(
+            f"{'patient' if len(no_test) == 1 else 'patients'} {', '.join(no_test)} "
+            f"{'gives' if len(no_test) == 1 else 'give'} no test window: scoring starts {TEST_WARMUP_MIN} min into the "
+            f"testing file, each forecast with {cfg.seq_len} points of input before it; drop them from --test_patients"
         )
     return Splits(train, val, test, scaler, description(cfg), train_ids, test_ids)
 

@@ -175,7 +175,7 @@ def _glucose_grid(frame: pd.DataFrame, path: Path, notes: list[str]) -> pd.Serie
     impossible = (values < lo) | (values > hi)
     if impossible.any():
         examples = ", ".join(
-            f"{v:g} at {t:%d-%m-%Y %H:%M:%S}" if pd.notna(t) else f"{v:g}"
+            f"{v:g} at {t:%Y-%m-%d %H:%M:%S}" if pd.notna(t) else f"{v:g}"
             for t, v in zip(ts[impossible][:3], values[impossible][:3])
         )
         notes.append(
@@ -188,8 +188,8 @@ def _glucose_grid(frame: pd.DataFrame, path: Path, notes: list[str]) -> pd.Serie
     earlier = int((ts.diff() < pd.Timedelta(0)).sum())
     if earlier:
         notes.append(
-            f"{path.name}: {earlier} CGM readings are earlier than the one before them in the file (sorted by time; "
-            "check that timestamps are day-first DD-MM-YYYY)"
+            f"{path.name}: {earlier} CGM readings are earlier than the one before them in the file; sorted by time "
+            "(if the file should be in time order, check its date format: month-first dates read as other days)"
         )
     keep = ~impossible & ~incomplete
     if not keep.any():

@@ -51,7 +51,6 @@ SUMMARY_METRICS = [
     "distilled_rmse_60", "distilled_clarke_ab_30", "retention_30", "retention_60", "agreement_30", "agreement_60",
     "student_params_total", "student_size_mb", "teacher_params_total", "teacher_latency_b1_ms",
     "student_latency_b1_ms", "speedup_b1", "teacher_latency_b64_ms", "student_latency_b64_ms", "speedup_b64",
-    "alpha", "beta", "gamma",
 ]
 
 
@@ -130,8 +129,12 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     rows = rows.copy()
     rows["pair"] = rows.apply(pair_label, axis=1)
     grouped = rows.groupby(["pair", *PAIR_COLUMNS], sort=False, dropna=False)
-    summary = grouped[[c for c in SUMMARY_METRICS if c in rows]].mean(numeric_only=True).reset_index()
+    summary = grouped[[c for c in SUMMARY_METRICS if c in rows]].mean(numeric_only=True).round(4).reset_index()
     summary.insert(1, "patients", grouped["patient"].apply(lambda p: " ".join(map(str, p))).to_numpy())
+    # chosen weights per patient, not averaged: a mean of 0 and 0.1 was never a candidate
+    rows["weights"] = [f"{p}: {a:g}/{b:g}/{g:g}" for p, a, b, g in
+                       zip(rows["patient"], rows["alpha"], rows["beta"], rows["gamma"])]
+    summary["chosen_alpha_beta_gamma"] = grouped["weights"].apply("; ".join).to_numpy()
     picks = {
         "best overall": summary["distilled_rmse_30"].idxmin(),
         "fastest": summary["student_latency_b1_ms"].idxmin(),
@@ -148,7 +151,8 @@ def markdown(summary: pd.DataFrame) -> str:
             ("baseline_rmse_30", "baseline RMSE30"), ("distilled_rmse_30", "distilled RMSE30"),
             ("distilled_rmse_60", "distilled RMSE60"), ("retention_30", "retention30"),
             ("agreement_30", "agree30 %"), ("student_params_total", "student params"),
-            ("student_latency_b1_ms", "student ms (b1)"), ("speedup_b1", "speed-up (b1)"), ("picks", "picks")]
+            ("student_latency_b1_ms", "student ms (b1)"), ("speedup_b1", "speed-up (b1)"),
+            ("chosen_alpha_beta_gamma", "chosen α/β/γ"), ("picks", "picks")]
     lines = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
     for _, r in summary.iterrows():
         lines.append("| " + " | ".join(_cell(r[c]) for c, _ in cols) + " |")

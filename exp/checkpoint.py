@@ -60,9 +60,9 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str |
     try:
         load_trainable_state(model, state)
     except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        detail = " ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
         raise LLMTimeError(
-            f"the weights in {source} do not fit the model its config describes ({first}); "
+            f"the weights in {source} do not fit the model its config describes ({detail[:240]}); "
             "was the file copied from another run, or the backbone behind --llm_path replaced?"
         ) from None
 

@@ -256,7 +256,7 @@ class TimeLLM(nn.Module):
             return tokens, None, steps.expand(batch, n)
         ids, lengths = self.prompt(x) if prompt is None else prompt
         with torch.no_grad():
-            prompt = self.backbone.get_input_embeddings()(ids).to(tokens.dtype)
+            embedded = self.backbone.get_input_embeddings()(ids).to(tokens.dtype)
         p_max = ids.shape[1]
         total = p_max + n
         if total > self.max_positions:
@@ -264,7 +264,7 @@ class TimeLLM(nn.Module):
                 f"prompt plus patches need {total} positions but {self.backbone_row.name} has {self.max_positions}; "
                 "shorten the dataset description, pass --prompt_domain 0 or --use_prompt 0"
             )
-        source = torch.cat([prompt, tokens, tokens.new_zeros(batch, 1, width)], dim=1)  # last row: padding
+        source = torch.cat([embedded, tokens, tokens.new_zeros(batch, 1, width)], dim=1)  # last row: padding
         t = torch.arange(total, device=tokens.device)[None]
         start = lengths[:, None]
         index = torch.where(t < start, t, torch.where(t < start + n, p_max + t - start, p_max + n))

@@ -122,6 +122,8 @@ DATA_CASES = {
     "testing overlaps training": (dict(test=_xml(*_series(288, START + pd.Timedelta(days=1)))), "starts before"),
     "no testing file": (dict(test=None), "no 7-ws-testing.xml"),
     "too short for one window": (dict(train=_xml(*_series(60))), "no complete training window of 72+12"),
+    "testing file too short": (dict(test=_xml(*_series(8, START + pd.Timedelta(days=3, hours=1)))),
+                               "patient 7 gives no test window"),
 }
 
 
@@ -298,7 +300,7 @@ def test_generate_cohort_errors(tmp_path, capsys):
 def test_data_quality_problems_are_rejected_and_counted(tmp_path):
     times, values = _series(300)
     values[[5, 50, 120]] = [0, -40, 5000]
-    with pytest.warns(UserWarning, match=r"rejected 3 glucose values outside 10-1000 mg/dL \(e\.g\. 0 at 01-03-2022"):
+    with pytest.warns(UserWarning, match=r"rejected 3 glucose values outside 10-1000 mg/dL \(e\.g\. 0 at 2022-03-01"):
         rec = load_cohort(_folder(tmp_path, "impossible", _xml(times, values)))["7"]
     assert rec.train.grid["glucose"].isna().sum() == 3 and any("rejected 3" in n for n in rec.notes)
 

@@ -48,13 +48,25 @@ def uses_prompt(model: nn.Module) -> bool:
 
 
 def prompt_width(model: TimeLLM) -> int:
-    """Prompt width the exported graph is built for: the constant part plus each slot's longest spelling of an
-    integer in 0..PROMPT_VALUE_CEILING (lags and trend words fall well inside that)."""
+    """Prompt width the exported graph is built for: the constant parts plus each slot's longest spelling (mg/dL
+    statistics up to PROMPT_VALUE_CEILING, lags up to seq_len // 2, the trend words). Every padded column costs a
+    token per window, so the width is no larger than what a window can need."""
     builder = model.prompt
-    fixed = sum(int(part[1][0]) for part in builder.parts if isinstance(part, tuple))
-    _, number_lengths = builder.numbers.lookup(torch.arange(0, PROMPT_VALUE_CEILING + 1))
-    slots = len(builder.parts) - sum(isinstance(part, tuple) for part in builder.parts)
-    return fixed + slots * max(int(number_lengths.max()), int(builder.trend[1].max()))
+
+    def longest(values: Tensor) -> int:
+        return int(builder.numbers.lookup(values)[1].max())
+
+    width = 0
+    for part in builder.parts:
+        if isinstance(part, tuple):
+            width += int(part[1][0])
+        elif part.name == "trend":
+            width += int(builder.trend[1].max())
+        elif part.name.startswith("lag"):
+            width += longest(torch.arange(1, model.seq_len // 2 + 1))
+        else:
+            width += longest(torch.arange(0, PROMPT_VALUE_CEILING + 1))
+    return width
 
 
 def padded_prompt(model: TimeLLM, x: Tensor, width: int) -> tuple[Tensor, Tensor]:
