@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="forecast CSV (default <input name>_forecast.csv here); the PNG goes beside it")
     p.add_argument("--units", default="auto", choices=["mgdl", "mmol", "auto"],
                    help="glucose units of --input; auto: all values below 35 = mmol/L")
-    p.add_argument("--batch_size", type=int, default=256, help="windows per forward pass")
+    p.add_argument("--batch_size", type=int, default=64, help="windows per forward pass")
     return p
 
 

@@ -335,8 +335,6 @@ def train_phase(
     for stale in ("metrics.json", "distillation.json"):  # their presence marks a finished run
         (run_dir / stale).unlink(missing_ok=True)
     result = train_and_test(cfg, objective=make_objective(), splits=splits, model=build(), name=name)
-    # The resume file (weights + optimiser state, ~4x the checkpoint) only serves an interrupted phase.
-    (run_dir / "last.pt").unlink(missing_ok=True)
     model = result.model
     if isinstance(model, DistillStudent):
         _strip_projections(run_dir)

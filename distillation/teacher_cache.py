@@ -48,7 +48,7 @@ class TeacherCache:
         teacher: nn.Module,
         dataset: WindowDataset,
         layers: Sequence[int],
-        batch_size: int = 256,
+        batch_size: int = 64,
         autocast_dtype: Optional[torch.dtype] = None,
     ) -> "TeacherCache":
         """Run the frozen teacher once over every window of ``dataset`` (in eval mode, without gradients)."""

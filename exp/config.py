@@ -63,7 +63,7 @@ class TrainConfig:
     """Optimisation and the engine (accelerate, DeepSpeed, precision)."""
 
     batch_size: int = 32
-    eval_batch_size: int = 256
+    eval_batch_size: int = 64  # windows per validation/test pass: on 2 CPU cores 64 beats 256 by ~20% (MiniLM)
     learning_rate: float = 1e-3
     train_epochs: int = 10
     patience: int = 3

@@ -66,7 +66,7 @@ class ForecastResult:
 
 def forecast_file(
     checkpoint: str | Path, input_path: str | Path, output: Optional[str | Path] = None, units: str = "auto",
-    batch_size: int = 256,
+    batch_size: int = 64,
 ) -> ForecastResult:
     """Forecast every full input window of ``input_path`` with the run saved at ``checkpoint``; write CSV + PNG."""
     if units not in UNITS:

@@ -177,6 +177,7 @@ class PromptBuilder:
             raise LLMTimeError(f"--top_k {top_k} must be between 1 and seq_len // 2 = {seq_len // 2}")
         self.mean, self.std = float(scaler[0]), float(scaler[1])
         self.top_k = top_k
+        self.tokenizer = tokenizer  # kept for reference renderings (the benchmark's straightforward prompt)
         self.pieces = template(description, seq_len, pred_len, top_k)
         tokens = _Tokens(tokenizer)
         prefix, suffix = tokens.specials()

@@ -95,6 +95,7 @@ class TimeLLM(nn.Module):
             if m.use_prompt else None
         )
         self._prototype_cache: tuple[tuple, dict[str, object]] | None = None
+        self.cache_prototypes = True  # public switch: the benchmark measures recomputing them (utils/levers.py)
         # Public switch (the benchmark measures both ways; export turns it off to keep the graph a single pass).
         self.cache_prompt_prefix = self.backbone_row.family in CAUSAL_FAMILIES and self.prompt is not None
         self._prefix_cache: tuple[tuple, _PrefixStates] | None = None
@@ -224,7 +225,9 @@ class TimeLLM(nn.Module):
         autograd sees them.
         """
         inputs = self._prototype_inputs()
-        if self.training or (torch.is_grad_enabled() and any(t.requires_grad for t in inputs)):
+        if not self.cache_prototypes or self.training or (
+            torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
+        ):
             self._prototype_cache = None
             return compute()
         device = self.mapping.weight.device.type

@@ -35,6 +35,7 @@ from exp.run import provenance
 from utils.efficiency import PRECISIONS, BenchSettings, run_benchmark
 from utils.errors import USER_ERROR_EXIT, LLMTimeError
 from utils.io import write_json
+from utils.levers import LEVERS, Straightforward, parse_levers
 from utils.results import append_row
 
 DEFAULT_OUT = "docs/results/bench"
@@ -66,8 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("patch_len", "stride", "d_model", "d_ff", "n_heads", "num_tokens", "top_k", "e_layers"):
         m.add_argument(f"--{name}", type=int, default=getattr(ModelConfig(), name))
     m.add_argument("--checkpoint", default=None, help="benchmark a saved run's model (its config, weights, scaler)")
-    m.add_argument("--no_prefix_cache", action="store_true",
-                   help="decoder backbones: run the constant prompt prefix every batch (to measure the cache)")
+    m.add_argument("--levers_off", default=None, metavar="LEVERS",
+                   help="Time-LLM: switch fast-path levers off to measure them, comma-separated or 'all' "
+                        "(short_prompt, vectorised_prompt, sdpa, prototype_cache, eval_backbone, prefix_cache; "
+                        "see utils/levers.py)")
+    m.add_argument("--compile", action="store_true", help="torch.compile the model before timing")
     d = p.add_argument_group("data")
     d.add_argument("--data", default="simulated")
     d.add_argument("--root_path", default=None)
@@ -134,8 +138,11 @@ def _label(args: argparse.Namespace, model: torch.nn.Module) -> str:
             parts.append("noprompt")
         elif not args.prompt_domain:
             parts.append("nodomain")
-        if args.no_prefix_cache:
-            parts.append("noprefixcache")
+        if args.levers_off:
+            off = parse_levers(args.levers_off)
+            parts.append("off-all" if off == set(LEVERS) else "off-" + "-".join(sorted(off)))
+        if args.compile:
+            parts.append("compiled")
     parts.append("fp32" if args.mixed_precision == "no" else args.mixed_precision)
     parts += [flag for flag in ("deepspeed", "fused_adamw") if getattr(args, flag)]
     if args.threads:
@@ -174,12 +181,13 @@ def flat_row(label: str, args: argparse.Namespace, model: torch.nn.Module, resul
     """The CSV row: identity, settings, and the medians (full detail stays in the JSON)."""
     train = result.get("training_windows_per_s") or {}
     prompt = result.get("prompt") or {}
+    inner = getattr(model, "model", model)  # the TimeLLM inside a Straightforward wrapper
     row: dict[str, Any] = {
-        "label": label, "model": type(model).__name__,
+        "label": label, "model": type(inner).__name__, "levers_off": args.levers_off or "", "compiled": args.compile,
         "backbone": model.backbone_row.name if getattr(model, "uses_llm", False) else "",
         "llm_layers": args.llm_layers or "", "weights_source": getattr(model, "weights_source", ""),
         "mixed_precision": args.mixed_precision, "deepspeed": args.deepspeed, "fused_adamw": args.fused_adamw,
-        "prefix_cache": bool(getattr(model, "cache_prompt_prefix", False)), "threads": result["threads"],
+        "prefix_cache": bool(getattr(inner, "cache_prompt_prefix", False)), "threads": result["threads"],
         "batch": args.batch, "repeats": args.repeats, "steps": args.steps,
         "prompt_tokens": prompt.get("prompt_tokens_mean", 0), "sequence_tokens": prompt.get("sequence_tokens_mean", ""),
         "train_windows_per_s": train.get("median", ""), "infer_windows_per_s": result["inference_windows_per_s"]["median"],
@@ -242,8 +250,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
         load_before = os.getloadavg()[0]
         model, splits, data = build(args)
-        if args.no_prefix_cache:
-            model.cache_prompt_prefix = False
+        if args.levers_off:
+            model = Straightforward(model, parse_levers(args.levers_off), splits.description)
+        if args.compile:
+            model = torch.compile(model)
         windows = subset(splits.train, args.windows)
         x = windows.__getitems__(list(range(len(windows))))["x"]
         loader = make_loader(windows, args.batch, shuffle=True, seed=0)

@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="S: glucose only; MS: + insulin and carbs for the baselines (Time-LLM ignores them)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--eval-batch-size", type=int, default=256)
+    p.add_argument("--eval-batch-size", type=int, default=64)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--patience", type=int, default=3)
     p.add_argument("--max-train-windows", type=int, default=None, help="0 = no cap")
@@ -291,9 +291,6 @@ def run_grid(cells: list[Cell], base: RunConfig, tidy: Path, command: str) -> No
             append_row(tidy, {"cell_key": cell.key, "label": cell.variant.label, "variant": cell.variant.tags,
                               "group": "pooled" if len(group) > 1 else "per-patient",
                               "settings": cell.settings, "command": command, **row})
-            # The resume state (weights + optimiser moments, ~0.5 GB for Time-LLM) is dead weight once the cell is
-            # recorded; the best checkpoint stays.
-            (result.run_dir / "last.pt").unlink(missing_ok=True)
             tqdm.write(f"{cell.variant.label} {'+'.join(group)} s{cell.seed}: RMSE30 {row['rmse_30']:.2f} "
                        f"RMSE60 {row['rmse_60']:.2f} mg/dL ({row['wall_seconds']:.0f} s)")
             bar.update()

@@ -242,7 +242,7 @@ def test_checkpoints_from_elsewhere(trained, tmp_path, capsys):
 
 def test_resume_with_other_settings_is_refused(trained, capsys):
     _, flags, run_dir = trained
-    assert (run_dir / "last.pt").is_file()
+    assert not (run_dir / "last.pt").exists()  # a finished run keeps its checkpoint, not the resume state
     assert run_main.main([*flags, "--resume", "--d_ff", "16"]) == 2
     _one_line(capsys.readouterr().err, "--resume", "model.d_ff 32 -> 16", "without --resume")
 

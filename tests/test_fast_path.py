@@ -128,3 +128,22 @@ def test_terse_prompt_states_every_statistic(tiny_backbones, wordpiece_tokenizer
                   DataConfig(), SCALER, description(DataConfig()))
     _, lengths = sim.prompt(windows(8, seed=6)[:, :1].expand(8, 72, 1).contiguous())
     assert int(lengths.max()) <= 62
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2"])
+def test_benchmark_levers_switched_off_give_the_same_forecasts(tiny_backbones, family):
+    """The benchmark's straightforward variants (utils/levers.py) measure the same computation done slowly: with
+    the per-window tokenised prompt, eager attention, recomputed prototypes or no prefix cache the forecasts equal
+    the fast path's; the published long prompt changes the input, so it only has to run and be longer."""
+    from utils.levers import LEVERS, Straightforward
+
+    x = windows(6, seed=3)
+    with torch.no_grad():
+        fast = tiny(tiny_backbones, family).eval()(x)
+        for lever in ("vectorised_prompt", "sdpa", "prototype_cache", "prefix_cache"):
+            slow = Straightforward(tiny(tiny_backbones, family), [lever], DESCRIPTION).eval()
+            torch.testing.assert_close(slow(x), fast, rtol=1e-4, atol=1e-4, msg=lever)
+        everything = Straightforward(tiny(tiny_backbones, family), LEVERS, DESCRIPTION).eval()
+        assert everything(x).shape == fast.shape
+        assert everything.prompt(x)[1].float().mean() > tiny(tiny_backbones, family).prompt(x)[1].float().mean()
+        assert everything.model.backbone.training  # eval_backbone off: the backbone's dropout runs

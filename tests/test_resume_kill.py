@@ -37,7 +37,7 @@ def _write_patient(folder: Path) -> None:
 def _command(data: Path, backbone: Path, checkpoints: Path, *extra: str) -> list[str]:
     return [sys.executable, "run_main.py", "--data", "ohio", "--root_path", str(data), "--patients", "7",
             "--llm_model", "BERT", "--llm_path", str(backbone), "--d_ff", "32", "--num_tokens", "16",
-            "--train_epochs", "3", "--patience", "3", "--max_train_windows", "160", "--max_val_windows", "32",
+            "--train_epochs", "3", "--patience", "3", "--max_train_windows", "320", "--max_val_windows", "32",
             "--seed", "11", "--checkpoints", str(checkpoints), *extra]
 
 
@@ -70,7 +70,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, tiny_back
         assert killed.poll() is None, killed.stderr.read()
         assert time.monotonic() < deadline, "no epoch finished in 240 s"
         time.sleep(0.02)
-    time.sleep(0.1)  # into epoch 2 (its first steps)
+    time.sleep(0.1)  # into epoch 2 (10 training steps: it is still running)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     run = _run_dir(tmp_path / "killed")
