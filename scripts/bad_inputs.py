@@ -11,7 +11,7 @@ traceback; the script says which did not and exits 1 if any.
 
 from __future__ import annotations
 
-import gzip
+import os
 import subprocess
 import sys
 import tempfile
@@ -103,7 +103,7 @@ def cases(root: Path) -> list[tuple[str, list[str], bool]]:
         ("forecast: unparseable timestamp", ["forecast.py", "--checkpoint", run, "--input", str(csv / "bad_time.csv")],
          False),
         ("forecast: 2.5 h of data", ["forecast.py", "--checkpoint", run, "--input", str(csv / "short.csv")], False),
-        ("forecast: mmol/L CSV (survivable: detected, said)", ["forecast.py", "--checkpoint", run, "--input",
+        ("forecast: mmol/L CSV (survivable: converted)", ["forecast.py", "--checkpoint", run, "--input",
                                                               str(csv / "mmol.csv"), "--output",
                                                               str(csv / "out.csv")], True),
         ("forecast: not a run folder", ["forecast.py", "--checkpoint", str(root), "--input", str(csv / "mmol.csv")],
@@ -116,13 +116,15 @@ def cases(root: Path) -> list[tuple[str, list[str], bool]]:
         ("pipeline: half the loss weights", ["-m", "distillation.pipeline", "--teacher", "bert", "--student",
                                              "tinybert", "--alpha", "0.5"], False),
         ("pair comparison: bad pair", ["-m", "scripts.distillation_comparison", "--custom-pairs", "BERT"], False),
-        ("model comparison: unknown model", ["-m", "scripts.compare_models", "--models", "Ridge,Arima"], False),
+        ("model comparison: unknown model", ["-m", "scripts.compare_models", "--models", "Ridge,Arima", "--out",
+                                             str(root / "cmp")], False),
         ("benchmark: batch 0", ["-m", "scripts.benchmark", "--batch", "0"], False),
     ]
 
 
 def run_case(argv: list[str]) -> tuple[int, list[str]]:
-    proc = subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "LLMTIME_NO_BARS": "1"}  # progress bars would hide what the run said
+    proc = subprocess.run([sys.executable, *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     lines = [line for line in proc.stderr.splitlines() if line.strip() and not any(n in line for n in NOISE)]
     return proc.returncode, lines
 

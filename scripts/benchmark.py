@@ -8,7 +8,7 @@ Run from the repository root::
     python -m scripts.benchmark --llm_model MiniLM --llm_layers 1 --export --no_train   # a deployable student
     python -m scripts.benchmark --model DLinear --export
     python -m scripts.benchmark --checkpoint checkpoints/RUN --export  # a trained run's own model and scaler
-    python -m scripts.benchmark --summarize docs/results/bench/benchmark.csv   # medians per label, as markdown
+    python -m scripts.benchmark --summarize docs/results/bench_levers/benchmark.csv   # medians per label, as markdown
 
 Prints a table, writes ``<out>/<label>.json`` and appends a row to ``<out>/benchmark.csv``. Throughputs are
 medians over ``--repeats`` (the min and max are kept in the JSON); the machine's load average before and after
