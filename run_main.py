@@ -18,7 +18,7 @@ import warnings
 from typing import Optional, Sequence
 
 from exp.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from utils.errors import USER_ERROR_EXIT, LLMTimeError
+from utils.errors import LLMTimeError, run_cli
 
 # The default run (no --max_train_windows): real MiniLM weights on the bundled cohort, with a training budget small
 # enough that it finishes in under 10 minutes on 2 CPU cores. Testing is never capped: scoring every one of the
@@ -204,7 +204,7 @@ def one_line_warning(message, category, filename, lineno, line=None) -> str:  # 
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    try:
+    def body() -> int:
         args = build_parser().parse_args(argv)
         cfg = config_from_args(args)
         t0 = time.perf_counter()
@@ -227,12 +227,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(format_table(result))
             print(f"outputs: {result.run_dir}  ({time.perf_counter() - t0:.0f} s)")
         return 0
-    except LLMTimeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return USER_ERROR_EXIT
-    except KeyboardInterrupt:
-        print("interrupted: the last best checkpoint (if any) is intact", file=sys.stderr)
-        return 130
+
+    return run_cli(body, "interrupted: the last best checkpoint (if any) is intact")
 
 
 if __name__ == "__main__":

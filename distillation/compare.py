@@ -35,7 +35,7 @@ from distillation.pipeline import (
     run_pipeline,
 )
 from models.backbones import BACKBONES, resolve_backbone
-from utils.errors import USER_ERROR_EXIT, LLMTimeError
+from utils.errors import LLMTimeError, run_cli
 from utils.io import atomic_path, write_text
 from utils.plots import plot_scatter
 
@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    try:
+    def body() -> int:
         args = build_parser().parse_args(argv)
         chosen = [x is not None for x in (args.mode, args.custom_pairs, args.summarise)]
         if sum(chosen) != 1:
@@ -257,12 +257,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(write_reports(csv)[1], end="")
         print(f"rows: {csv}")
         return 0
-    except LLMTimeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return USER_ERROR_EXIT
-    except KeyboardInterrupt:
-        print("interrupted: finished pairs and phases are reused when the same command runs again", file=sys.stderr)
-        return 130
+
+    return run_cli(body, "interrupted: finished pairs and phases are reused when the same command runs again")
 
 
 if __name__ == "__main__":

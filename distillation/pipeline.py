@@ -61,7 +61,7 @@ from exp.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from exp.trainer import Objective, count_parameters, forecast_objective, load_trainable_state
 from models import build_model
 from models.backbones import WEIGHT_CHOICES, BackboneRow, backbone_names, resolve_backbone, safe_name
-from utils.errors import USER_ERROR_EXIT, LLMTimeError
+from utils.errors import LLMTimeError, run_cli
 from utils.io import write_json
 from utils.results import append_row, locked
 from utils.seed import seed_everything
@@ -693,7 +693,7 @@ def print_rows(rows: Sequence[dict[str, Any]]) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    try:
+    def body() -> int:
         args = build_parser().parse_args(argv)
         cfg = config_from_args(args)
         if args.dry_run:
@@ -704,12 +704,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print_rows(rows)
         print(f"results: {cfg.csv_path}")
         return 0
-    except LLMTimeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return USER_ERROR_EXIT
-    except KeyboardInterrupt:
-        print("interrupted: finished phases are kept and reused on the next run", file=sys.stderr)
-        return 130
+
+    return run_cli(body, "interrupted: finished phases are kept and reused on the next run")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from exp.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from utils.errors import USER_ERROR_EXIT, LLMTimeError
+from utils.errors import LLMTimeError, run_cli
 
 DEFAULT_MODELS = ("Persistence", "Ridge", "DLinear", "PatchTST", "TimeLLM", "TimeLLM_woLLM", "TimeLLM_LLM2Attn",
                   "TimeLLM_LLM2Trsf")
@@ -462,7 +462,8 @@ def write_reports(out: Path, cells: list[Cell], command: str, preset_name: str, 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = "python -m scripts.compare_models " + shlex.join(argv)
-    try:
+
+    def body() -> int:
         args = build_parser().parse_args(argv)
         warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
         preset_name = "quick" if args.quick else "full" if args.full else "custom"
@@ -493,12 +494,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(text)
         print(f"outputs: {out}  (run folders: {runs_dir})")
         return 0
-    except LLMTimeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return USER_ERROR_EXIT
-    except KeyboardInterrupt:
-        print("interrupted: finished cells are kept in tidy.csv; re-run the same command to continue", file=sys.stderr)
-        return 130
+
+    return run_cli(body, "interrupted: finished cells are kept in tidy.csv; re-run the same command to continue")
 
 
 if __name__ == "__main__":
