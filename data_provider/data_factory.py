@@ -1,7 +1,11 @@
 """Datasets and loaders for a run: patients -> series -> windows -> scaled batches.
 
 The scaler is fit on the training region (the training file minus its validation tail) of the training patients
-only, then applied to every split. Batches are gathered with one NumPy fancy-index per batch (``__getitems__``), so
+only, then applied to every split, channel by channel.
+
+Channels, in order (``channel_names``): glucose; with ``--features MS`` the basal rate (U/h), bolus (U) and carbs
+(g) of the pump and meal logs, missing entries read as none (0); with ``filled_channel`` a 0/1 marker of inputs
+that were filled (carried forward, or interpolated with ``input_fill linear``) rather than read, left unscaled. Batches are gathered with one NumPy fancy-index per batch (``__getitems__``), so
 a loader does no per-window Python work.
 """
 
@@ -24,6 +28,7 @@ from data_provider.windows import (
     join_for_test,
     bglp_origins,
     train_val_origins,
+    FILLS,
 )
 from exp.config import DataConfig
 from utils.errors import LLMTimeError
@@ -31,7 +36,15 @@ from utils.seed import worker_init
 
 DATASET_DIR = Path(__file__).resolve().parents[1] / "dataset"
 BUNDLED = {"simulated": DATASET_DIR / "simulated"}
+# Other spellings of a dataset's name -> the name its prompt description (dataset/prompt_bank) and run folders use.
+DATASET_ALIASES = {"ohiot1dm": "ohio"}
 COVARIATES = ("basal", "bolus", "carbs")
+FILLED = "filled"
+
+
+def channel_names(cfg: DataConfig) -> tuple[str, ...]:
+    """Names of the input channels, in the order the windows carry them (glucose first)."""
+    return ("glucose",) + (COVARIATES if cfg.covariates else ()) + ((FILLED,) if cfg.filled_channel else ())
 
 
 @dataclass
@@ -76,9 +89,13 @@ class WindowDataset(Dataset):
         origin_time: np.ndarray,
         seq_len: int,
         pred_len: int,
+        targets_mgdl: np.ndarray | None = None,
     ):
         self.inputs = torch.from_numpy(inputs.astype(np.float32))
         self.targets = torch.from_numpy(np.nan_to_num(targets, nan=0.0).astype(np.float32))
+        # The readings as read (mg/dL, NaN where none), aligned with ``targets``: scores and predictions.csv use these,
+        # since unscaling the float32 ``targets`` gives 143.00000003703119 for a reading of 143.
+        self.targets_mgdl = targets_mgdl
         self.origins = torch.from_numpy(origins.astype(np.int64))
         self.mask = torch.from_numpy(mask)
         self.patient = patient
@@ -120,19 +137,26 @@ class Splits:
     test_patients: list[str]
 
 
+def dataset_name(name: str) -> str:
+    """The one spelling of a ``--data`` name: case-insensitive, and OhioT1DM's full name ('ohiot1dm', 'OhioT1DM') is
+    'ohio', so the name people type for the dataset finds its prompt description and names its runs the same way."""
+    key = name.strip().lower()
+    return DATASET_ALIASES.get(key, key)
+
+
 def data_root(cfg: DataConfig) -> Path:
     if cfg.root_path:
         return Path(cfg.root_path)
-    if cfg.data not in BUNDLED:
+    if dataset_name(cfg.data) not in BUNDLED:
         raise LLMTimeError(
             f"--data {cfg.data} has no bundled copy: pass --root_path to the folder holding its XML files"
         )
-    return BUNDLED[cfg.data]
+    return BUNDLED[dataset_name(cfg.data)]
 
 
 def description(cfg: DataConfig) -> str:
     """The dataset's prompt description from dataset/prompt_bank/<data>.txt."""
-    path = DATASET_DIR / "prompt_bank" / f"{cfg.data}.txt"
+    path = DATASET_DIR / "prompt_bank" / f"{dataset_name(cfg.data)}.txt"
     if not path.is_file():
         names = ", ".join(sorted(p.stem for p in path.parent.glob("*.txt")))
         raise LLMTimeError(f"no prompt description {path} for --data {cfg.data}; available: {names}")
@@ -198,18 +222,33 @@ class _Builder:
             cat(self.times, np.zeros(0, dtype="datetime64[ns]")),
             c.seq_len,
             h,
+            targets_mgdl=cat(self.targets, np.zeros(0)),
         )
 
 
-def fit_scaler(values: list[np.ndarray]) -> Scaler:
+def fit_scaler(values: list[np.ndarray], unscaled: bool = False) -> Scaler:
+    """Per-channel mean and std of the training region; with ``unscaled`` the last channel (the 0/1 filled
+    marker) keeps mean 0 and std 1, so it reads the same in every split and patient."""
     stacked = np.concatenate(values)
     mean = np.nanmean(stacked, axis=0)
     std = np.nanstd(stacked, axis=0)
     std[~(std > 0)] = 1.0
+    if unscaled:
+        mean[-1], std[-1] = 0.0, 1.0
     return Scaler(mean, std)
 
 
+def mark_filled(cfg: DataConfig, raw: np.ndarray, filled: np.ndarray) -> np.ndarray:
+    """``filled`` inputs plus, with ``filled_channel``, the marker of glucose inputs that were missing in ``raw``."""
+    if not cfg.filled_channel:
+        return filled
+    return np.column_stack([filled, np.isnan(raw[:, 0]).astype(float)])
+
+
 def validate(cfg: DataConfig) -> None:
+    known = sorted(p.stem for p in (DATASET_DIR / "prompt_bank").glob("*.txt"))
+    if dataset_name(cfg.data) not in known:
+        raise LLMTimeError(f"unknown --data {cfg.data!r}; choose one of: {', '.join(known)} (or ohiot1dm for ohio)")
     if cfg.seq_len < 2 or cfg.pred_len < 1:
         raise LLMTimeError(f"--seq_len must be >= 2 and --pred_len >= 1 (got {cfg.seq_len}, {cfg.pred_len})")
     if not 0.0 < cfg.val_fraction < 1.0:
@@ -220,6 +259,8 @@ def validate(cfg: DataConfig) -> None:
         cap = getattr(cfg, name)
         if cap is not None and cap < 1:
             raise LLMTimeError(f"--{name} must be a positive number of windows (0 on the command line = no cap)")
+    if cfg.input_fill not in FILLS:
+        raise LLMTimeError(f"--input_fill must be one of {', '.join(FILLS)}, got {cfg.input_fill!r}")
     if cfg.max_gap_fill_min < 0:
         raise LLMTimeError(f"--max_gap_fill_min must be >= 0 minutes, got {cfg.max_gap_fill_min}")
 
@@ -244,9 +285,11 @@ def build_splits(
     no_test: list[str] = []
     for k, pid in enumerate(train_ids):
         s = _series(records[pid], "train", cfg, 2 * k)
-        tr, va, filled, split = train_val_origins(s, cfg.seq_len, cfg.pred_len, cfg.max_gap_fill_min, cfg.val_fraction)
+        tr, va, filled, split = train_val_origins(s, cfg.seq_len, cfg.pred_len, cfg.max_gap_fill_min,
+                                                  cfg.val_fraction, cfg.input_fill)
+        filled = mark_filled(cfg, s.inputs, filled)
         tr = tr[: int(np.ceil(len(tr) * cfg.percent / 100))]
-        fit_values.append(np.column_stack([s.targets[:split], s.inputs[:split, 1:]]))
+        fit_values.append(np.column_stack([s.targets[:split], filled[:split, 1:]]))
         train_b.add(pid, s.index, filled, s.targets, tr, np.ones((len(tr), cfg.pred_len), dtype=bool))
         val_b.add(pid, s.index, filled, s.targets, va, np.ones((len(va), cfg.pred_len), dtype=bool))
     for k, pid in enumerate(test_ids):
@@ -255,10 +298,11 @@ def build_splits(
             raise LLMTimeError(f"patient {pid} has no {pid}-ws-testing.xml file to test on")
         joined, start = join_for_test(_series(rec, "train", cfg, 2 * k + 1), _series(rec, "test", cfg, 2 * k + 1))
         origins, mask, filled = bglp_origins(joined, start, cfg.seq_len, cfg.pred_len)
+        filled = mark_filled(cfg, joined.inputs, filled)
         if len(origins) == 0:
             no_test.append(pid)
         test_b.add(pid, joined.index, filled, joined.targets, origins, mask)
-    scaler = scaler or fit_scaler(fit_values)
+    scaler = scaler or fit_scaler(fit_values, unscaled=cfg.filled_channel)
     train = subset(train_b.build(scaler), cfg.max_train_windows)
     val = subset(val_b.build(scaler), cfg.max_val_windows)
     test = test_b.build(scaler)

@@ -5,7 +5,9 @@
     python -m scripts.distillation_comparison --summarise docs/results/distillation_minilm.csv
 
 Every pair goes through ``distillation.pipeline.run_pipeline`` with the same settings, so each row of the pairs CSV
-is a pipeline row. The summary (CSV, Markdown, printed) averages each pair over its patients and names the best
+is a pipeline row. A pair that fails (weights absent, a run that diverges) does not stop the comparison: it becomes a
+row of ``<csv stem>_failed.csv`` with its one-line reason, the next pair runs, and the exit status is 1.
+The summary (CSV, Markdown, printed) averages each pair over its patients and names the best
 overall pair (lowest distilled RMSE at 30 min), the fastest (lowest student CPU latency at batch 1), the smallest
 (fewest student parameters) and the best retention (teacher RMSE / distilled RMSE at 30 min); a PNG plots RMSE
 against latency. Finished pair/patient rows are skipped and shared teachers are trained once, so a long comparison
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -45,6 +48,7 @@ BALANCED = (
     ("DistilBERT", "BERT-tiny"), ("DistilBERT", "MobileBERT"), ("ALBERT", "MobileBERT"), ("GPT2", "TinyBERT"),
 )
 MODES = ("quick", "balanced", "all")
+FAILED_COLUMNS = ["teacher", "student", "teacher_layers", "student_layers", "patients", "reason"]
 PAIR_COLUMNS = ["teacher", "student", "teacher_layers", "student_layers", "teacher_weights", "student_weights"]
 SUMMARY_METRICS = [
     "teacher_rmse_30", "baseline_rmse_30", "distilled_rmse_30", "teacher_rmse_60", "baseline_rmse_60",
@@ -58,7 +62,8 @@ Pair = tuple[str, Optional[int], str, Optional[int]]  # teacher row, teacher lay
 
 
 def all_pairs() -> list[tuple[str, str]]:
-    """Every teacher x student combination the backbone table marks (a row never distils into itself)."""
+    """Every teacher x student combination the backbone table marks (a row never distils into itself): the guide's
+    4 teachers x 4 students, 16 pairs."""
     return [(t.name, s.name) for t in BACKBONES if t.teacher for s in BACKBONES if s.student and s is not t]
 
 
@@ -177,9 +182,48 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
+def failed_path(rows_csv: Path) -> Path:
+    """Where the pairs that failed in the last comparison run are listed, next to the pairs CSV."""
+    return rows_csv.with_name(f"{rows_csv.stem}_failed.csv")
+
+
+def write_failures(rows_csv: Path, failures: list[dict[str, Any]]) -> None:
+    """The last run's failed pairs, one row each with its reason; none failed: no file (an old one goes)."""
+    path = failed_path(rows_csv)
+    if not failures:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        pd.DataFrame(failures, columns=FAILED_COLUMNS).to_csv(tmp, index=False)
+
+
+def run_pairs(configs: Sequence[PipelineConfig]) -> list[dict[str, Any]]:
+    """Run every pair; a pair that fails is kept with its one-line reason and the next one runs."""
+    failures = []
+    for k, c in enumerate(configs, 1):
+        print(f"=== pair {k}/{len(configs)}: {c.teacher} -> {c.student}", flush=True)
+        try:
+            run_pipeline(c)
+        except (LLMTimeError, RuntimeError) as err:  # user-side (weights absent) or a run that broke (diverged, OOM)
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            print(f"pair {c.teacher} -> {c.student} FAILED: {reason}", file=sys.stderr, flush=True)
+            failures.append({"teacher": c.teacher, "student": c.student, "teacher_layers": c.teacher_layers,
+                             "student_layers": c.student_layers, "patients": " ".join(c.patients or ["all"]),
+                             "reason": reason})
+    return failures
+
+
 def write_reports(rows_csv: Path) -> tuple[pd.DataFrame, str]:
-    """Summary CSV, Markdown and the RMSE-vs-latency chart next to the pairs CSV; returns (summary, markdown)."""
-    if not rows_csv.is_file():
+    """Summary CSV, Markdown and the RMSE-vs-latency chart next to the pairs CSV; returns (summary, markdown).
+
+    Pairs of the last run that failed (``<stem>_failed.csv``) are listed under the table with their reasons."""
+    failed = pd.read_csv(failed_path(rows_csv)) if failed_path(rows_csv).is_file() else None
+    if not rows_csv.is_file() or not rows_csv.stat().st_size:
+        if failed is not None:
+            first = failed.iloc[0]
+            raise LLMTimeError(f"every pair failed ({failed_path(rows_csv)}); first, {first['teacher']} -> "
+                               f"{first['student']}: {first['reason']}")
         raise LLMTimeError(f"{rows_csv} does not exist: run the comparison (or the pipeline) first")
     rows = pd.read_csv(rows_csv, dtype={"patient": str})
     summary = summarise(rows)
@@ -187,6 +231,8 @@ def write_reports(rows_csv: Path) -> tuple[pd.DataFrame, str]:
     with atomic_path(f"{stem}_summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
     text = markdown(summary)
+    if failed is not None:
+        text += "".join(f"- **Failed**: {r.teacher}→{r.student}: {r.reason}\n" for r in failed.itertuples())
     write_text(f"{stem}_summary.md", text)
     teachers = rows.groupby(["teacher", "teacher_layers", "teacher_weights"], sort=False)[
         ["teacher_latency_b1_ms", "teacher_rmse_30"]].mean().reset_index()
@@ -215,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     w = p.add_argument_group("pairs (one of)")
     w.add_argument("--mode", choices=MODES, default=None,
                    help="quick: " + ", ".join("→".join(x) for x in QUICK) + "; balanced: "
-                        + ", ".join("→".join(x) for x in BALANCED) + "; all: every teacher x student of the table")
+                        + ", ".join("→".join(x) for x in BALANCED)
+                        + f"; all: every teacher x student of the table ({len(all_pairs())} pairs)")
     w.add_argument("--custom-pairs", nargs="+", default=None, metavar="TEACHER,STUDENT",
                    help="pairs such as 'BERT,TinyBERT' or 'MiniLM,MiniLM:2' (ROW:LAYERS cuts a backbone)")
     w.add_argument("--summarise", default=None, metavar="CSV",
@@ -231,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     def body() -> int:
+        from run_main import one_line_warning
+
+        warnings.formatwarning = one_line_warning
         args = build_parser().parse_args(argv)
         chosen = [x is not None for x in (args.mode, args.custom_pairs, args.summarise)]
         if sum(chosen) != 1:
@@ -251,12 +301,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for c in configs:
                 print(plan(c).split("\n[")[0])
             return 0
-        for k, c in enumerate(configs, 1):
-            print(f"=== pair {k}/{len(configs)}: {c.teacher} -> {c.student}", flush=True)
-            run_pipeline(c)
+        failures = run_pairs(configs)
+        write_failures(csv, failures)
         print(write_reports(csv)[1], end="")
         print(f"rows: {csv}")
-        return 0
+        if failures:
+            print(f"{len(failures)} of {len(configs)} pairs failed: {failed_path(csv)}", file=sys.stderr)
+        return 1 if failures else 0
 
     return run_cli(body, "interrupted: finished pairs and phases are reused when the same command runs again")
 

@@ -233,7 +233,11 @@ def distillation_loss(
 
 
 class DistillationObjective:
-    """``(model, batch) -> loss`` for the Trainer: the student's outputs against truth and the cached teacher."""
+    """``(model, batch) -> loss`` for the Trainer: the student's outputs against truth and the cached teacher.
+
+    It also keeps running sums of each unweighted term, so the run's history shows the truth, teacher-output and
+    hidden-state terms falling epoch by epoch, not only their weighted total (``epoch_terms``).
+    """
 
     def __init__(self, weights: LossWeights, cache: Optional["TeacherCache"]) -> None:
         if (weights.beta or weights.gamma) and cache is None:
@@ -241,6 +245,8 @@ class DistillationObjective:
         if weights.gamma and cache is not None and not cache.layers:
             raise ValueError("gamma > 0 needs a teacher cache holding hidden states")
         self.weights, self.cache = weights, cache
+        self._sums: dict[str, float] = {}
+        self._steps = 0
 
     def __call__(self, model: nn.Module, batch: dict) -> Tensor:
         w = self.weights
@@ -251,5 +257,15 @@ class DistillationObjective:
         teacher_pred = teacher_feats = None
         if self.cache is not None and (w.beta or w.gamma):
             teacher_pred, teacher_feats = self.cache.lookup(batch["index"], pred.device, hidden=bool(w.gamma))
-        loss, _ = distillation_loss(w, pred, batch["y"], batch["mask"], teacher_pred, feats, teacher_feats)
+        loss, terms = distillation_loss(w, pred, batch["y"], batch["mask"], teacher_pred, feats, teacher_feats)
+        for name, value in terms.items():
+            self._sums[name] = self._sums.get(name, 0.0) + value
+        self._steps += 1
         return loss
+
+    def epoch_terms(self) -> dict[str, float]:
+        """Mean of each unweighted term over the training steps since the last call, as ``train_<term>_loss``
+        (truth, teacher, hidden), then start afresh: the Trainer calls it once per epoch and records the means."""
+        means = {f"train_{name}_loss": total / self._steps for name, total in self._sums.items()} if self._steps else {}
+        self._sums, self._steps = {}, 0
+        return means

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from data_provider.data_factory import Splits, build_splits, data_root
+from data_provider.data_factory import Splits, build_splits, data_root, dataset_name
 from data_provider.ohio import discover
 from distillation.losses import (
     DistillationObjective,
@@ -306,7 +306,7 @@ def _reuse(run_dir: Path, cfg: RunConfig, splits: Splits) -> Optional[Phase]:
     if not (np.allclose(scaler.mean, splits.scaler.mean) and np.allclose(scaler.std, splits.scaler.std)):
         return None
     seed_everything(cfg.train.seed)
-    model = build_model(cfg.model, cfg.data, splits.scaler.glucose, splits.description)
+    model = build_model(cfg.model, cfg.data, splits.scaler, splits.description)
     load_trainable_state(model, state)
     metrics = _read_json(run_dir / "metrics.json") or {}
     tqdm.write(f"reusing finished run {run_dir}")
@@ -364,7 +364,7 @@ def _digest(run_dir: Path) -> str:
 def _builder(cfg: RunConfig, splits: Splits) -> Callable[[], nn.Module]:
     def build() -> nn.Module:
         seed_everything(cfg.train.seed)  # the same initialisation whichever phase ran before
-        return build_model(cfg.model, cfg.data, splits.scaler.glucose, splits.description)
+        return build_model(cfg.model, cfg.data, splits.scaler, splits.description)
 
     return build
 
@@ -475,6 +475,8 @@ def run_group(cfg: PipelineConfig, tag: str, patients: Optional[list[str]]) -> d
     for prefix, phase in (("teacher", teacher), ("baseline", baseline), ("distilled", distilled)):
         for metric in ("rmse_30", "rmse_60", "mae_30", "mae_60", "clarke_ab_30", "clarke_ab_60"):
             row[f"{prefix}_{metric}"] = phase.row[metric]
+        for metric in ("mard_30", "mard_60", "lag_30", "lag_60"):  # absent from runs reused from before they existed
+            row[f"{prefix}_{metric}"] = phase.row.get(metric)
     row.update({
         "retention_30": _ratio(teacher.row["rmse_30"], distilled.row["rmse_30"]),
         "retention_60": _ratio(teacher.row["rmse_60"], distilled.row["rmse_60"]),
@@ -586,19 +588,24 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     d = p.add_argument_group("data")
     d.add_argument("--patients", default=None, help="comma-separated patient ids (default: all found)")
     d.add_argument("--all-patients", action="store_true", help="train one pooled model per phase, not one per patient")
-    d.add_argument("--dataset", default="simulated", help="'simulated' (bundled cohort) or 'ohio' (with --root-path)")
+    d.add_argument("--dataset", default="simulated",
+                   help="'simulated' (bundled cohort) or 'ohio' / 'ohiot1dm' (OhioT1DM, with --root-path)")
     d.add_argument("--root-path", default=None, help="folder of <id>-ws-{training,testing}.xml[.gz] files")
     d.add_argument("--max-train-windows", type=int, default=DEFAULT_MAX_TRAIN_WINDOWS,
                    help="evenly spaced cap on training windows (0 = no cap); also bounds the teacher cache")
     d.add_argument("--max-val-windows", type=int, default=DEFAULT_MAX_VAL_WINDOWS,
                    help="cap on validation windows (0 = no cap); test windows are never capped")
     o = p.add_argument_group("objective")
-    o.add_argument("--alpha", type=float, default=None, help="weight of MSE(student, truth)")
+    o.add_argument("--alpha", type=float, default=None,
+                   help="weight of MSE(student, truth); given alone, it means --beta 1-ALPHA --gamma 0")
     o.add_argument("--beta", type=float, default=None, help="weight of MSE(student, teacher forecast)")
     o.add_argument("--gamma", type=float, default=None, help="weight of the hidden-state loss (0 = output-only)")
     o.add_argument("--grid", default=DEFAULT_GRID,
                    help="ALPHA,BETA,GAMMA candidates separated by ';', chosen on validation MSE when "
                         "--alpha/--beta/--gamma are not given")
+    o.add_argument("--temperature", type=float, default=None,
+                   help="accepted from classification distillation recipes and IGNORED, with a warning: forecasts "
+                        "are real numbers, so there is no softmax for a temperature to soften")
     o.add_argument("--init-from-baseline", action="store_true", help="start the distilled student from the baseline")
     o.add_argument("--max-cache-mb", type=float, default=4096.0, help="refuse a teacher hidden-state cache above this")
     t = p.add_argument_group("training (the same for teacher, baseline and distilled student)")
@@ -623,15 +630,29 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--dry-run", action="store_true", help="print the plan and configs; train nothing")
 
 
-def common_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+def given_weights(args: argparse.Namespace) -> Optional[LossWeights]:
+    """The loss weights the flags fix, or None to search --grid. A lone --alpha A is the usual two-term recipe,
+    A * truth + (1 - A) * teacher, with no hidden-state term."""
     given = [v is not None for v in (args.alpha, args.beta, args.gamma)]
+    if given == [True, False, False]:
+        if not 0 <= args.alpha <= 1:
+            raise LLMTimeError(f"--alpha {args.alpha:g} given alone must be in [0, 1]: it means "
+                               "--beta 1-ALPHA --gamma 0")
+        return LossWeights(args.alpha, round(1.0 - args.alpha, 12), 0.0)
     if any(given) and not all(given):
-        raise LLMTimeError("give --alpha, --beta and --gamma together (or none, to search --grid on validation)")
+        raise LLMTimeError("give --alpha alone (beta = 1 - alpha, gamma = 0), --alpha, --beta and --gamma together, "
+                           "or none (to search --grid on validation)")
+    return LossWeights(args.alpha, args.beta, args.gamma) if all(given) else None
+
+
+def common_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    if args.temperature is not None:
+        warnings.warn(f"--temperature {args.temperature:g} is IGNORED: forecasts are real numbers, not a softmax over "
+                      "classes, so there is nothing for a temperature to soften (docs/distillation.md)", stacklevel=2)
     return dict(
-        patients=_patients(args.patients), all_patients=args.all_patients, dataset=args.dataset,
+        patients=_patients(args.patients), all_patients=args.all_patients, dataset=dataset_name(args.dataset),
         root_path=args.root_path, max_train_windows=_cap(args.max_train_windows),
-        max_val_windows=_cap(args.max_val_windows),
-        weights=LossWeights(args.alpha, args.beta, args.gamma) if all(given) else None,
+        max_val_windows=_cap(args.max_val_windows), weights=given_weights(args),
         grid=parse_grid(args.grid), init_from_baseline=args.init_from_baseline, max_cache_mb=args.max_cache_mb,
         seed=args.seed, lr=args.lr, batch_size=args.batch_size, patience=args.patience,
         mixed_precision=args.mixed_precision, teacher_weights=args.llm_weights, student_weights=args.llm_weights,
@@ -694,6 +715,9 @@ def print_rows(rows: Sequence[dict[str, Any]]) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     def body() -> int:
+        from run_main import one_line_warning
+
+        warnings.formatwarning = one_line_warning
         args = build_parser().parse_args(argv)
         cfg = config_from_args(args)
         if args.dry_run:

@@ -38,7 +38,8 @@ def load_checkpoint(run_dir: str | Path) -> tuple[RunConfig, Scaler, dict[str, t
     if not path.is_file():
         raise LLMTimeError(f"no checkpoint at {path}: pass --checkpoint a run folder written by a training run")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: a checkpoint is tensors, numbers and strings, so nothing in it may run code when loaded
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a damaged or foreign file: say so in one line
         raise LLMTimeError(f"{path} is not a readable LLM-TIME checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(payload, dict) or not {"state", "config", "scaler"} <= set(payload):
@@ -70,6 +71,6 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str |
 def rebuild_model(run_dir: str | Path) -> tuple[RunConfig, Scaler, nn.Module, dict[str, Any]]:
     """(config, training scaler, model with the checkpoint's weights, extra fields) of a saved run."""
     cfg, scaler, state, extra = load_checkpoint(run_dir)
-    model = build_model(cfg.model, cfg.data, scaler.glucose, description(cfg.data))
+    model = build_model(cfg.model, cfg.data, scaler, description(cfg.data))
     load_weights(model, state, run_dir)
     return cfg, scaler, model, extra

@@ -28,6 +28,8 @@ class DataConfig:
     max_val_windows: Optional[int] = None  # same for validation; the test split is never capped
     percent: int = 100  # Time-LLM's few-shot knob: keep the first percent% of each patient's training windows
     covariates: bool = False  # add basal, bolus and carbs channels to the inputs
+    input_fill: str = "carry"  # training/validation input gaps: 'carry' forward as test inputs are, or 'linear'
+    filled_channel: bool = True  # add a channel marking inputs that were filled (1) rather than read (0)
     missing: str = "none"  # input scenario: 'none', 'random', 'periodic'
     missing_rate: float = 0.0  # share of input points removed (random) or block duty cycle (periodic)
     noise_std: float = 0.0  # Gaussian sensor noise added to inputs, mg/dL
@@ -54,6 +56,8 @@ class ModelConfig:
     top_k: int = 5  # autocorrelation lags in the prompt
     prompt_domain: bool = True  # use the dataset description from dataset/prompt_bank
     use_prompt: bool = True  # False drops the prompt prefix (ablation)
+    event_text: bool = True  # with --features MS: Time-LLM's prompt states meals, boluses, basal, IOB and COB
+    event_channels: bool = True  # with --features MS: basal, bolus and carbs enter Time-LLM's patch embedding
     e_layers: int = 2  # encoder layers of the PatchTST baseline
     moving_avg: int = 25  # DLinear's trend kernel (points)
 
@@ -67,8 +71,9 @@ class TrainConfig:
     learning_rate: float = 1e-3
     train_epochs: int = 10
     patience: int = 3
-    lradj: str = "COS"  # 'type1' (halve each epoch), 'COS' (cosine), 'TST' (OneCycle), 'constant'
+    lradj: str = "COS"  # 'type1' (halve each epoch), 'type2'/'type3' (Time-LLM's), 'COS', 'TST' (OneCycle), 'constant'
     pct_start: float = 0.2
+    warmup_steps: int = 0  # linear learning-rate warm-up (optimiser steps) before the schedule (not with TST)
     weight_decay: float = 0.0
     mixed_precision: str = "no"  # 'no', 'bf16', 'fp16'
     use_deepspeed: bool = False
@@ -77,6 +82,8 @@ class TrainConfig:
     seed: int = 2021
     max_steps_per_epoch: Optional[int] = None
     resume: bool = False  # continue from the run folder's last completed epoch
+    report_to: str = "none"  # 'tensorboard': losses and learning rate logged under <run folder>/tensorboard
+    recipe: str = ""  # which recipe (exp/recipes.py) the training settings started from; flags override it
 
 
 @dataclass
@@ -95,6 +102,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    model_comment: Optional[str] = None  # Time-LLM's --model_comment: appended to the run folder name as '-<comment>'
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -28,26 +28,37 @@ def forecasts_mgdl(pred_scaled: np.ndarray, index: np.ndarray, ds: WindowDataset
     return out
 
 
-def truth_mgdl(ds: WindowDataset, scaler: Scaler) -> tuple[np.ndarray, np.ndarray]:
-    """(truth in mg/dL with NaN where unscored, scored mask) for every window."""
-    gathered = ds.__getitems__(list(range(len(ds))))
-    truth = scaler.glucose_to_mgdl(gathered["y"].numpy().astype(float))
-    mask = gathered["mask"].numpy()
+def truth_mgdl(ds: WindowDataset) -> tuple[np.ndarray, np.ndarray]:
+    """(truth in mg/dL as read, NaN where unscored; scored mask) for every window.
+
+    Taken from the readings themselves (``ds.targets_mgdl``), not unscaled from the model's float32 targets, so a
+    reading of 143 is scored and written as 143, not 143.00000003703119.
+    """
+    if ds.targets_mgdl is None:
+        raise RuntimeError("these windows carry no readings in mg/dL (targets_mgdl); build them with build_splits")
+    offsets = np.arange(1, ds.pred_len + 1)
+    truth = np.asarray(ds.targets_mgdl, dtype=float)[ds.origins.numpy()[:, None] + offsets[None, :]]
+    mask = ds.mask.numpy()
     truth[~mask] = np.nan
     return truth, mask
 
 
-def score(forecast: np.ndarray, ds: WindowDataset, scaler: Scaler) -> dict[str, Any]:
-    truth, mask = truth_mgdl(ds, scaler)
-    return evaluate(truth, forecast, mask, ds.patient.astype(str), step_minutes=STEP_MINUTES)
+def score(forecast: np.ndarray, ds: WindowDataset) -> dict[str, Any]:
+    """Every metric of ``utils.metrics.evaluate``, the time lag placed by each window's origin time."""
+    truth, mask = truth_mgdl(ds)
+    return evaluate(truth, forecast, mask, ds.patient.astype(str), step_minutes=STEP_MINUTES, times=ds.origin_time)
 
 
-def predictions_frame(forecast: np.ndarray, ds: WindowDataset, scaler: Scaler) -> pd.DataFrame:
-    """One row per scored (window, horizon): target timestamp, patient, horizon (min), truth, forecast."""
-    truth, mask = truth_mgdl(ds, scaler)
+def predictions_frame(forecast: np.ndarray, ds: WindowDataset) -> pd.DataFrame:
+    """One row per scored (window, horizon): target timestamp, patient, horizon (min), truth, forecast.
+
+    Sorted by patient, target time and horizon, so one reading's forecasts at every horizon sit together (the
+    window order would put them on a diagonal, one per window).
+    """
+    truth, mask = truth_mgdl(ds)
     times = target_times(ds)
     rows, cols = np.nonzero(mask)
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "timestamp": times[rows, cols],
             "patient": ds.patient[rows].astype(str),
@@ -56,11 +67,12 @@ def predictions_frame(forecast: np.ndarray, ds: WindowDataset, scaler: Scaler) -
             "forecast": np.round(forecast[rows, cols], 2),
         }
     )
+    return frame.sort_values(["patient", "timestamp", "horizon_min"], kind="stable", ignore_index=True)
 
 
-def write_outputs(run_dir: Path, forecast: np.ndarray, ds: WindowDataset, scaler: Scaler, label: str) -> None:
+def write_outputs(run_dir: Path, forecast: np.ndarray, ds: WindowDataset, label: str) -> None:
     """predictions.csv, Clarke and Parkes grids at 30 and 60 min, and a forecast-vs-truth plot of one patient."""
-    frame = predictions_frame(forecast, ds, scaler)
+    frame = predictions_frame(forecast, ds)
     with atomic_path(run_dir / "predictions.csv") as tmp:
         frame.to_csv(tmp, index=False)
     for minutes in (30, 60):
@@ -88,3 +100,12 @@ def headline(metrics: dict[str, Any]) -> dict[str, float | None]:
     out["mean"] = (mean["rmse_30"], mean["rmse_60"])
     return out
 
+
+
+def persistence_forecast(ds: WindowDataset, scaler: Scaler) -> np.ndarray:
+    """The last input reading (as the model saw it: carried forward over gaps), held for every horizon, in mg/dL.
+
+    Scored beside every run on the same windows, so a table shows at once whether a model beats the last reading.
+    """
+    last = ds.inputs[ds.origins, 0].numpy().astype(float)
+    return np.repeat(scaler.glucose_to_mgdl(last)[:, None], ds.pred_len, axis=1)

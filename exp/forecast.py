@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from data_provider.data_factory import COVARIATES, WindowDataset, make_loader
+from data_provider.data_factory import COVARIATES, WindowDataset, make_loader, mark_filled
 from data_provider.ohio import FIELDS, MGDL_PER_MMOL, MMOL_MEDIAN_LIMIT, TIME_FORMAT, build_grid, read_xml
 from data_provider.windows import STEP_MINUTES, forward_fill
 from exp.checkpoint import rebuild_model
@@ -87,13 +87,14 @@ def forecast_file(
     channels = [grid["glucose"].to_numpy(dtype=float)]
     if cfg.data.covariates:
         no_events = grid["basal"].isna().all() and not grid[["bolus", "carbs"]].to_numpy().any()
-        if no_events:  # zeros would read as 'no insulin, no meals', not as unknown
-            raise LLMTimeError(
-                f"{checkpoint} was trained with covariates (--features MS) but {input_path.name} has no basal, bolus "
-                "or meal events: pass an OhioT1DM XML that has them"
+        if no_events:  # missing events read as none, as in training; say so, because it may be a wrong file
+            warnings.warn(
+                f"{input_path.name} logs no basal, bolus or meal: {checkpoint} was trained with them "
+                "(--features MS) and reads them as none", stacklevel=2
             )
         channels += [grid[c].fillna(0.0).to_numpy(dtype=float) for c in COVARIATES]
-    filled = forward_fill(np.stack(channels, axis=1))
+    raw = np.stack(channels, axis=1)
+    filled = mark_filled(cfg.data, raw, forward_fill(raw))
     origins = _full_windows(np.isfinite(filled).all(axis=1), seq_len)
     if len(origins) == 0:
         hours = len(grid) * STEP_MINUTES / 60
@@ -130,7 +131,7 @@ def forecast_file(
         frame.to_csv(tmp, index=False)
     plot_path = csv_path.with_suffix(".png")
     label = _model_label(cfg.model.model, model)
-    _plot(grid, mgdl, times, horizons, plot_path, f"{label}: {input_path.name}")
+    _plot(grid, mgdl, times, horizons, plot_path, f"{label}: {input_path.name}", unit_label)
     return ForecastResult(frame, csv_path, plot_path, unit_label, note, label)
 
 
@@ -229,17 +230,19 @@ def _full_windows(ok: np.ndarray, seq_len: int) -> np.ndarray:
 
 
 def _plot(grid: pd.DataFrame, mgdl: np.ndarray, times: pd.DatetimeIndex, horizons: list[int], path: Path,
-          title: str) -> None:
-    """Measured glucose and each horizon's forecast at the time it predicts, over the most recent days."""
+          title: str, units: str) -> None:
+    """Measured glucose and each horizon's forecast at the time it predicts, over the most recent days, in
+    ``units`` (the input's, as in the CSV: a user reading both must not have to convert between them)."""
+    per_unit = MGDL_PER_MMOL if units == "mmol/L" else 1.0
     end = times[-1] + pd.Timedelta(minutes=max(horizons))
     index = pd.date_range(max(grid.index[0], end - pd.Timedelta(days=PLOT_DAYS)), end, freq=f"{STEP_MINUTES}min")
-    truth = grid["glucose"].reindex(index).to_numpy(dtype=float)
+    truth = grid["glucose"].reindex(index).to_numpy(dtype=float) / per_unit
     series = {
-        f"{h} min": pd.Series(mgdl[:, h // STEP_MINUTES - 1], index=times + pd.Timedelta(minutes=h))
+        f"{h} min": pd.Series(mgdl[:, h // STEP_MINUTES - 1] / per_unit, index=times + pd.Timedelta(minutes=h))
         .reindex(index).to_numpy()
         for h in horizons
     }
-    plot_forecast(index, truth, series, path, title, span_days=PLOT_DAYS + 1)
+    plot_forecast(index, truth, series, path, title, span_days=PLOT_DAYS + 1, units=units)
 
 
 def _model_label(name: str, model) -> str:  # noqa: ANN001

@@ -5,8 +5,11 @@ Callable in-process (the comparison runner and distillation use it) as well as f
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
+import re
+import shutil
 import subprocess
 import time
 import warnings
@@ -22,8 +25,9 @@ from torch import nn
 from data_provider.data_factory import Splits, build_splits, make_loader
 from exp.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from exp.config import RunConfig
-from exp.evaluation import forecasts_mgdl, score, write_outputs
-from exp.trainer import FitResult, Objective, Trainer, count_parameters, forecast_objective
+from exp.curves import convergence, save_learning_curve
+from exp.evaluation import forecasts_mgdl, persistence_forecast, score, write_outputs
+from exp.trainer import FitResult, Objective, Trainer, count_parameters, discard_resume_state, forecast_objective
 from models import build_model, model_uses_llm
 from models.backbones import resolve_backbone, safe_name
 from utils.io import write_json
@@ -45,8 +49,25 @@ class RunResult:
     splits: Splits
 
 
+# Settings that say where outputs go, what a run is called, or how fast it goes, never what it computes: left out
+# of the run name's hash, and free to change on --resume.
+NOT_RESULT_SETTINGS = {"is_training", "checkpoint", "input", "output", "checkpoints", "results_csv", "model_id",
+                       "des", "model_comment", "train.resume", "train.num_workers", "train.eval_batch_size",
+                       "train.report_to"}
+
+
 def run_name(cfg: RunConfig) -> str:
-    """A deterministic folder name: the same configuration writes to the same place."""
+    """The run folder's name: one per result-relevant configuration.
+
+    A readable prefix (model, backbone, data, patients, window lengths, tag, seed), then a hash of every setting
+    that can change results (``config_hash``), so runs differing in any other hyper-parameter (learning rate,
+    d_model, patch_len, prompt, features, schedule, ...) never overwrite each other; then Time-LLM's
+    ``-<model_comment>``.
+    """
+    return f"{_readable_name(cfg)}_{config_hash(cfg)}{_comment(cfg)}"
+
+
+def _readable_name(cfg: RunConfig) -> str:
     d, m = cfg.data, cfg.model
     patients = "all" if not d.patients else "-".join(d.patients) if len(d.patients) <= 3 else f"{len(d.patients)}p"
     backbone = f"_{safe_name(m.llm_model)}" + (f"-L{m.llm_layers}" if m.llm_layers else "") if uses_llm(cfg) else ""
@@ -55,6 +76,17 @@ def run_name(cfg: RunConfig) -> str:
         f"{cfg.model_id}_{m.model}{backbone}{random}_{d.data}_{patients}_sl{d.seq_len}_pl{d.pred_len}"
         f"_{cfg.des}_s{cfg.train.seed}"
     )
+
+
+def _comment(cfg: RunConfig) -> str:
+    return f"-{safe_name(cfg.model_comment)}" if cfg.model_comment else ""
+
+
+def config_hash(cfg: RunConfig) -> str:
+    """8 hex digits identifying every result-relevant setting (all but ``NOT_RESULT_SETTINGS``)."""
+    flat = _flat(json.loads(json.dumps(cfg.to_dict(), default=str)))
+    relevant = {k: v for k, v in flat.items() if k not in NOT_RESULT_SETTINGS}
+    return hashlib.sha1(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def uses_llm(cfg: RunConfig) -> bool:
@@ -85,25 +117,32 @@ def _git(*args: str) -> Optional[str]:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-# Settings a --resume may change: where outputs go and how data are fed, never what is computed.
-RESUME_FREE = {"is_training", "checkpoint", "input", "output", "checkpoints", "results_csv", "train.resume",
-               "train.num_workers"}
-
-
 def check_resumable(run_dir: Path, cfg: RunConfig) -> None:
-    """--resume continues only the configuration that wrote the run folder; any other would mix two runs."""
+    """--resume continues only the configuration that wrote the run folder; any other would mix two runs.
+
+    Other settings name another folder, so when ``run_dir`` does not exist yet, the folders of the same readable
+    name with another settings hash (unfinished ones first) are what the user most likely meant to continue.
+    """
     saved = run_dir / "config.json"
     if not saved.is_file():
-        return
+        if run_dir.name != run_name(cfg):  # a name chosen by the caller (the comparison runner): nothing to guess
+            return
+        pattern = re.escape(_readable_name(cfg)) + r"_[0-9a-f]{8}" + re.escape(_comment(cfg))
+        others = sorted((p for p in run_dir.parent.glob("*/config.json") if re.fullmatch(pattern, p.parent.name)),
+                        key=lambda p: ((p.parent / "last.pt").is_file(), p.stat().st_mtime), reverse=True)
+        if not others:
+            return
+        saved = others[0]
     try:
         old = _flat(json.loads(saved.read_text()))
     except (OSError, ValueError):
         raise LLMTimeError(f"{saved} is unreadable: rerun without --resume to start {run_dir.name} afresh") from None
     new = _flat(json.loads(json.dumps(cfg.to_dict(), default=str)))
-    changed = [f"{k} {old[k]!r} -> {new[k]!r}" for k in new if k in old and k not in RESUME_FREE and old[k] != new[k]]
+    changed = [f"{k} {old[k]!r} -> {new[k]!r}" for k in new
+               if k in old and k not in NOT_RESULT_SETTINGS and old[k] != new[k]]
     if changed:
         raise LLMTimeError(
-            f"--resume: {run_dir} was trained with other settings ({'; '.join(changed[:3])}); "
+            f"--resume: {saved.parent} was trained with other settings ({'; '.join(changed[:3])}); "
             "restore them, or rerun without --resume to start afresh"
         )
 
@@ -138,7 +177,7 @@ def train_and_test(
     seed_everything(cfg.train.seed)
     splits = splits or build_splits(cfg.data)
     if model is None:
-        model = build_model(cfg.model, cfg.data, splits.scaler.glucose, splits.description)
+        model = build_model(cfg.model, cfg.data, splits.scaler, splits.description)
     run_dir = Path(cfg.checkpoints) / (name or run_name(cfg))
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -157,15 +196,16 @@ def train_and_test(
     t = cfg.train
     train_loader = make_loader(splits.train, t.batch_size, shuffle=True, seed=t.seed, num_workers=t.num_workers)
     val_loader = make_loader(splits.val, t.eval_batch_size, shuffle=False, seed=t.seed)
-    trainer = Trainer(t, model, objective)
+    trainer = Trainer(t, model, objective, log_dir=run_dir)
 
     def keep_best(state: dict) -> None:
         save_checkpoint(run_dir, state, cfg, splits.scaler, weights_source=weights_source(model))
 
     resume_path = run_dir / "last.pt"
-    if not t.resume and resume_path.exists():
-        resume_path.unlink()  # a fresh run never continues an old one by accident
-    elif t.resume and not resume_path.exists():
+    if not t.resume:
+        discard_resume_state(resume_path)  # a fresh run never continues an old one by accident
+        shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)  # nor mixes its curves with an old one's
+    elif not resume_path.exists():
         warnings.warn(f"--resume: {run_dir} holds no unfinished training to continue; training from the start",
                       stacklevel=2)
     fit = trainer.fit(train_loader, val_loader, on_improve=keep_best, resume_path=resume_path)
@@ -175,20 +215,27 @@ def train_and_test(
     t0 = time.perf_counter()
     pred, index = trainer.predict(test_loader)
     test_seconds = time.perf_counter() - t0
-    final_model = trainer.accelerator.unwrap_model(trainer.model)
+    final_model = trainer.unwrap()
     if not trainer.is_main:
         return RunResult(run_dir, {}, {}, final_model, splits)
     forecast = forecasts_mgdl(pred, index, splits.test, splits.scaler)
-    metrics = score(forecast, splits.test, splits.scaler)
+    metrics = score(forecast, splits.test)
     label = f"{cfg.model.model}" + (f" ({cfg.model.llm_model}, {weights_source(model)})" if uses_llm(cfg) else "")
-    write_outputs(run_dir, forecast, splits.test, splits.scaler, label)
+    write_outputs(run_dir, forecast, splits.test, label)
     trainable, total = count_parameters(final_model)
     row = results_row(cfg, run_dir, model, metrics, fit, trainable, total, len(splits.test) / max(test_seconds, 1e-9),
                       time.perf_counter() - t_start, splits)
+    persistence = score(persistence_forecast(splits.test, splits.scaler), splits.test)
+    row.update({f"persistence_{k}": persistence["mean_over_patients"][k]
+                for k in ("rmse_30", "rmse_60", "mae_30", "mae_60")})
+    curve = convergence(fit.history, t.patience)
+    row["convergence"] = curve.verdict
+    save_learning_curve(fit.history, run_dir / "learning_curve.png", f"{label}: {curve.message()}")
+    metrics.update(convergence=curve.to_dict(), persistence=persistence)
     write_json(run_dir / "metrics.json", {"summary": row, "fit": fit.__dict__, **metrics})
     append_row(results_csv, row)
     # Finished: the resume state (weights + optimiser moments, ~4x the checkpoint, ~0.5 GB for Time-LLM) has no use.
-    resume_path.unlink(missing_ok=True)
+    discard_resume_state(resume_path)
     return RunResult(run_dir, metrics, row, final_model, splits)
 
 
@@ -200,12 +247,12 @@ def evaluate_saved(run_dir: str | Path, overrides: Optional[RunConfig] = None) -
         cfg.train.mixed_precision = overrides.train.mixed_precision
     seed_everything(cfg.train.seed)
     splits = build_splits(cfg.data, scaler=scaler)
-    model = build_model(cfg.model, cfg.data, scaler.glucose, splits.description)
+    model = build_model(cfg.model, cfg.data, scaler, splits.description)
     load_weights(model, state, run_dir)
     trainer = Trainer(cfg.train, model)
     pred, index = trainer.predict(make_loader(splits.test, cfg.train.eval_batch_size, shuffle=False, seed=0))
     forecast = forecasts_mgdl(pred, index, splits.test, scaler)
-    metrics = score(forecast, splits.test, scaler)
+    metrics = score(forecast, splits.test)
     trainable, total = count_parameters(model)
     fit = FitResult(0, float("nan"), 0)
     row = results_row(cfg, Path(run_dir), model, metrics, fit, trainable, total, float("nan"), float("nan"), splits)
@@ -241,6 +288,21 @@ def results_row(
         "wall_seconds": round(wall_seconds, 1),
         "mixed_precision": cfg.train.mixed_precision,
         "deepspeed": cfg.train.use_deepspeed,
+        # the settings that most often tell runs apart; config_hash (also in run_id) covers all of them
+        "features": "MS" if cfg.data.covariates else "S",
+        "seq_len": cfg.data.seq_len,
+        "pred_len": cfg.data.pred_len,
+        "patch_len": cfg.model.patch_len,
+        "stride": cfg.model.stride,
+        "d_model": cfg.model.d_model,
+        "d_ff": cfg.model.d_ff,
+        "n_heads": cfg.model.n_heads,
+        "use_prompt": cfg.model.use_prompt,
+        "learning_rate": cfg.train.learning_rate,
+        "lradj": cfg.train.lradj,
+        "batch_size": cfg.train.batch_size,
+        "train_epochs": cfg.train.train_epochs,
+        "config_hash": config_hash(cfg),
     }
 
 
@@ -253,13 +315,37 @@ def format_table(result: RunResult) -> str:
     mean = m["mean_over_patients"]
     rows.append(f"{'mean':>8}  {_f(mean['rmse_30']):>7}  {_f(mean['rmse_60']):>7}  {_f(mean['mae_30']):>6}  {_f(mean['mae_60']):>6}")
     r = result.row
+    if "persistence_rmse_30" in r:  # training runs: the last reading, held, on the same test windows
+        rows.append(f"{'persist.':>8}  {_f(r['persistence_rmse_30']):>7}  {_f(r['persistence_rmse_60']):>7}  "
+                    f"{_f(r['persistence_mae_30']):>6}  {_f(r['persistence_mae_60']):>6}   (last reading held; "
+                    f"mean over patients; {_beats(r)})")
     rows.append(
         f"Clarke A+B: {_f(r['clarke_ab_30'])}% (30 min), {_f(r['clarke_ab_60'])}% (60 min); "
         f"weights: {r['weights_source']}; trainable {r['trainable_params']:,} of {r['total_params']:,} parameters"
     )
+    rows.append(
+        f"MARD: {_f(r['mard_30'])}% (30 min), {_f(r['mard_60'])}% (60 min); time lag: {_f(r['lag_30'])} min "
+        f"(30 min), {_f(r['lag_60'])} min (60 min); means over patients"
+    )
+    for event, rule in (("hypo", "< 70"), ("hyper", "> 180")):
+        rows.append(f"{event} ({rule} mg/dL), all points: " + "; ".join(
+            f"{minutes} min sensitivity {_f(r[f'pooled_{event}_sensitivity_{minutes}'])}, precision "
+            f"{_f(r[f'pooled_{event}_precision_{minutes}'])}, MCC {_f(r[f'pooled_{event}_mcc_{minutes}'])}"
+            for minutes in (30, 60)))
+    if "convergence" in m:
+        rows.append(m["convergence"]["message"] + "; curve: learning_curve.png")
     if r["weights_source"] == "random":
         rows.insert(0, "*** RANDOM BACKBONE WEIGHTS: not a pretrained language model ***")
     return "\n".join(rows)
+
+
+def _beats(row: dict) -> str:
+    won = [m for m in (30, 60) if row[f"rmse_{m}"] < row[f"persistence_rmse_{m}"]]
+    if len(won) == 2:
+        return "the model beats it at 30 and 60 min"
+    if won:
+        return f"the model beats it at {won[0]} min only"
+    return "the model does NOT beat it"
 
 
 def _f(v: Optional[float]) -> str:

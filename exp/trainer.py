@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 import os
 import random
+import shutil
 import socket
 import time
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -30,7 +32,10 @@ from utils.io import atomic_path
 Objective = Callable[[nn.Module, dict], torch.Tensor]
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DS_CONFIG = REPO_ROOT / "configs" / "ds_config_zero2.json"
-SCHEDULES = ("type1", "COS", "TST", "constant")
+SCHEDULES = ("type1", "type2", "type3", "COS", "TST", "constant")
+PRECISIONS = ("no", "bf16", "fp16")
+# Time-LLM's utils/tools.py adjust_learning_rate, lradj 'type2': absolute learning rates by epoch.
+TYPE2_TABLE = {2: 5e-5, 4: 1e-5, 6: 5e-6, 8: 1e-6, 10: 5e-7, 15: 1e-7, 20: 5e-8}
 
 
 def masked_mse(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -92,16 +97,27 @@ def _ensure_single_process_env() -> None:
 _OWN_DEEPSPEED_ENV: set[str] = set()
 
 
-def make_accelerator(cfg: TrainConfig):
-    """An ``Accelerator`` for the chosen precision, with a DeepSpeed ZeRO plugin when asked."""
+def make_accelerator(cfg: TrainConfig, log_dir: Optional[Path] = None):
+    """An ``Accelerator`` for the chosen precision, with a DeepSpeed ZeRO plugin when asked.
+
+    ``cfg.mixed_precision`` is passed explicitly, so the precision recorded in a run's config is the one used; a
+    launcher that asked for another (``accelerate launch --mixed_precision``) is told so in one warning line.
+    DeepSpeed is only set up for ``use_deepspeed``: merely importing it prints a warning on every CPU machine.
+    With ``cfg.report_to`` 'tensorboard' and a ``log_dir`` (a run folder: re-testing, forecasting and sweeps pass
+    none, having no training to watch), accelerate's tracker writes event files under ``log_dir``/tensorboard.
+    """
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
-    from accelerate.utils import DeepSpeedPlugin
 
-    if cfg.mixed_precision not in ("no", "bf16", "fp16"):
+    if cfg.mixed_precision not in PRECISIONS:
         raise LLMTimeError(f"--mixed_precision must be no, bf16 or fp16, got {cfg.mixed_precision!r}")
     if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise LLMTimeError("--mixed_precision fp16 needs a GPU; on the CPU use --mixed_precision bf16")
+    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
+    if launcher not in ("", "no", cfg.mixed_precision):
+        warnings.warn(f"the launcher's mixed precision {launcher} is overridden by this run's --mixed_precision "
+                      f"{cfg.mixed_precision}", stacklevel=2)
+    log_with = _tracker(cfg, log_dir)
     plugin = None
     if _OWN_DEEPSPEED_ENV and not cfg.use_deepspeed:
         # a DeepSpeedPlugin made earlier in this process flagged DeepSpeed in the environment; undo it
@@ -113,12 +129,54 @@ def make_accelerator(cfg: TrainConfig):
         if not path.is_file():
             raise LLMTimeError(f"DeepSpeed config {path} not found: pass --deepspeed_config FILE")
         _ensure_single_process_env()
+        from accelerate.utils import DeepSpeedPlugin
+
         plugin = DeepSpeedPlugin(hf_ds_config=str(path))
     # accelerate keeps one global state; in-process runs (comparisons, teacher then student) may each ask for
     # another precision or engine, so the previous run's state is dropped. The process group of a launched
     # multi-process job is kept.
     AcceleratorState._reset_state(reset_partial_state=int(os.environ.get("WORLD_SIZE", "1")) == 1)
-    return Accelerator(mixed_precision=cfg.mixed_precision, deepspeed_plugin=plugin)
+    return Accelerator(mixed_precision=cfg.mixed_precision, deepspeed_plugin=plugin, log_with=log_with,
+                       project_dir=None if log_with is None else str(log_dir))
+
+
+def _tracker(cfg: TrainConfig, log_dir: Optional[Path]) -> Optional[str]:
+    """accelerate's ``log_with`` for ``cfg.report_to`` ('none' or 'tensorboard') when there is a folder to log to."""
+    if cfg.report_to not in ("none", "tensorboard"):
+        raise LLMTimeError(f"--report_to must be none or tensorboard, got {cfg.report_to!r}")
+    if cfg.report_to == "none" or log_dir is None:
+        return None
+    from accelerate.utils import is_tensorboard_available
+
+    if not is_tensorboard_available():
+        raise LLMTimeError("--report_to tensorboard needs tensorboardX (pip install tensorboardX) or tensorboard")
+    return "tensorboard"
+
+
+def _epoch_rate(cfg: TrainConfig, epoch: int) -> float:
+    """Time-LLM's per-epoch rates ('type2', 'type3') for 1-based ``epoch``.
+
+    The table entry for epoch e is the rate of epoch e, as 'type1' here halves from epoch 2 (Time-LLM applies its
+    entry after epoch e, one epoch later, and starts from OneCycleLR's initial rate, learning_rate/25, instead of
+    --learning_rate). 'type2': --learning_rate until the table's first entry, then the table's absolute rates;
+    'type3': --learning_rate for epochs 1-3, then x0.9 per epoch.
+    """
+    if cfg.lradj == "type2":
+        reached = [e for e in TYPE2_TABLE if e <= epoch]
+        return TYPE2_TABLE[max(reached)] if reached else cfg.learning_rate
+    return cfg.learning_rate if epoch < 3 else cfg.learning_rate * 0.9 ** (epoch - 3)
+
+
+def native_bf16() -> bool:
+    """Whether bf16 autocast runs on native instructions here: a GPU that supports it, or a CPU with AVX512-BF16 or
+    AMX-BF16 (read from /proc/cpuinfo). Elsewhere bf16 is emulated and slower than fp32, so it is not a default."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def make_schedule(cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
@@ -127,21 +185,43 @@ def make_schedule(cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_
     Each process steps once per its own batch, so the schedule ends on time whatever the process count.
     """
     total = max(1, cfg.train_epochs * steps_per_epoch)
-    if cfg.lradj == "TST":
+    if cfg.lradj == "TST":  # OneCycle warms up by itself (pct_start)
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=cfg.learning_rate, total_steps=total, pct_start=cfg.pct_start
         )
     if cfg.lradj == "COS":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-    if cfg.lradj == "type1":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 ** (s // max(1, steps_per_epoch)))
-    if cfg.lradj == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
-    raise LLMTimeError(f"--lradj must be one of {', '.join(SCHEDULES)}, got {cfg.lradj!r}")
+        factor = lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))  # noqa: E731
+    elif cfg.lradj == "type1":
+        factor = lambda s: 0.5 ** (s // max(1, steps_per_epoch))  # noqa: E731
+    elif cfg.lradj in ("type2", "type3"):
+        factor = lambda s: _epoch_rate(cfg, s // max(1, steps_per_epoch) + 1) / cfg.learning_rate  # noqa: E731
+    elif cfg.lradj == "constant":
+        factor = lambda s: 1.0  # noqa: E731
+    else:
+        raise LLMTimeError(f"--lradj must be one of {', '.join(SCHEDULES)}, got {cfg.lradj!r}")
+    # Linear warm-up over the first warmup_steps optimiser steps, multiplied into the schedule: Adam's first
+    # moments are noisy, and a freshly initialised reprogramming layer behind a frozen backbone diverges more
+    # easily at a large learning rate than after a few hundred windows.
+    warm = max(0, cfg.warmup_steps)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: factor(s) * min(1.0, (s + 1) / (warm + 1)))
+
+
+def deepspeed_state_dir(resume_path: Path) -> Path:
+    """Where a DeepSpeed run keeps the model and optimiser part of its resume state (beside ``last.pt``)."""
+    return Path(resume_path).with_name(Path(resume_path).stem + "_deepspeed")
+
+
+def discard_resume_state(resume_path: Path) -> None:
+    """Remove a run's resume state (``last.pt`` and, for DeepSpeed runs, its state folder)."""
+    Path(resume_path).unlink(missing_ok=True)
+    shutil.rmtree(deepspeed_state_dir(resume_path), ignore_errors=True)
 
 
 def _get_rng(generator: Optional[torch.Generator]) -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+    """Every random state, as plain lists, numbers and tensors, so the resume file loads with weights_only=True."""
+    numpy = np.random.get_state(legacy=False)
+    numpy["state"] = {**numpy["state"], "key": numpy["state"]["key"].tolist()}
+    return {"python": random.getstate(), "numpy": numpy, "torch": torch.get_rng_state(),
             "loader": generator.get_state() if generator is not None else None}
 
 
@@ -156,16 +236,35 @@ def _set_rng(state: dict, generator: Optional[torch.Generator]) -> None:
 class Trainer:
     """Fits a model with early stopping on validation and predicts with the best weights."""
 
-    def __init__(self, cfg: TrainConfig, model: nn.Module, objective: Objective = forecast_objective):
+    def __init__(self, cfg: TrainConfig, model: nn.Module, objective: Objective = forecast_objective,
+                 log_dir: Optional[Path] = None):
         self.cfg = cfg
         self.objective = objective
-        self.accelerator = make_accelerator(cfg)
+        self.accelerator = make_accelerator(cfg, log_dir)
         self.model = model
         self._prepared = False
 
     @property
     def is_main(self) -> bool:
         return self.accelerator.is_main_process
+
+    def unwrap(self, model: Optional[nn.Module] = None) -> nn.Module:
+        """The bare model under accelerate's wrappers.
+
+        accelerate's ``unwrap_model`` imports DeepSpeed whenever it is installed (printing DeepSpeed's accelerator
+        warning in every CPU run), so it serves DeepSpeed runs only; otherwise only (D)DP can wrap the model.
+        """
+        model = self.model if model is None else model
+        if self.cfg.use_deepspeed:
+            return self.accelerator.unwrap_model(model)
+        while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        return model
+
+    def _log(self, values: dict, step: int) -> None:
+        """Send values to the --report_to trackers (none by default)."""
+        if self.accelerator.log_with:
+            self.accelerator.log(values, step=step)
 
     def _bar(self, iterable, **kw):
         return tqdm(iterable, disable=not self.is_main or os.environ.get("LLMTIME_NO_BARS") == "1", leave=False, **kw)
@@ -191,16 +290,22 @@ class Trainer:
         optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         model, optimizer, train_loader, val_loader = self.accelerator.prepare(self.model, optimizer, train, val)
         self.model, self._prepared = model, True
+        if self.accelerator.log_with:
+            self.accelerator.init_trackers("tensorboard")
         steps = len(train_loader) if cfg.max_steps_per_epoch is None else min(len(train_loader), cfg.max_steps_per_epoch)
         scheduler = make_schedule(cfg, optimizer, steps)
         best, best_state, bad_epochs, windows, seconds, first_epoch = FitResult(-1, math.inf, 0), None, 0, 0, 0.0, 1
         if resume_path is not None and Path(resume_path).is_file():
-            saved = torch.load(resume_path, map_location="cpu", weights_only=False)
-            load_trainable_state(self.accelerator.unwrap_model(model), saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
+            saved = torch.load(resume_path, map_location="cpu", weights_only=True)
+            if cfg.use_deepspeed:
+                self.accelerator.load_state(str(deepspeed_state_dir(resume_path) / saved["deepspeed_state"]),
+                                            load_module_strict=False)
+            else:
+                load_trainable_state(self.unwrap(model), saved["model"])
+                optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
             _set_rng(saved["rng"], train.generator)
-            best, best_state, bad_epochs = saved["best"], saved["best_state"], saved["bad_epochs"]
+            best, best_state, bad_epochs = FitResult(**saved["best"]), saved["best_state"], saved["bad_epochs"]
             windows, seconds, first_epoch = saved["windows"], saved["seconds"], saved["epoch"] + 1
             if self.is_main:
                 tqdm.write(f"resuming after epoch {saved['epoch']} from {resume_path}")
@@ -219,6 +324,8 @@ class Trainer:
                 if not torch.isfinite(loss):
                     raise RuntimeError(f"non-finite training loss at epoch {epoch} step {step}; lower --learning_rate")
                 self.accelerator.backward(loss)
+                self._log({"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]},
+                          (epoch - 1) * steps + step)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -231,7 +338,11 @@ class Trainer:
             val_loss = self.evaluate_loss(val_loader)
             record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
                       "lr": scheduler.get_last_lr()[0], "seconds": elapsed, "windows_per_s": seen / max(elapsed, 1e-9)}
+            epoch_terms = getattr(self.objective, "epoch_terms", None)
+            if epoch_terms is not None:  # an objective of several terms (distillation): each one's epoch mean
+                record.update(epoch_terms())
             best.history.append(record)
+            self._log({"val/loss": val_loss, "train/epoch_loss": record["train_loss"]}, epoch * steps - 1)
             if self.is_main:
                 tqdm.write(
                     f"epoch {epoch}: train {record['train_loss']:.4f}  val {val_loss:.4f}  "
@@ -240,21 +351,19 @@ class Trainer:
             stop = False
             if val_loss < best.best_val_loss:
                 best.best_epoch, best.best_val_loss, bad_epochs = epoch, val_loss, 0
-                best_state = trainable_state(self.accelerator.unwrap_model(model))
+                best_state = trainable_state(self.unwrap(model))
                 if on_improve is not None and self.is_main:
                     on_improve(best_state)
             else:
                 bad_epochs += 1
                 stop = bad_epochs >= cfg.patience
-            if resume_path is not None and self.is_main:
-                with atomic_path(resume_path) as tmp:
-                    torch.save(
-                        {"epoch": epoch, "model": trainable_state(self.accelerator.unwrap_model(model)),
-                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                         "rng": _get_rng(train.generator), "best": best, "best_state": best_state,
-                         "bad_epochs": bad_epochs, "windows": windows, "seconds": seconds, "stopped": stop},
-                        tmp,
-                    )
+            if resume_path is not None:
+                self._save_resume(
+                    Path(resume_path), model, optimizer,
+                    {"epoch": epoch, "scheduler": scheduler.state_dict(), "rng": _get_rng(train.generator),
+                     "best": asdict(best), "best_state": best_state, "bad_epochs": bad_epochs, "windows": windows,
+                     "seconds": seconds, "stopped": stop},
+                )
             if stop:
                 if self.is_main:
                     tqdm.write(f"early stop: no validation improvement for {cfg.patience} epochs")
@@ -262,8 +371,33 @@ class Trainer:
         best.epochs_run = max(epoch, best.epochs_run)
         best.train_seconds, best.train_windows_per_s = seconds, windows / max(seconds, 1e-9)
         if best_state is not None:
-            load_trainable_state(self.accelerator.unwrap_model(model), best_state)
+            load_trainable_state(self.unwrap(model), best_state)
+        if self.accelerator.log_with:
+            self.accelerator.end_training()
         return best
+
+    def _save_resume(self, path: Path, model: nn.Module, optimizer, state: dict) -> None:
+        """Write the resume state after an epoch.
+
+        ZeRO shards the optimiser over processes, so a DeepSpeed run saves model and optimiser through accelerate's
+        ``save_state`` (every process takes part) into a folder per epoch; ``last.pt`` names the folder once it is
+        complete, and older folders go.
+        """
+        if self.cfg.use_deepspeed:
+            folder = f"epoch{state['epoch']}"
+            self.accelerator.save_state(str(deepspeed_state_dir(path) / folder), exclude_frozen_parameters=True)
+            self.accelerator.wait_for_everyone()
+            state = {**state, "deepspeed_state": folder}
+        else:
+            state = {**state, "model": trainable_state(self.unwrap(model)), "optimizer": optimizer.state_dict()}
+        if not self.is_main:
+            return
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+        if self.cfg.use_deepspeed:
+            for old in deepspeed_state_dir(path).iterdir():
+                if old.name != state["deepspeed_state"]:
+                    shutil.rmtree(old, ignore_errors=True)
 
     def _eval_model(self) -> nn.Module:
         if not self._prepared:

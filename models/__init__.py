@@ -1,6 +1,7 @@
 """Forecasting models by name: ``--model`` picks a class from ``MODELS``; ``build_model`` constructs it.
 
-Every registered class takes ``(model_cfg, data_cfg, scaler, description)`` and maps [B, seq_len, C] scaled inputs
+Every registered class takes ``(model_cfg, data_cfg, scaler, description)`` (``scaler``: the training
+``data_factory.Scaler``, every channel) and maps [B, seq_len, C] scaled inputs
 to [B, pred_len] scaled forecasts, so the engine, distillation and comparison runners never special-case a model.
 """
 
@@ -10,6 +11,7 @@ from typing import Callable
 
 from torch import nn
 
+from data_provider.data_factory import Scaler
 from exp.config import DataConfig, ModelConfig
 from models.ablations import TimeLLM_LLM2Attn, TimeLLM_LLM2Trsf, TimeLLM_woLLM
 from models.dlinear import DLinear
@@ -19,7 +21,7 @@ from models.ridge import Ridge
 from models.time_llm import TimeLLM
 from utils.errors import LLMTimeError
 
-ModelBuilder = Callable[[ModelConfig, DataConfig, tuple[float, float], str], nn.Module]
+ModelBuilder = Callable[[ModelConfig, DataConfig, Scaler, str], nn.Module]
 
 MODELS: dict[str, ModelBuilder] = {
     "TimeLLM": TimeLLM,
@@ -42,8 +44,8 @@ def resolve_model(name: str) -> ModelBuilder:
     return builder
 
 
-def build_model(cfg: ModelConfig, data: DataConfig, scaler: tuple[float, float], description: str) -> nn.Module:
-    """Construct ``cfg.model`` for these data settings, training scaler (mean, std in mg/dL) and description."""
+def build_model(cfg: ModelConfig, data: DataConfig, scaler: Scaler, description: str) -> nn.Module:
+    """Construct ``cfg.model`` for these data settings, training scaler (every channel) and description."""
     return resolve_model(cfg.model)(cfg, data, scaler, description)
 
 

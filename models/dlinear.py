@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from data_provider.data_factory import Scaler
 from exp.config import DataConfig, ModelConfig
 from models.inputs import channel_major, input_channels
 from utils.errors import LLMTimeError
@@ -40,7 +41,7 @@ class DLinear(nn.Module):
 
     uses_llm = False
 
-    def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: tuple[float, float],
+    def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: Scaler,
                  description: str) -> None:
         super().__init__()
         n_inputs = data_cfg.seq_len * input_channels(data_cfg)

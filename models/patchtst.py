@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from data_provider.data_factory import Scaler
 from exp.config import DataConfig, ModelConfig
 from layers.embed import n_patches, patchify
 from layers.heads import FlattenHead
@@ -28,7 +29,7 @@ class PatchTST(nn.Module):
 
     uses_llm = False
 
-    def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: tuple[float, float],
+    def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: Scaler,
                  description: str) -> None:
         super().__init__()
         m = model_cfg

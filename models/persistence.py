@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from data_provider.data_factory import Scaler
 from exp.config import DataConfig, ModelConfig
 
 
@@ -17,7 +18,7 @@ class Persistence(nn.Module):
 
     uses_llm = False
 
-    def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: tuple[float, float],
+    def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: Scaler,
                  description: str) -> None:
         super().__init__()
         self.pred_len = data_cfg.pred_len

@@ -25,26 +25,35 @@ construction, integers come from a lookup table that grows only when a new range
 pieces are joined for the whole batch with tensor ops. Each piece is tokenised behind a fixed left context and the
 context's tokens dropped, so pieces that start with a space come out as they would inside the full text (checked
 against whole-string tokenisation in the tests for WordPiece; byte-level BPE splits at the same spaces).
+
+With ``events=True`` (inputs with basal, bolus and carbs channels, ``--features MS``) the statistics are followed by
+the window's meals, boluses, basal rate, insulin on board and carbs on board in words (``data_provider/events.py``,
+``docs/events.md``), e.g. ``...; lags 12 1 24; meal 40 g 20 min ago; basal 0.8 U/h; insulin on board 0.0 U; carbs on
+board 36 g``. That text has too many shapes for lookup tables, so it is tokenised with one batched tokenizer call per
+batch (mid-text, like the other pieces); it comes after every constant piece, so the cached prefix is unchanged.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from data_provider.events import EVENT_CHANNELS, event_texts, summarize_events
 from utils.errors import LLMTimeError
 
 MINUTES_PER_STEP = 5
 _CONTEXT = "a"  # left context for tokenising a piece as it appears mid-text
+EVENT_SEPARATOR = "; "  # between the statistics and the event text, as between the task and the statistics
 MAX_TABLE_SPAN = 100_000  # integers the number table may cover (CGM readings span about 40..400 mg/dL)
 
 
 @dataclass(frozen=True)
 class Slot:
-    """A per-window value in the template: 'min', 'max', 'median', 'trend' or 'lag<i>'."""
+    """A per-window value in the template: 'min', 'max', 'median', 'trend', 'lag<i>' or 'events'."""
 
     name: str
 
@@ -54,17 +63,22 @@ Piece = Union[str, Slot]
 
 @dataclass
 class WindowStats:
-    """Per-window prompt statistics for a batch (all [B] except lags [B, top_k]); mg/dL ints, lags in steps."""
+    """Per-window prompt statistics for a batch (all [B] except lags [B, top_k]); mg/dL ints, lags in steps.
+
+    ``events`` holds each window's event text when the prompt states events, else None.
+    """
 
     minimum: Tensor
     maximum: Tensor
     median: Tensor
     upward: Tensor
     lags: Tensor
+    events: Optional[list[str]] = None
 
 
-def template(description: Optional[str], seq_len: int, pred_len: int, top_k: int) -> list[Piece]:
-    """The prompt as literal pieces and slots; slots are always preceded by a space, literals never end with one."""
+def template(description: Optional[str], seq_len: int, pred_len: int, top_k: int, events: bool = False) -> list[Piece]:
+    """The prompt as literal pieces and slots; slots are always preceded by a space (the events slot by "; "),
+    literals never end with one."""
     head = (
         f"Forecast next {pred_len * MINUTES_PER_STEP} minutes from past {seq_len * MINUTES_PER_STEP} minutes; "
         "mg/dL min"
@@ -72,7 +86,7 @@ def template(description: Optional[str], seq_len: int, pred_len: int, top_k: int
     if description:
         head = " ".join(description.split()) + " " + head
     pieces: list[Piece] = [head, Slot("min"), " max", Slot("max"), " median", Slot("median"), Slot("trend"), " lags"]
-    return pieces + [Slot(f"lag{i}") for i in range(top_k)]
+    return pieces + [Slot(f"lag{i}") for i in range(top_k)] + ([Slot("events")] if events else [])
 
 
 def window_stats(x_mgdl: Tensor, top_k: int) -> WindowStats:
@@ -95,7 +109,15 @@ def window_stats(x_mgdl: Tensor, top_k: int) -> WindowStats:
 def render(pieces: list[Piece], stats: WindowStats, i: int) -> str:
     """Window i's prompt as text: for logs, and the reference the token assembly must reproduce."""
     values = _slot_values(stats)
-    return "".join(p if isinstance(p, str) else _word(p, int(values[p.name][i])) for p in pieces)
+    return "".join(_text(p, stats, values, i) for p in pieces)
+
+
+def _text(piece: Piece, stats: WindowStats, values: dict[str, Tensor], i: int) -> str:
+    if isinstance(piece, str):
+        return piece
+    if piece.name == "events":
+        return EVENT_SEPARATOR + stats.events[i]
+    return _word(piece, int(values[piece.name][i]))
 
 
 def _slot_values(stats: WindowStats) -> dict[str, Tensor]:
@@ -169,17 +191,36 @@ class _IntTable:
 
 
 class PromptBuilder:
-    """Scaled [B, L, C] windows -> prompt token ids [B, P_max] (zero padded on the right) and lengths [B]."""
+    """Scaled [B, L, C] windows -> prompt token ids [B, P_max] (zero padded on the right) and lengths [B].
+
+    ``scaler`` is glucose's (mean, std). With ``events`` the prompt also states each window's meals and insulin:
+    ``channels`` names x's channels in order and ``scaler_mean``/``scaler_std`` hold every channel's scaler, so the
+    basal, bolus and carbs channels can be read back in U/h, U and g.
+    """
 
     def __init__(self, tokenizer, description: Optional[str], seq_len: int, pred_len: int, top_k: int,
-                 scaler: tuple[float, float]) -> None:
+                 scaler: tuple[float, float], events: bool = False, channels: Sequence[str] = ("glucose",),
+                 scaler_mean: Optional[Sequence[float]] = None, scaler_std: Optional[Sequence[float]] = None) -> None:
         if not 1 <= top_k <= seq_len // 2:
             raise LLMTimeError(f"--top_k {top_k} must be between 1 and seq_len // 2 = {seq_len // 2}")
         self.mean, self.std = float(scaler[0]), float(scaler[1])
         self.top_k = top_k
+        self.events = events
+        if events:
+            missing = [name for name in EVENT_CHANNELS if name not in channels]
+            if missing:
+                raise LLMTimeError(
+                    f"the event prompt needs the {', '.join(missing)} input channels: run with --features MS"
+                )
+            self.event_index = [list(channels).index(name) for name in EVENT_CHANNELS]
+            covered = 0 if scaler_mean is None or scaler_std is None else min(len(scaler_mean), len(scaler_std))
+            if covered <= max(self.event_index):
+                raise ValueError(f"the event prompt needs scaler_mean and scaler_std for channels {self.event_index}")
+            self.event_mean = torch.as_tensor(np.asarray(scaler_mean, dtype=float)[self.event_index])
+            self.event_std = torch.as_tensor(np.asarray(scaler_std, dtype=float)[self.event_index])
         self.tokenizer = tokenizer  # kept for reference renderings (the benchmark's straightforward prompt)
-        self.pieces = template(description, seq_len, pred_len, top_k)
-        tokens = _Tokens(tokenizer)
+        self.pieces = template(description, seq_len, pred_len, top_k, events)
+        tokens = self.tokens = _Tokens(tokenizer)
         prefix, suffix = tokens.specials()
         literals = [p for p in self.pieces[1:] if isinstance(p, str)]
         literal_ids = iter(tokens.mid_text(literals))
@@ -199,10 +240,24 @@ class PromptBuilder:
         return int(self.parts[0][1][0])
 
     def statistics(self, x: Tensor) -> WindowStats:
-        """Statistics of channel 0 of scaled [B, L, C] windows, in mg/dL (on the CPU, where the tables live)."""
-        return window_stats(x[..., 0].detach().float().cpu() * self.std + self.mean, self.top_k)
+        """Statistics of channel 0 of scaled [B, L, C] windows, in mg/dL (on the CPU, where the tables live), and
+        with ``events`` each window's event text."""
+        stats = window_stats(x[..., 0].detach().float().cpu() * self.std + self.mean, self.top_k)
+        if self.events:
+            if x.shape[-1] <= max(self.event_index):
+                raise LLMTimeError(
+                    f"the event prompt reads basal, bolus and carbs from input channels {self.event_index}, but the "
+                    f"inputs have {x.shape[-1]} channels: run with --features MS"
+                )
+            logs = x[..., self.event_index].detach().cpu().double() * self.event_std + self.event_mean
+            if not bool(torch.isfinite(logs).all()):
+                raise LLMTimeError("basal, bolus or carbs inputs contain NaN or inf: fill unlogged events with 0")
+            stats.events = event_texts(summarize_events(logs[..., 0], logs[..., 1], logs[..., 2]))
+        return stats
 
-    def _slot_tokens(self, slot: Slot, values: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    def _slot_tokens(self, slot: Slot, stats: WindowStats, values: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        if slot.name == "events":  # free text: one batched tokenizer call for the whole batch
+            return _pack(self.tokens.mid_text([EVENT_SEPARATOR + text for text in stats.events]))
         if slot.name == "trend":
             upward = values["trend"]
             return self.trend[0][upward], self.trend[1][upward]
@@ -217,7 +272,7 @@ class PromptBuilder:
         ids, valid = [], []
         for part in self.parts:
             if isinstance(part, Slot):
-                rows, lengths = self._slot_tokens(part, values)
+                rows, lengths = self._slot_tokens(part, stats, values)
             else:
                 rows, lengths = part[0].expand(batch, -1), part[1].expand(batch)
             ids.append(rows)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from data_provider.data_factory import WindowDataset
+from data_provider.data_factory import Scaler, WindowDataset
 from exp.config import DataConfig, ModelConfig
 from models.inputs import channel_major, input_channels
 from utils.errors import LLMTimeError
@@ -33,7 +33,7 @@ class Ridge(nn.Module):
 
     uses_llm = False
 
-    def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: tuple[float, float],
+    def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: Scaler,
                  description: str) -> None:
         super().__init__()
         self.seq_len, self.channels = data_cfg.seq_len, input_channels(data_cfg)

@@ -4,8 +4,13 @@ Pipeline per window: RevIN -> patches -> conv token embedding -> cross-attention
 the backbone's input-embedding width) -> [prompt tokens][patch tokens] through the frozen backbone -> the patch
 positions' last hidden states (first d_ff features) -> flatten head -> RevIN inverse.
 
-Only channel 0 (glucose) is used: Time-LLM is channel-independent and has no path for exogenous inputs, so covariate
-channels are ignored (with a warning at construction) rather than silently mixed in.
+Meals, insulin and basal (``--features MS``) reach the model two ways, switched separately: as language
+(``event_text``: the prompt states the window's meals and boluses, the basal rate, insulin and carbs on board, see
+``data_provider/events.py``) and as numbers (``event_channels``: the basal, bolus and carbs channels are cut into
+the same patches as glucose and embedded into the same token, one reprogrammed stream per window). The published
+model is channel-independent and has no path for exogenous inputs. Glucose alone is RevIN-normalised; the other
+channels arrive standardised by the training scaler (and the filled-input marker as 0/1), so an event's size keeps
+its meaning across windows.
 
 Batch invariance: prompts differ in token length, and left-padding them to the batch maximum would move every
 window's patches to other positions (so a forecast would depend on its batch-mates). Each window's sequence is
@@ -27,7 +32,6 @@ Speed, with outputs unchanged (each checked against the plain computation in tes
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Iterator, Union
 
@@ -36,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import DynamicCache
 
+from data_provider.data_factory import COVARIATES, Scaler, channel_names
 from exp.config import DataConfig, ModelConfig
 from layers.embed import PatchEmbedding, n_patches
 from layers.heads import FlattenHead
@@ -55,8 +60,7 @@ class TimeLLM(nn.Module):
 
     uses_llm = True  # reported with its backbone row and weights source
 
-    def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: tuple[float, float],
-                 description: str) -> None:
+    def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: Scaler, description: str) -> None:
         super().__init__()
         m = model_cfg
         # Checks that need no backbone come first, so a bad flag fails before a large model is read from disk.
@@ -77,21 +81,25 @@ class TimeLLM(nn.Module):
             )
         if m.d_ff > hidden_dim:
             raise LLMTimeError(f"--d_ff {m.d_ff} exceeds {self.backbone_row.name}'s hidden width {hidden_dim}")
-        if data_cfg.covariates:
-            warnings.warn("TimeLLM forecasts from glucose alone; covariate channels are ignored", stacklevel=2)
+        channels = channel_names(data_cfg)
+        # Channels the patch embedding reads: all but the covariates when event channels are switched off.
+        skip = () if m.event_channels else COVARIATES
+        self.channel_index = [i for i, name in enumerate(channels) if name not in skip]
 
         self.seq_len, self.pred_len, self.d_ff = data_cfg.seq_len, data_cfg.pred_len, m.d_ff
         self.backbone = backbone
         self.forward_kwargs = dict(fam.forward_kwargs)
         self.max_positions = int(getattr(backbone.config, fam.positions_key))
         self.revin = RevIN()
-        self.patch_embedding = PatchEmbedding(m.d_model, m.patch_len, m.stride, m.dropout)
+        self.patch_embedding = PatchEmbedding(m.d_model, m.patch_len, m.stride, m.dropout, len(self.channel_index))
         self.mapping = nn.Linear(embeddings.num_embeddings, m.num_tokens)
-        self.reprogramming = Reprogramming(m.d_model, m.n_heads, m.d_ff // m.n_heads, embed_dim, m.dropout)
+        embed_rms = float(embeddings.weight.detach().float().pow(2).mean(dim=1).sqrt().mean())
+        self.reprogramming = Reprogramming(m.d_model, m.n_heads, m.d_ff // m.n_heads, embed_dim, m.dropout, embed_rms)
         self.head = FlattenHead(self.n_patches * m.d_ff, data_cfg.pred_len, m.dropout)
         self.prompt = (
             PromptBuilder(tokenizer, description if m.prompt_domain else None, data_cfg.seq_len,
-                          data_cfg.pred_len, m.top_k, scaler)
+                          data_cfg.pred_len, m.top_k, scaler.glucose, events=data_cfg.covariates and m.event_text,
+                          channels=channels, scaler_mean=scaler.mean, scaler_std=scaler.std)
             if m.use_prompt else None
         )
         self._prototype_cache: tuple[tuple, dict[str, object]] | None = None
@@ -154,7 +162,7 @@ class TimeLLM(nn.Module):
         if x.dim() != 3 or x.shape[1] != self.seq_len:
             raise ValueError(f"expected [B, {self.seq_len}, C] inputs, got {list(x.shape)}")
         glucose, stats = self.revin.normalize(x[..., :1])
-        patches = self.patch_embedding(glucose[..., 0])
+        patches = self.patch_embedding(torch.cat([glucose, x[..., self.channel_index[1:]]], dim=-1))
         tokens = self.reprogramming.attend(patches, *self.prototype_keys_values())
         inputs, mask, positions = self._layout(x, tokens, prompt)
         last, hidden = self.encode(inputs, mask, return_hidden)
@@ -265,7 +273,7 @@ class TimeLLM(nn.Module):
         if total > self.max_positions:
             raise LLMTimeError(
                 f"prompt plus patches need {total} positions but {self.backbone_row.name} has {self.max_positions}; "
-                "shorten the dataset description, pass --prompt_domain 0 or --use_prompt 0"
+                "shorten the dataset description, pass --prompt_domain 0 or --no_prompt"
             )
         source = torch.cat([embedded, tokens, tokens.new_zeros(batch, 1, width)], dim=1)  # last row: padding
         t = torch.arange(total, device=tokens.device)[None]

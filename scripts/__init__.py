@@ -1,1 +1,2 @@
-"""Command-line tools and run scripts; Python ones run from the repository root as ``python -m scripts.<name>``."""
+"""Command-line tools and run scripts. Once the project is installed (``pip install --no-build-isolation -e .``), the
+Python ones run from any folder as ``python -m scripts.<name>`` or ``python path/to/scripts/<name>.py``."""

@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data", default="simulated")
     d.add_argument("--root_path", default=None)
     d.add_argument("--patients", default="1001,1002,1003", help="patients whose training windows are used")
+    d.add_argument("--features", default="MS", choices=["S", "MS"],
+                   help="S: glucose; MS: + basal, bolus, carbs (run_main's default: events as text and channels)")
     d.add_argument("--seq_len", type=int, default=72)
     d.add_argument("--pred_len", type=int, default=12)
     d.add_argument("--windows", type=int, default=1024, help="real windows drawn (evenly spaced) for timing")
@@ -90,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--fused_adamw", action="store_true", help="time training with AdamW(fused=True)")
     t.add_argument("--no_train", action="store_true", help="skip the training measurement")
     t.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    t.add_argument("--export", action="store_true", help="also ONNX (onnxruntime) and dynamic INT8 copies")
+    t.add_argument("--export", action="store_true", help="also the ONNX graph (onnxruntime) and its dynamic-INT8 copy (ONNX Runtime quantiser)")
     o = p.add_argument_group("output")
     o.add_argument("--out", default=DEFAULT_OUT, help="folder for <label>.json and benchmark.csv")
     o.add_argument("--label", default=None, help="row name (default: derived from the settings)")
@@ -162,7 +164,8 @@ def build(args: argparse.Namespace):
     from models import build_model
 
     data = DataConfig(data=args.data, root_path=args.root_path, patients=patients, test_patients=patients,
-                      seq_len=args.seq_len, pred_len=args.pred_len, max_val_windows=1)
+                      seq_len=args.seq_len, pred_len=args.pred_len, max_val_windows=1,
+                      covariates=args.features == "MS")
     model_cfg = ModelConfig(
         model=args.model, llm_model=args.llm_model, llm_path=args.llm_path, llm_weights=args.llm_weights,
         llm_layers=args.llm_layers, prompt_domain=args.prompt_domain, use_prompt=args.use_prompt,
@@ -171,7 +174,7 @@ def build(args: argparse.Namespace):
     )
     splits = build_splits(data)
     torch.manual_seed(0)
-    model = build_model(model_cfg, data, splits.scaler.glucose, splits.description)
+    model = build_model(model_cfg, data, splits.scaler, splits.description)
     if hasattr(model, "fit_closed_form"):
         model.fit_closed_form(subset(splits.train, 4096))
     return model, splits, data
@@ -183,7 +186,8 @@ def flat_row(label: str, args: argparse.Namespace, model: torch.nn.Module, resul
     prompt = result.get("prompt") or {}
     inner = getattr(model, "model", model)  # the TimeLLM inside a Straightforward wrapper
     row: dict[str, Any] = {
-        "label": label, "model": type(inner).__name__, "levers_off": args.levers_off or "", "compiled": args.compile,
+        "label": label, "model": type(inner).__name__, "features": args.features,
+        "levers_off": args.levers_off or "", "compiled": args.compile,
         "backbone": model.backbone_row.name if getattr(model, "uses_llm", False) else "",
         "llm_layers": args.llm_layers or "", "weights_source": getattr(model, "weights_source", ""),
         "mixed_precision": args.mixed_precision, "deepspeed": args.deepspeed, "fused_adamw": args.fused_adamw,
@@ -200,8 +204,8 @@ def flat_row(label: str, args: argparse.Namespace, model: torch.nn.Module, resul
         "load_before": result["load_average"][0], "load_after": result["load_average"][1],
     }
     for kind, values in (result.get("deployables") or {}).items():
-        for key in ("max_abs_mgdl", "mean_abs_mgdl", "latency_ms_p50", "windows_per_s"):
-            row[f"{kind}_{key}"] = values[key]
+        for key in ("max_abs_mgdl", "mean_abs_mgdl", "latency_ms_p50", "windows_per_s", "file_mb"):
+            row[f"{kind}_{key}"] = values.get(key, "")  # the float model has no file of its own here
     return row
 
 
@@ -230,7 +234,8 @@ def format_table(label: str, result: dict) -> str:
                      f" max {prompt['prompt_tokens_max']}); sequence {prompt['sequence_tokens_mean']:.1f}")
     for kind, v in (result.get("deployables") or {}).items():
         lines.append(f"  {kind:<6} vs float      max {v['max_abs_mgdl']:.4f} mg/dL, mean {v['mean_abs_mgdl']:.4f} mg/dL,"
-                     f" batch-1 p50 {v['latency_ms_p50']:.2f} ms, {v['windows_per_s']:.0f} windows/s")
+                     f" batch-1 p50 {v['latency_ms_p50']:.2f} ms, {v['windows_per_s']:.0f} windows/s"
+                     + (f", file {v['file_mb']:.2f} MB" if "file_mb" in v else ""))
     return "\n".join(lines)
 
 

@@ -50,6 +50,11 @@ TIDY, SUMMARY_CSV, SUMMARY_MD = "tidy.csv", "summary.csv", "summary.md"
 PLOTS = {30: "rmse_by_model.png", 60: "rmse_by_model_60.png"}
 HORIZONS = (30, 60)
 METRICS = ("rmse_30", "rmse_60", "mae_30", "mae_60", "clarke_ab_30", "clarke_ab_60")
+# The CGM metrics beside RMSE (utils.metrics): MARD and time lag as means over patients, and hypo/hyper detection
+# pooled over each run's points. Rows from before these existed have none of them: their cells stay blank.
+EVENT_STATS = ("sensitivity", "precision", "mcc")
+GLUCOSE_METRICS = ("mard_30", "mard_60", "lag_30", "lag_60") + tuple(
+    f"pooled_{event}_{stat}_{h}" for event in ("hypo", "hyper") for h in HORIZONS for stat in EVENT_STATS)
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,9 @@ def base_config(args: argparse.Namespace, preset: Preset, runs_dir: Path) -> Run
         raise LLMTimeError("--epochs must be >= 1")
     if args.learning_rate <= 0:
         raise LLMTimeError("--learning-rate must be > 0")
+    from data_provider.data_factory import dataset_name  # deferred: it loads torch, which --help does not need
+
+    args.data = dataset_name(args.data)
     if args.root_path is None and args.data != "simulated":
         raise LLMTimeError(f"--data {args.data} needs --root-path pointing at its XML files")
     data = DataConfig(data=args.data, root_path=args.root_path, covariates=args.features == "MS",
@@ -305,9 +313,10 @@ def summarise(rows: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
         first = g.iloc[0]
         rec = {"label": label, "model": first["model"], "backbone": first["backbone"] if first["backbone"] else "",
                "variant": first["variant"] if isinstance(first["variant"], str) else "", "runs": len(g)}
-        for m in METRICS:
-            rec[f"{m}_mean"] = g[m].mean()
-            rec[f"{m}_sd"] = g[m].std(ddof=1) if len(g) > 1 else np.nan
+        for m in METRICS + GLUCOSE_METRICS:
+            values = g[m] if m in g else pd.Series(np.nan, index=g.index)
+            rec[f"{m}_mean"] = values.mean()
+            rec[f"{m}_sd"] = values.std(ddof=1) if len(g) > 1 else np.nan
         trained = g[g["epochs_run"] > 0]
         rec.update({
             "trainable_params": int(first["trainable_params"]),
@@ -414,6 +423,7 @@ def markdown(summary: pd.DataFrame, rows: pd.DataFrame, command: str, preset_nam
         speed = "–" if np.isnan(s["train_windows_per_s"]) else f"{s['train_windows_per_s']:.0f}"
         body.append(f"| {s['label']} | {s['runs']} | " + " | ".join(cells_)
                     + f" | {_count(s['trainable_params'])} / {_count(s['total_params'])} | {speed} |")
+    body += glucose_table(summary)
     notes = [
         "",
         "## Findings",
@@ -435,6 +445,29 @@ def markdown(summary: pd.DataFrame, rows: pd.DataFrame, command: str, preset_nam
             "that the pipeline runs end to end and gives a first look; differences within about one sd, or decided "
             "by one patient, are not evidence. Run `--full` for the comparison to report.")
     return "\n".join(head + body + notes) + "\n"
+
+
+def glucose_table(summary: pd.DataFrame) -> list[str]:
+    """Markdown lines of the CGM metrics beside RMSE: MARD, time lag, hypo/hyper detection (see GLUCOSE_METRICS)."""
+    def ratio(v: float) -> str:
+        return "–" if np.isnan(v) else f"{v:.2f}"
+
+    lines = [
+        "",
+        "CGM metrics, mean over patients and seeds: MARD (%) and time lag (min; the shift that best aligns forecast "
+        "and truth, `utils/metrics.py`) as means over patients; hypoglycaemia (< 70 mg/dL) and hyperglycaemia "
+        "(> 180 mg/dL) detection as sensitivity / precision / MCC over all scored points of a run (– where "
+        "undefined, e.g. no hypo in the test data).",
+        "",
+        "| Model | MARD 30 | MARD 60 | lag 30 | lag 60 | hypo 30 | hypo 60 | hyper 30 | hyper 60 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, s in summary.iterrows():
+        cells = [_pm(s[f"{m}_mean"], s[f"{m}_sd"], 1) for m in ("mard_30", "mard_60", "lag_30", "lag_60")]
+        cells += [" / ".join(ratio(s[f"pooled_{event}_{stat}_{h}_mean"]) for stat in EVENT_STATS)
+                  for event in ("hypo", "hyper") for h in HORIZONS]
+        lines.append(f"| {s['label']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_reports(out: Path, cells: list[Cell], command: str, preset_name: str, base: RunConfig, wall: float) -> str:

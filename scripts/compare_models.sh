@@ -5,10 +5,18 @@
 #   bash scripts/compare_models.sh full                       # 12 patients x 3 seeds, no caps (GPU hours)
 #   bash scripts/compare_models.sh full --backbones MiniLM,GPT2 --out docs/results/full_gpt2
 # Re-running the same command resumes: finished cells are skipped.
+# Runs from any folder once the project is installed (README): results go to the repository's docs/results/PRESET
+# unless --out says otherwise (a relative --out is relative to the folder you run it from).
 set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+python -c "import scripts" 2>/dev/null || {
+  echo "error: the project is not installed in this Python: in the repository run" \
+    "'pip install --no-build-isolation -e .' (README)" >&2
+  exit 2
+}
 preset=${1:-quick}; shift $(( $# > 0 ? 1 : 0 ))
 case "$preset" in
   quick|full) ;;
   *) echo "error: preset must be quick or full, got '$preset'" >&2; exit 2 ;;
 esac
-exec python -m scripts.compare_models "--$preset" --out "docs/results/$preset" "$@"
+exec python -m scripts.compare_models "--$preset" --out "$repo/docs/results/$preset" "$@"

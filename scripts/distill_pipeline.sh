@@ -2,6 +2,13 @@
 # Distillation pipeline: teacher -> student baseline -> distilled student -> evaluation, one CSV row per patient.
 # Usage: bash scripts/distill_pipeline.sh --teacher bert --student tinybert --patients 1001,1002 \
 #          --teacher-epochs 2 --student-epochs 2 --distill-epochs 2 [--dry-run] [...]
-# Run from the repository root. All flags: python -m distillation.pipeline --help
+# Runs from any folder once the project is installed (pip install --no-build-isolation -e ., see README). Relative
+# paths (--out, default ./distillation_runs; --csv; --root-path) are relative to the folder you run it from.
+# All flags: python -m distillation.pipeline --help
 set -euo pipefail
+python -c "import distillation" 2>/dev/null || {
+  echo "error: the project is not installed in this Python: in the repository run" \
+    "'pip install --no-build-isolation -e .' (README)" >&2
+  exit 2
+}
 exec python -m distillation.pipeline "$@"

@@ -1,8 +1,8 @@
 """Teacher -> student pair comparison for distillation (logic in ``distillation/compare.py``).
 
-Run from the repository root::
+Once the project is installed (``pip install --no-build-isolation -e .``, README), from any folder, either way::
 
-    python -m scripts.distillation_comparison --mode quick --patients 1001 --epochs 2
+    python scripts/distillation_comparison.py --mode quick --patients 1001 --epochs 2
     python -m scripts.distillation_comparison --help
 """
 

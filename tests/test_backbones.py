@@ -22,13 +22,26 @@ def test_default_minilm_is_the_packaged_sentence_transformer_and_minilmv2_is_its
     assert resolve_backbone("MiniLMv2").hf_id == "nreimers/MiniLMv2-L6-H384-distilled-from-BERT-Large"
 
 
+def test_the_guides_minilm_is_microsofts_l12_row():
+    """The distillation guide's microsoft/MiniLM-L12-H384-A12 resolves (with or without the org) to its own row,
+    with the published config.json; plain MiniLM stays the packaged all-MiniLM-L6-v2."""
+    row = resolve_backbone("microsoft/MiniLM-L12-H384-A12")
+    assert row is resolve_backbone("MiniLM-L12-H384-A12") is resolve_backbone("minilm-l12")
+    assert (row.name, row.family, row.hidden_dim, row.depth, row.heads) == ("MiniLM-L12", "bert", 384, 12, 12)
+    config = row.config()
+    assert (config.intermediate_size, config.max_position_embeddings, config.type_vocab_size, config.vocab_size) == (
+        1536, 512, 2, 30522)
+    assert not row.packaged and resolve_backbone("MiniLM") is not row
+
+
 def test_short_aliases_and_roles():
+    """Roles are the distillation guide's table: 4 teachers x 4 students; LLaMA-7B is out of distillation."""
     assert resolve_backbone("tinybert").name == "TinyBERT" and resolve_backbone("bert-tiny").name == "BERT-tiny"
     assert resolve_backbone("opt").name == "OPT-125M" and resolve_backbone("llama").name == "LLAMA"
     teachers = {r.name for r in BACKBONES if r.teacher}
     students = {r.name for r in BACKBONES if r.student}
-    assert {"BERT", "DistilBERT", "ALBERT", "GPT2", "LLAMA", "BERT-Large"} <= teachers
-    assert {"TinyBERT", "BERT-tiny", "BERT-mini", "BERT-small", "MiniLM", "MobileBERT"} <= students
+    assert teachers == {"BERT", "ALBERT", "DistilBERT", "GPT2"}
+    assert students == {"TinyBERT", "BERT-tiny", "MiniLM", "MobileBERT"}
 
 
 def test_unknown_name_lists_the_choices():
@@ -96,8 +109,32 @@ def test_random_weights_are_flagged_and_use_the_packaged_vocabulary(monkeypatch,
     with pytest.warns(UserWarning, match="RANDOM WEIGHTS"):
         model, tokenizer, source = load_backbone(resolve_backbone("BERT-tiny"), weights="random")
     assert source == "random" and len(tokenizer) == 30522 and model.config.hidden_size == 128
-    # ALBERT embeds 30000 ids: the 30522-id WordPiece fallback would index past its table.
-    with pytest.raises(LLMTimeError, match="embeds only 30000"):
-        load_backbone(resolve_backbone("ALBERT"), weights="random")
     with pytest.raises(LLMTimeError, match="--llm_weights 'frozen'"):
         load_backbone(resolve_backbone("BERT-tiny"), weights="frozen")
+
+
+@pytest.mark.filterwarnings("ignore:.*own tokenizer is not local")  # ALBERT's: the next test checks it
+@pytest.mark.parametrize("row", BACKBONES, ids=lambda r: r.name)
+def test_every_row_builds_with_random_weights_offline(row, monkeypatch, tmp_path):
+    """Nothing cached, no --llm_path: every row builds (on the meta device: no memory, no init cost) and embeds every
+    id its stand-in tokenizer can emit."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    with torch.device("meta"), pytest.warns(UserWarning, match="RANDOM WEIGHTS"):
+        model, tokenizer, source = load_backbone(row, weights="random")
+    assert source == "random"
+    assert model.get_input_embeddings().num_embeddings >= len(tokenizer)
+    assert FAMILIES[row.family].depth(model.config) == row.depth
+
+
+def test_random_albert_embeds_the_stand_in_vocabulary_and_says_so(monkeypatch, tmp_path):
+    """ALBERT's own tokenizer (30000 ids) is not local, so the packaged 30522-id WordPiece one stands in: the random
+    model gets a 30522-row table (one warning line says so) and the highest id goes through it."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.warns(UserWarning) as caught:
+        model, tokenizer, source = load_backbone(resolve_backbone("ALBERT"), weights="random", n_layers=1)
+    messages = [str(w.message) for w in caught]
+    assert any("ALBERT's own tokenizer is not local" in m and "30522 ids instead of 30000" in m for m in messages)
+    assert all("\n" not in m for m in messages)
+    assert source == "random" and model.get_input_embeddings().num_embeddings == len(tokenizer) == 30522
+    ids = torch.tensor([[tokenizer.cls_token_id, len(tokenizer) - 1, tokenizer.sep_token_id]])
+    assert model(input_ids=ids).last_hidden_state.shape == (1, 3, 768)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from data_provider.data_factory import WindowDataset, make_loader
+from data_provider.data_factory import Scaler, WindowDataset, make_loader
 from exp.config import DataConfig, ModelConfig, TrainConfig
 from exp.trainer import Trainer, count_parameters
 from models import MODELS, build_model, model_uses_llm, resolve_model
@@ -18,8 +18,8 @@ from utils.errors import LLMTimeError
 from utils.seed import seed_everything
 
 L, H = 24, 6
-DATA = DataConfig(seq_len=L, pred_len=H)
-SCALER = (140.0, 50.0)
+DATA = DataConfig(seq_len=L, pred_len=H, filled_channel=False)  # the hand-made windows carry no filled marker
+SCALER = Scaler(np.array([140.0]), np.array([50.0]))  # glucose (mg/dL): all these models read of it
 BASELINES = ("Persistence", "Ridge", "DLinear", "PatchTST")
 ABLATIONS = (TimeLLM_woLLM, TimeLLM_LLM2Attn, TimeLLM_LLM2Trsf)
 TINY = dict(patch_len=8, stride=4, d_model=8, d_ff=16, n_heads=2, num_tokens=16, top_k=3)
@@ -82,7 +82,7 @@ def test_ridge_reads_covariates_with_ms_features():
     drive = rng.normal(size=(700, 3))
     target = np.convolve(drive[:, 0], np.ones(3) / 3, mode="same")  # glucose that follows an input channel
     ds = series_dataset(target, drive)
-    model = build_model(ModelConfig(model="Ridge"), DataConfig(seq_len=L, pred_len=H, covariates=True), SCALER, "")
+    model = build_model(ModelConfig(model="Ridge"), DataConfig(seq_len=L, pred_len=H, covariates=True, filled_channel=False), SCALER, "")
     model.fit_closed_form(ds)
     assert model.weight.shape == (H, 4 * L)
     with pytest.raises(LLMTimeError, match="channels"):
@@ -95,7 +95,7 @@ def test_trained_baselines_lower_the_loss(name, covariates):
     n = 300
     extra = np.random.default_rng(1).normal(size=(n, 3)) if covariates else None
     train, val = series_dataset(wave(n, 0.02), extra), series_dataset(wave(n, 0.02, seed=1), extra)
-    data = DataConfig(seq_len=L, pred_len=H, covariates=covariates)
+    data = DataConfig(seq_len=L, pred_len=H, covariates=covariates, filled_channel=False)
     model = build_model(ModelConfig(model=name, **TINY), data, SCALER, "")
     trainer = Trainer(TrainConfig(batch_size=32, learning_rate=3e-3, train_epochs=3, lradj="constant"), model)
     before = trainer.evaluate_loss(make_loader(val, 128, False, 0))
@@ -114,7 +114,7 @@ def test_dlinear_moving_average_keeps_length_and_level():
 
 
 def test_patchtst_reads_every_channel_with_ms_features():
-    data = DataConfig(seq_len=L, pred_len=H, covariates=True)
+    data = DataConfig(seq_len=L, pred_len=H, covariates=True, filled_channel=False)
     model = build_model(ModelConfig(model="PatchTST", **TINY), data, SCALER, "").eval()
     x = torch.randn(3, L, 4)
     moved = x.clone()

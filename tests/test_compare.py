@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -87,3 +88,17 @@ def test_findings_say_plainly_who_won():
     assert "beat its ablations? **No**: lower RMSE in 0 of 4" in lines[2]
     assert "beat the baselines? **Partly**: lower RMSE in 2 of 4" in lines[3]
     assert "split (30 vs 60 min) with Ridge (2/4)" in lines[3]
+
+
+def test_summary_carries_the_cgm_metrics_and_old_rows_leave_them_blank():
+    new = {**_row("Ridge", "Ridge", "", "", "1001", 21.0, 29.5), "mard_30": 10.0, "mard_60": 16.0, "lag_30": 15.0,
+           "lag_60": 35.0, "pooled_hypo_sensitivity_30": 0.5, "pooled_hypo_precision_30": 0.25,
+           "pooled_hypo_mcc_30": 0.3}
+    rows = pd.DataFrame([new, {**new, "patients": "1002", "mard_30": 12.0}])
+    summary = cm.summarise(rows, ["Ridge"])
+    assert summary.loc[0, "mard_30_mean"] == pytest.approx(11.0) and summary.loc[0, "lag_60_mean"] == 35.0
+    assert summary.loc[0, "pooled_hypo_mcc_30_mean"] == pytest.approx(0.3)
+    table = "\n".join(cm.glucose_table(summary))
+    assert "| Ridge | 11.0 ± 1.4 | 16.0 ± 0.0 | 15.0 ± 0.0 | 35.0 ± 0.0 | 0.50 / 0.25 / 0.30 | – / – / – |" in table
+    old = cm.summarise(pd.DataFrame([_row("Ridge", "Ridge", "", "", "1001", 21.0, 29.5)]), ["Ridge"])
+    assert np.isnan(old.loc[0, "mard_30_mean"]) and "| Ridge | – | – | – | – |" in "\n".join(cm.glucose_table(old))

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from data_provider.data_factory import build_splits, make_loader
+from data_provider.data_factory import build_splits, description, make_loader
 from data_provider.simulate import cohort_specs, generate_patient
 from distillation import compare, pipeline
 from distillation.losses import (
@@ -69,7 +69,7 @@ def splits(cohort):
 def tiny(folders, family: str, splits, **overrides) -> TimeLLM:
     torch.manual_seed(0)
     cfg = ModelConfig(llm_model=ROW_OF_FAMILY[family], llm_path=str(folders[family]), **{**TINY, **overrides})
-    return TimeLLM(cfg, DataConfig(), splits.scaler.glucose, splits.description)
+    return TimeLLM(cfg, DataConfig(), splits.scaler, splits.description)
 
 
 # --- layer mapping and loss terms --------------------------------------------------------------------------------
@@ -214,6 +214,25 @@ def test_teacher_runs_once_per_window_across_epochs(tiny_backbones, splits):
     assert not seen  # two epochs of distillation, and the teacher never ran again
     assert cache.lookups - lookups == 2 * len(make_loader(splits.train, 16, True, 0))
 
+    # each epoch's record holds the mean of every unweighted term beside the total, which is their weighted sum
+    for record in fit.history:
+        parts = {k: record[f"train_{k}_loss"] for k in ("truth", "teacher", "hidden")}
+        assert record["train_loss"] == pytest.approx(
+            0.5 * parts["truth"] + 0.5 * parts["teacher"] + 0.1 * parts["hidden"], rel=1e-5)
+        assert all(v > 0 for v in parts.values())
+
+
+def test_the_objective_reports_its_terms_per_epoch_and_starts_afresh():
+    """epoch_terms: the mean of each unweighted term over the steps since the last call; a term with weight 0 is
+    absent (never computed)."""
+    objective = DistillationObjective(LossWeights(1.0, 0.0, 0.0), cache=None)
+    model = lambda x: x[:, :3]  # noqa: E731  a "forecast" that is the first three inputs
+    x = torch.zeros(2, 5)
+    for target in (1.0, 3.0):
+        objective(model, {"x": x, "y": torch.full((2, 3), target), "mask": torch.ones(2, 3, dtype=torch.bool)})
+    assert objective.epoch_terms() == {"train_truth_loss": pytest.approx((1.0 + 9.0) / 2)}
+    assert objective.epoch_terms() == {}
+
 
 # --- the pipeline -----------------------------------------------------------------------------------------------------
 
@@ -237,6 +256,10 @@ def test_pipeline_end_to_end_writes_a_complete_row(cohort, tiny_backbones, tmp_p
     assert (row["teacher"], row["student"], row["patient"]) == ("GPT2", "BERT", "1001")
     assert row["teacher_weights"] == f"pretrained:{tiny_backbones['gpt2']}"
     assert row["weights_chosen_by"] == "validation (2 candidates)"
+    # the distilled run's history shows each term of its loss per epoch (fit.history in metrics.json)
+    history = pd.read_json(Path(row["distilled_run"]).parent / "distilled_BERT_from_GPT2_a0.5_b0.5_g0.1" /
+                           "metrics.json", typ="series")["fit"]["history"]
+    assert {"train_loss", "train_truth_loss", "train_teacher_loss", "train_hidden_loss"} <= set(history[0])
 
     # the weights were chosen on validation MSE, never on training loss or test
     runs = Path(row["distilled_run"]).parent
@@ -268,7 +291,8 @@ def test_dry_run_trains_nothing_and_bad_flags_exit_2(cohort, tiny_backbones, tmp
     assert "1. teacher" in out and "3. distilled" in out and "no temperature" in out
     assert not (tmp_path / "runs").exists()
     for bad in (["--teacher", "bert"], ["--teacher", "bert", "--student", "nope", "--dry-run"],
-                _pipeline_args(cohort, tiny_backbones, tmp_path, "--alpha", "1", "--dry-run"),
+                _pipeline_args(cohort, tiny_backbones, tmp_path, "--alpha", "0.5", "--beta", "0.5", "--dry-run"),
+                _pipeline_args(cohort, tiny_backbones, tmp_path, "--alpha", "1.5", "--dry-run"),
                 _pipeline_args(cohort, tiny_backbones, tmp_path, "--grid", "1,2", "--dry-run"),
                 _pipeline_args(cohort, tiny_backbones, tmp_path, "--bogus")):
         assert pipeline.main(bad) == USER_ERROR_EXIT
@@ -307,12 +331,75 @@ def test_quick_comparison_with_tiny_rows(cohort, tiny_backbones, tmp_path, capsy
 def test_comparison_pairs_and_errors(capsys):
     assert compare.parse_pairs("quick", None) == [(t, None, s, None) for t, s in compare.QUICK]
     assert len(compare.parse_pairs("balanced", None)) == 8
-    teachers = [r for r in BACKBONES if r.teacher]
-    students = [r for r in BACKBONES if r.student]
-    assert len(compare.all_pairs()) == sum(1 for t in teachers for s in students if s is not t)
+    # --mode all is the guide's comprehensive test: its 4 teachers x 4 students, LLaMA-7B not among them
+    assert sorted(compare.all_pairs()) == sorted(
+        (t, s) for t in ("BERT", "ALBERT", "DistilBERT", "GPT2")
+        for s in ("TinyBERT", "BERT-tiny", "MiniLM", "MobileBERT"))
     assert compare.parse_pairs(None, ["minilm,MiniLM:2", "bert-base-uncased,tinybert"]) == [
         ("MiniLM", None, "MiniLM", 2), ("BERT", None, "TinyBERT", None)]
     for bad in (["--mode", "quick", "--custom-pairs", "bert,tinybert"], ["--custom-pairs", "bert"],
                 ["--mode", "quick", "--paths", "BERT"], ["--mode", "fast"]):
         assert compare.main(bad) == USER_ERROR_EXIT
         assert capsys.readouterr().err.startswith("error: ")
+
+
+# --- the guide's knobs and spellings -----------------------------------------------------------------------------
+
+
+def _config(*flags):
+    return pipeline.config_from_args(pipeline.build_parser().parse_args(["--teacher", "bert", "--student", "tinybert",
+                                                                         *flags]))
+
+
+def test_a_lone_alpha_is_the_two_term_recipe():
+    assert _config("--alpha", "0.7").weights.as_tuple() == (0.7, 0.3, 0.0)
+    assert _config("--alpha", "0").weights.as_tuple() == (0.0, 1.0, 0.0)
+    assert _config("--alpha", "0.2", "--beta", "0.5", "--gamma", "0.1").weights.as_tuple() == (0.2, 0.5, 0.1)
+    assert _config().weights is None  # none given: searched on validation
+    with pytest.raises(LLMTimeError, match=r"--alpha 1.5 given alone must be in \[0, 1\]"):
+        _config("--alpha", "1.5")
+    with pytest.raises(LLMTimeError, match="--alpha alone"):
+        _config("--beta", "0.5")
+
+
+def test_temperature_is_accepted_ignored_and_said_so_once():
+    with pytest.warns(UserWarning, match="--temperature 4 is IGNORED: forecasts are real numbers") as caught:
+        with_t = _config("--temperature", "4", "--alpha", "0.5")
+    assert len(caught) == 1 and "\n" not in str(caught[0].message)
+    assert with_t == _config("--alpha", "0.5")  # nothing a run does depends on it
+    assert "IGNORED" in compare.build_parser().format_help().replace("\n", " ")
+
+
+def test_ohiot1dm_is_the_ohio_dataset(cohort):
+    """The guide's --dataset ohiot1dm (any case) is OhioT1DM: it finds the ohio prompt and names runs 'ohio'."""
+    for spelling in ("ohiot1dm", "OhioT1DM", " OHIO "):
+        assert _config("--dataset", spelling).dataset == "ohio"
+    cfg = _config("--dataset", "OhioT1DM", "--root-path", str(cohort), "--patients", "1001")
+    assert str(pipeline.phase_configs(cfg, "1001", ["1001"])["teacher"].checkpoints).endswith("ohio_1001_s2021")
+    # the bundled cohort has the OhioT1DM layout: windows and the OhioT1DM prompt description come out of it
+    splits = build_splits(DataConfig(data="ohiot1dm", root_path=str(cohort), max_train_windows=4, max_val_windows=4))
+    assert splits.description == description(DataConfig(data="ohio")) != description(DataConfig())
+    with pytest.raises(LLMTimeError, match="unknown --data 'ohio2'; choose one of: ohio, simulated"):
+        build_splits(DataConfig(data="ohio2", root_path=str(cohort)))
+
+
+def test_a_failing_pair_is_recorded_and_the_comparison_goes_on(cohort, tiny_backbones, tmp_path, monkeypatch,
+                                                              capsys):
+    """GPT2 has no weights here (empty Hugging Face cache, no --paths): its pair becomes a failed row with the
+    one-line reason, the next pair runs and is summarised, and the exit status says a pair failed."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    args = ["--custom-pairs", "GPT2,BERT-tiny", "BERT,BERT-tiny",
+            "--paths", f"BERT={tiny_backbones['bert']}", f"BERT-tiny={tiny_backbones['bert']}",
+            "--root-path", str(cohort), "--patients", "1001", "--epochs", "1", "--max-train-windows", "32",
+            "--max-val-windows", "16", "--alpha", "0.5", "--latency-repeats", "2", "--out", str(tmp_path), *TINY_FLAGS]
+    assert compare.main(args) == 1
+    out, err = capsys.readouterr()
+    assert "pair GPT2 -> BERT-tiny FAILED: no local weights for GPT2" in err
+    failed = pd.read_csv(tmp_path / "distillation_pairs_failed.csv")
+    assert list(zip(failed["teacher"], failed["student"])) == [("GPT2", "BERT-tiny")]
+    assert failed.loc[0, "reason"].startswith("no local weights for GPT2")
+    rows = pd.read_csv(tmp_path / "distillation_pairs.csv")
+    assert list(zip(rows["teacher"], rows["student"])) == [("BERT", "BERT-tiny")]
+    assert "**Failed**: GPT2→BERT-tiny: no local weights" in (tmp_path / "distillation_pairs_summary.md").read_text()

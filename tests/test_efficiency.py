@@ -15,7 +15,7 @@ from models.time_llm import TimeLLM
 from scripts import benchmark
 from utils.efficiency import BenchSettings, parameter_counts, run_benchmark
 from utils.errors import LLMTimeError
-from utils.export import export_onnx, quantize_int8
+from utils.export import OnnxForecaster, export_onnx, quantize_onnx_int8
 
 DATA = DataConfig(seq_len=24, pred_len=6, patients=["1001"], test_patients=["1001"], max_train_windows=96,
                   max_val_windows=8)
@@ -31,7 +31,7 @@ def splits():
 def tiny_student(folders, splits) -> TimeLLM:
     torch.manual_seed(0)
     cfg = ModelConfig(llm_model="BERT", llm_path=str(folders["bert"]), **TINY)
-    return TimeLLM(cfg, DATA, splits.scaler.glucose, splits.description)
+    return TimeLLM(cfg, DATA, splits.scaler, splits.description)
 
 
 def windows(splits, n: int = 32) -> torch.Tensor:
@@ -80,7 +80,7 @@ def test_onnx_student_matches_torch_at_any_batch_size(tiny_backbones, splits, tm
 
 def test_onnx_refuses_decoder_backbones(tiny_backbones, splits, tmp_path):
     cfg = ModelConfig(llm_model="GPT2", llm_path=str(tiny_backbones["gpt2"]), **TINY)
-    model = TimeLLM(cfg, DATA, splits.scaler.glucose, splits.description)
+    model = TimeLLM(cfg, DATA, splits.scaler, splits.description)
     with pytest.raises(LLMTimeError, match="encoder backbones"):
         export_onnx(model, windows(splits, 4), tmp_path / "gpt2.onnx")
 
@@ -88,7 +88,7 @@ def test_onnx_refuses_decoder_backbones(tiny_backbones, splits, tmp_path):
 @pytest.mark.parametrize("name", [n for n, cls in MODELS.items() if not getattr(cls, "uses_llm", False)])
 def test_every_baseline_exports_to_onnx(splits, tmp_path, name):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(model=name, **TINY), DATA, splits.scaler.glucose, splits.description)
+    model = build_model(ModelConfig(model=name, **TINY), DATA, splits.scaler, splits.description)
     if hasattr(model, "fit_closed_form"):
         model.fit_closed_form(splits.train)
     model.eval()
@@ -98,12 +98,23 @@ def test_every_baseline_exports_to_onnx(splits, tmp_path, name):
         torch.testing.assert_close(runner(x), model(x), atol=1e-4, rtol=1e-4)
 
 
-def test_int8_student_runs_close_to_float(tiny_backbones, splits):
+def test_int8_onnx_student_runs_close_to_float(tiny_backbones, splits, tmp_path):
+    """ONNX Runtime's quantiser: MatMul weights stored as int8 in the file, forecasts close to float."""
+    import onnx
+    from onnx import numpy_helper
+
+    def float_bytes(graph_path) -> int:
+        inits = onnx.load(str(graph_path)).graph.initializer
+        return sum(numpy_helper.to_array(i).nbytes for i in inits if i.data_type == onnx.TensorProto.FLOAT)
+
     model = tiny_student(tiny_backbones, splits).eval()
     x = windows(splits, 16)
-    quantized = quantize_int8(model)
-    assert isinstance(model.head.linear, nn.Linear) and not isinstance(quantized.head.linear, nn.Linear)
-    assert isinstance(quantized.mapping, nn.Linear)  # cached at inference: left float
+    runner = export_onnx(model, x[:4], tmp_path / "student.onnx")
+    path = quantize_onnx_int8(tmp_path / "student.onnx", tmp_path / "student.int8.onnx")
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert "MatMulInteger" in ops  # torch's deprecated quantize_dynamic gives no ONNX graph at all
+    assert float_bytes(path) < float_bytes(tmp_path / "student.onnx")
+    quantized = OnnxForecaster(path, runner.model, runner.width)
     with torch.no_grad():
         ref, out = model(x), quantized(x)
     assert out.shape == ref.shape and torch.isfinite(out).all()
@@ -120,9 +131,12 @@ def test_cli_writes_json_and_csv_with_export(tiny_backbones, tmp_path, capsys):
     assert code == 0
     result = json.loads((tmp_path / "tiny.json").read_text())
     assert result["deployables"]["onnx"]["max_abs_mgdl"] < 0.05
-    assert result["deployables"]["int8"]["latency_ms_p50"] > 0
-    assert "tiny" in (tmp_path / "benchmark.csv").read_text()
-    assert "onnx   vs float" in capsys.readouterr().out
+    int8 = result["deployables"]["int8"]
+    assert int8["latency_ms_p50"] > 0 and int8["max_abs_mgdl"] > 0
+    assert int8["file_mb"] > 0 and result["deployables"]["onnx"]["file_mb"] > 0
+    assert "tiny" in (tmp_path / "benchmark.csv").read_text() and "int8_file_mb" in (tmp_path / "benchmark.csv").read_text()
+    printed = capsys.readouterr().out
+    assert "onnx   vs float" in printed and "int8   vs float" in printed and "MB" in printed.split("int8   vs float")[1]
     assert benchmark.main(["--summarize", str(tmp_path / "benchmark.csv")]) == 0
     assert "| tiny | 1 |" in capsys.readouterr().out
 

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 import torch
 
+from data_provider.data_factory import Scaler
 from exp.config import DataConfig, ModelConfig
 from models.prompt import render
 from models.time_llm import CAUSAL_FAMILIES, TimeLLM
 
-DATA = DataConfig(seq_len=24, pred_len=6)
-SCALER = (140.0, 50.0)
+DATA = DataConfig(seq_len=24, pred_len=6, filled_channel=False)  # windows below carry glucose alone
+SCALER = Scaler(np.array([140.0]), np.array([50.0]))  # glucose (mg/dL): all these models read of it
 DESCRIPTION = "Virtual patients with type 1 diabetes: CGM mg/dL every 5 minutes."
 TINY = dict(patch_len=8, stride=4, d_model=8, d_ff=16, n_heads=2, num_tokens=16, top_k=3, dropout=0.0)
 ROW = {"gpt2": "GPT2", "opt": "OPT-125M", "llama": "LLAMA", "bert": "BERT"}
@@ -98,9 +100,9 @@ def test_cached_prototype_keys_values_equal_recomputation(tiny_backbones):
         cached = model(x)
         model.reprogramming.value.weight.mul_(2.0)  # a tensor only the keys/values depend on
         assert model.prototype_keys_values()[1] is not v
-        plain = model.reprogramming(model.patch_embedding(model.revin.normalize(x)[0][..., 0]),
+        plain = model.reprogramming(model.patch_embedding(model.revin.normalize(x)[0]),
                                     model._compute_prototypes())
-        fast = model.reprogramming.attend(model.patch_embedding(model.revin.normalize(x)[0][..., 0]),
+        fast = model.reprogramming.attend(model.patch_embedding(model.revin.normalize(x)[0]),
                                           *model.prototype_keys_values())
     torch.testing.assert_close(fast, plain)
     assert cached.shape == (3, DATA.pred_len)
@@ -109,7 +111,7 @@ def test_cached_prototype_keys_values_equal_recomputation(tiny_backbones):
 
 
 def test_terse_prompt_states_every_statistic(tiny_backbones, wordpiece_tokenizer):
-    from data_provider.data_factory import description
+    from data_provider.data_factory import Scaler, description
 
     model = tiny(tiny_backbones, "bert")
     x = windows(4, seed=5)
@@ -125,7 +127,7 @@ def test_terse_prompt_states_every_statistic(tiny_backbones, wordpiece_tokenizer
         assert [int(lag) for lag in lags] == stats.lags[i].tolist()
     # The bundled cohort's whole prompt (description + task + statistics) stays short for MiniLM's WordPiece.
     sim = TimeLLM(ModelConfig(llm_model="BERT", llm_path=str(tiny_backbones["bert"]), **{**TINY, "top_k": 5}),
-                  DataConfig(), SCALER, description(DataConfig()))
+                  DataConfig(filled_channel=False), SCALER, description(DataConfig()))
     _, lengths = sim.prompt(windows(8, seed=6)[:, :1].expand(8, 72, 1).contiguous())
     assert int(lengths.max()) <= 62
 

@@ -118,12 +118,44 @@ def test_too_short_input_is_one_line(runs, tmp_path, capsys):
     assert not (tmp_path / "o.csv").exists()
 
 
-def test_covariate_model_refuses_input_without_insulin_or_meals(runs, tmp_path):
-    """Zeros would tell a --features MS model 'no insulin, no meals'; a file that lacks them is refused instead."""
+def test_covariate_model_reads_a_file_without_events_as_none_and_says_so(runs, tmp_path):
+    """Real logs are incomplete: a --features MS model still forecasts a file with no insulin or meal log, reading
+    the missing events as none (as training does), and a warning line says so in case it is the wrong file."""
     paths, test, xml = runs
     data = DataConfig(data="ohio", root_path=str(xml.parent), patients=["7"], covariates=True)
     cfg = RunConfig(checkpoints=str(tmp_path), data=data, model=ModelConfig(model="Ridge"))
     run = train_and_test(cfg).run_dir
     for path in (xml, _write_csv(tmp_path / "cgm.csv", test, mmol=False)):
-        with pytest.raises(LLMTimeError, match="trained with covariates .* no basal, bolus or meal events"):
+        with pytest.warns(UserWarning, match="logs no basal, bolus or meal.*reads them as none"):
             forecast_file(run, path, tmp_path / "o.csv")
+        assert len(pd.read_csv(tmp_path / "o.csv")) > 0
+
+
+def test_plot_is_in_the_units_of_the_csv(runs, tmp_path, monkeypatch):
+    """mmol/L in, mmol/L out: the PNG's measured trace, forecasts and axis are in the CSV's units, not mg/dL."""
+    import utils.plots
+
+    paths, test, _ = runs
+    drawn = {}
+    save = utils.plots._save
+    monkeypatch.setattr(utils.plots, "_save", lambda fig, path: (drawn.update(fig=fig), save(fig, path)))
+    for mmol in (True, False):
+        result = forecast_file(paths["persistence"], _write_csv(tmp_path / f"{mmol}.csv", test, mmol=mmol),
+                               tmp_path / f"{mmol}_out.csv")
+        ax = drawn["fig"].axes[0]
+        assert ax.get_ylabel() == f"Glucose ({result.units})"
+        lines = {line.get_label(): line.get_ydata() for line in ax.get_lines()}
+        measured, forecast_30 = np.asarray(lines["measured"], float), np.asarray(lines["forecast 30 min"], float)
+        readings = test.mmol.to_numpy() if mmol else test.mmol.to_numpy() * MMOL
+        assert np.nanmax(measured) == pytest.approx(readings.max(), abs=1e-6)
+        assert np.nanmax(forecast_30) == pytest.approx(result.frame.forecast_30.max(), abs=0.051)
+
+
+def test_predictions_csv_is_sorted_and_holds_the_readings_as_read(runs):
+    """Truth is the reading from the file (no float32 round trip); rows go patient, time, horizon."""
+    paths, test, _ = runs
+    pred = pd.read_csv(paths["persistence"] / "predictions.csv", parse_dates=["timestamp"])
+    readings = set(float(f"{v * MMOL:.4f}") for v in test.mmol)  # the XML holds 4 decimals
+    assert set(pred.truth) <= readings
+    order = pred.sort_values(["patient", "timestamp", "horizon_min"], kind="stable", ignore_index=True)
+    pd.testing.assert_frame_equal(pred, order)

@@ -75,7 +75,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, tiny_back
     killed.wait()
     run = _run_dir(tmp_path / "killed")
     assert killed.returncode == -signal.SIGKILL and not (run / "metrics.json").exists()
-    assert torch.load(run / "last.pt", weights_only=False)["epoch"] == 1  # killed before epoch 2 ended
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1  # killed before epoch 2 ended
 
     resumed = subprocess.run(_command(data, backbone, tmp_path / "killed", "--resume"), **quiet, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
@@ -86,5 +86,5 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, tiny_back
     assert ma["fit"]["epochs_run"] == 3 and len(ma["fit"]["history"]) == 3
     assert _without_timing(ma) == _without_timing(mb)
     assert (a / "predictions.csv").read_bytes() == (b / "predictions.csv").read_bytes()
-    sa, sb = (torch.load(d / "checkpoint.pt", weights_only=False)["state"] for d in (a, b))
+    sa, sb = (torch.load(d / "checkpoint.pt", weights_only=True)["state"] for d in (a, b))
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)

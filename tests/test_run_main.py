@@ -1,12 +1,22 @@
-"""run_main.py end to end on one bundled patient with a tiny saved backbone: outputs, CSV row, checkpoint round trip."""
+"""run_main.py end to end on one bundled patient with a tiny saved backbone: outputs, CSV row, checkpoint round trip;
+run folder names, Time-LLM's flags, the launcher's precision, help texts, and no DeepSpeed import without DeepSpeed."""
 
+import argparse
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import run_main
-from exp.run import evaluate_saved
+from exp.run import evaluate_saved, run_name
+from models import MODELS
+from models.backbones import backbone_names
+from utils.errors import LLMTimeError
+
+REPO = Path(__file__).resolve().parents[1]
 
 TINY = ["--patients", "1001", "--max_train_windows", "384", "--max_val_windows", "128", "--batch_size", "32",
         "--learning_rate", "0.005", "--d_ff", "32", "--n_heads", "4", "--num_tokens", "50"]
@@ -24,9 +34,16 @@ def test_train_test_outputs_and_checkpoint_round_trip(tmp_path, tiny_backbones, 
     out = capsys.readouterr().out
     assert "mean" in out and "outputs:" in out
     for name in ("config.json", "metrics.json", "predictions.csv", "checkpoint.pt", "clarke_30min.png",
-                 "parkes_60min.png", "forecast.png"):
+                 "parkes_60min.png", "forecast.png", "learning_curve.png"):
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
+    # persistence on the same test windows is a line of the printed table and a block of metrics.json
+    persist = next(line for line in out.splitlines() if line.strip().startswith("persist."))
+    assert f"{metrics['persistence']['mean_over_patients']['rmse_30']:.2f}" in persist
+    assert metrics["summary"]["persistence_rmse_60"] == metrics["persistence"]["mean_over_patients"]["rmse_60"]
+    # the learning curve's verdict is recorded and printed
+    assert metrics["convergence"]["verdict"] in ("plateau", "levelled", "still improving")
+    assert metrics["convergence"]["message"] in out
     history = metrics["fit"]["history"]
     assert history[-1]["val_loss"] < history[0]["val_loss"]  # validation loss falls
     assert metrics["fit"]["best_epoch"] == min(history, key=lambda r: r["val_loss"])["epoch"]
@@ -34,6 +51,9 @@ def test_train_test_outputs_and_checkpoint_round_trip(tmp_path, tiny_backbones, 
     assert config["provenance"]["packages"]["torch"] and config["weights_source"].startswith("pretrained")
     row = pd.read_csv(tmp_path / "results.csv").iloc[-1]
     assert row["model"] == "TimeLLM" and row["backbone"] == "BERT" and str(row["patients"]) == "1001"
+    # the settings that tell runs apart are in the row, and the hash in it is the one in the folder name
+    assert row["learning_rate"] == 0.005 and row["d_ff"] == 32 and row["lradj"] == "COS" and row["features"] == "MS"
+    assert bool(row["use_prompt"]) and row["patch_len"] == 12 and run_dir.name.endswith(f"_{row['config_hash']}")
     assert row["rmse_30"] == pytest.approx(metrics["summary"]["rmse_30"])
     preds = pd.read_csv(run_dir / "predictions.csv")
     assert set(preds["horizon_min"]) == set(range(5, 65, 5))
@@ -70,10 +90,108 @@ def test_random_weights_are_said_everywhere(tmp_path, tiny_backbones, capsys):
         (["--data", "ohio"], "--root_path"),
         (["--patients", "9999"], "unknown patient"),
         (["--is_training", "0"], "--checkpoint"),
-        (["--enc_in", "7"], "not used"),
+        (["--data_path", "ETTh1.csv"], "expected a patient file"),
+        (["--data_path", "1001-ws-training.xml", "--patients", "1002"], "selects patient 1001"),
     ],
 )
 def test_user_errors_are_one_line_exit_2(tmp_path, capsys, args, message):
     assert run_main.main([*args, "--checkpoints", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and "\n" not in err
+
+
+def _config(*argv):
+    return run_main.config_from_args(run_main.build_parser().parse_args(list(argv)))
+
+
+def test_run_names_differ_exactly_when_results_can():
+    """Runs differing in any result-relevant setting get their own folder; output-only settings keep the name."""
+    base = _config()
+    variants = [_config(*flags) for flags in (["--learning_rate", "0.01"], ["--d_model", "16"], ["--patch_len", "6"],
+                                              ["--no_prompt"], ["--features", "S"], ["--lradj", "type1"],
+                                              ["--mixed_precision", "fp16"])]
+    names = {run_name(cfg) for cfg in [base, *variants]}
+    assert len(names) == 1 + len(variants)
+    prefix = run_name(base).rsplit("_", 1)[0]
+    assert all(name.startswith(prefix) for name in names)  # the readable part stays
+    same = _config("--checkpoints", "/elsewhere", "--num_workers", "2", "--eval_batch_size", "8", "--resume",
+                   "--report_to", "tensorboard", "--results_csv", "r.csv")
+    assert run_name(same) == run_name(base)
+    assert run_name(_config("--model_comment", "TimeLLM-Ohio")) == f"{run_name(base)}-TimeLLM-Ohio"
+
+
+TIME_LLM_FLAGS = ["--itr", "1", "--model_comment", "none", "--factor", "3", "--enc_in", "1", "--dec_in", "1",
+                  "--c_out", "1", "--loss", "MSE", "--embed", "timeF", "--freq", "h", "--target", "OT", "--activation",
+                  "gelu", "--output_attention", "--align_epochs", "10", "--label_len", "48", "--d_layers", "1"]
+
+
+def test_time_llm_flags_are_accepted_and_named_in_one_warning():
+    with pytest.warns(UserWarning) as caught:
+        cfg = _config(*TIME_LLM_FLAGS, "--lradj", "type3")
+    (warning,) = [str(w.message) for w in caught]
+    assert "\n" not in warning
+    for flag in ("--factor 3", "--enc_in 1", "--dec_in 1", "--c_out 1", "--embed timeF", "--freq h", "--target OT",
+                 "--activation gelu", "--output_attention", "--align_epochs 10", "--label_len 48", "--d_layers 1"):
+        assert flag in warning
+    assert "--itr" not in warning and "--loss" not in warning  # --itr 1 and --loss MSE are what happens here
+    assert cfg.train.lradj == "type3" and cfg.model_comment == "none"
+    with pytest.warns(UserWarning, match=r"--loss MAE \(training minimises MSE.*--itr 3 \(one run per command"):
+        _config("--loss", "MAE", "--itr", "3")
+
+
+def test_features_m_runs_as_ms_and_says_so():
+    with pytest.warns(UserWarning, match="--features M: glucose is the only forecast target here; running as --feat"):
+        cfg = _config("--features", "M")
+    assert cfg.data.covariates
+
+
+def test_data_path_selects_its_patient():
+    assert _config("--data_path", "570-ws-training.xml").data.patients == ["570"]
+    nested = _config("--data_path", "OhioT1DM-training/570-ws-training.xml.gz", "--patients", "570")
+    assert nested.data.patients == ["570"]
+    with pytest.raises(LLMTimeError, match="selects patient 570 but --patients says 559"):
+        _config("--data_path", "570-ws-training.xml", "--patients", "559")
+
+
+def test_launcher_mixed_precision_is_used_and_recorded(tmp_path, monkeypatch):
+    """accelerate launch --mixed_precision bf16 (ACCELERATE_MIXED_PRECISION) applies unless run_main's flag is given."""
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    assert _config("--mixed_precision", "no").train.mixed_precision == "no"
+    args = ["--model", "DLinear", "--patients", "1001", "--max_train_windows", "64", "--max_val_windows", "32",
+            "--train_epochs", "1", "--checkpoints", str(tmp_path)]
+    assert run_main.main(args) == 0
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert json.loads((run_dir / "config.json").read_text())["train"]["mixed_precision"] == "bf16"
+    assert pd.read_csv(tmp_path / "results.csv").iloc[-1]["mixed_precision"] == "bf16"
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp8")
+    with pytest.raises(LLMTimeError, match="launcher's mixed precision fp8 is not supported"):
+        _config()
+
+
+def test_every_flag_has_help_and_shows_its_default_once():
+    parser = run_main.build_parser()
+    for action in parser._actions:
+        assert action.help and action.help != argparse.SUPPRESS, action.option_strings
+    formatter = run_main._HelpFormatter("run_main.py")
+    for action in parser._actions:
+        shown = formatter._expand_help(action)
+        assert shown.count("(default") <= 1, shown  # was "... (default: all) (default: None)"
+        if action.default not in (None, argparse.SUPPRESS):
+            assert "default" in shown, action.option_strings
+    model_help = next(a.help for a in parser._actions if "--model" in a.option_strings)
+    llm_help = next(a.help for a in parser._actions if "--llm_model" in a.option_strings)
+    assert all(name in model_help for name in MODELS) and all(name in llm_help for name in backbone_names())
+
+
+def test_a_run_without_deepspeed_does_not_import_it(tmp_path):
+    """Importing DeepSpeed prints 'Setting accelerator to CPU' in every CPU run; only --use_deepspeed may."""
+    code = (
+        "import sys, run_main\n"
+        f"assert run_main.main(['--model', 'DLinear', '--patients', '1001', '--max_train_windows', '64',"
+        f" '--max_val_windows', '32', '--train_epochs', '1', '--checkpoints', {str(tmp_path)!r}]) == 0\n"
+        "assert 'deepspeed' not in sys.modules, 'deepspeed was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={"LLMTIME_NO_BARS": "1", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Setting accelerator" not in done.stdout + done.stderr

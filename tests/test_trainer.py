@@ -1,4 +1,5 @@
-"""The training engine on a small model: loss falls, best epoch chosen on validation, schedules, DeepSpeed ZeRO-2."""
+"""The training engine on a small model: loss falls, best epoch chosen on validation, schedules, DeepSpeed ZeRO-2,
+resume (plain and DeepSpeed), precision from the launcher, TensorBoard logging."""
 
 import numpy as np
 import pandas as pd
@@ -8,7 +9,7 @@ from torch import nn
 
 from data_provider.data_factory import WindowDataset, make_loader
 from exp.config import TrainConfig
-from exp.trainer import Trainer, make_schedule
+from exp.trainer import Trainer, deepspeed_state_dir, forecast_objective, make_schedule
 from utils.errors import LLMTimeError
 from utils.seed import seed_everything
 
@@ -63,7 +64,32 @@ def test_same_seed_same_result():
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("lradj", ["type1", "COS", "TST", "constant"])
+def _epoch_rates(lradj, epochs, lr=0.1, steps=4):
+    """The learning rate each epoch's steps run at (constant within an epoch for the per-epoch schedules)."""
+    cfg = TrainConfig(learning_rate=lr, train_epochs=epochs, lradj=lradj)
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=lr)
+    sched = make_schedule(cfg, opt, steps_per_epoch=steps)
+    rates = []
+    for _ in range(epochs):
+        within = []
+        for _ in range(steps):
+            within.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        assert len(set(within)) == 1
+        rates.append(within[0])
+    return rates
+
+
+def test_time_llm_type2_and_type3_schedules():
+    """Time-LLM's adjust_learning_rate: type2, its table of absolute rates; type3, 3 epochs at the rate, then x0.9."""
+    assert _epoch_rates("type2", 21) == pytest.approx(
+        [0.1, 5e-5, 5e-5, 1e-5, 1e-5, 5e-6, 5e-6, 1e-6, 1e-6, 5e-7, 5e-7, 5e-7, 5e-7, 5e-7, 1e-7, 1e-7, 1e-7, 1e-7,
+         1e-7, 5e-8, 5e-8])
+    assert _epoch_rates("type3", 6) == pytest.approx([0.1, 0.1, 0.1, 0.09, 0.081, 0.0729])
+
+
+@pytest.mark.parametrize("lradj", ["type1", "type2", "type3", "COS", "TST", "constant"])
 def test_schedules_cover_the_run(lradj):
     cfg = TrainConfig(learning_rate=0.1, train_epochs=3, lradj=lradj)
     opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
@@ -77,6 +103,10 @@ def test_schedules_cover_the_run(lradj):
         assert lrs[8] == pytest.approx(0.1) and lrs[10] == pytest.approx(0.05) and lrs[20] == pytest.approx(0.025)
     elif lradj == "constant":
         assert set(lrs) == {0.1}
+    elif lradj == "type3":
+        assert set(lrs[:-1]) == {0.1}  # the last entry is the rate a 4th epoch would start at
+    elif lradj == "type2":
+        assert lrs[8] == pytest.approx(0.1) and lrs[10] == pytest.approx(5e-5)
     else:
         assert lrs[-1] < 0.01 and max(lrs) <= 0.1 + 1e-9
 
@@ -107,8 +137,8 @@ class _Crash(Exception):
     pass
 
 
-def test_interrupted_fit_resumes_to_the_same_result(tmp_path):
-    cfg = TrainConfig(batch_size=32, learning_rate=1e-2, train_epochs=3, patience=3, lradj="COS")
+def _crash_then_resume(cfg, path):
+    """Crash mid-way through epoch 2, resume from ``path``: the result must equal an uninterrupted run's."""
     _, full, full_pred, _ = _fit(cfg, seed=5)
 
     seed_everything(5)
@@ -118,14 +148,12 @@ def test_interrupted_fit_resumes_to_the_same_result(tmp_path):
         calls["n"] += 1
         if calls["n"] == 25:  # mid-way through the second epoch (16 batches per epoch)
             raise _Crash()
-        from exp.trainer import forecast_objective
-
         return forecast_objective(model, batch)
 
-    path = tmp_path / "last.pt"
     ds, val = _dataset(), _dataset(seed=1)
     with pytest.raises(_Crash):
-        Trainer(cfg, Linear(), crashing).fit(make_loader(ds, 32, True, 5), make_loader(val, 128, False, 0), resume_path=path)
+        Trainer(cfg, Linear(), crashing).fit(make_loader(ds, 32, True, 5), make_loader(val, 128, False, 0),
+                                             resume_path=path)
     assert path.is_file()
     seed_everything(123)  # the resumed process starts with other RNG states; the saved ones must win
     trainer = Trainer(cfg, Linear())
@@ -134,3 +162,35 @@ def test_interrupted_fit_resumes_to_the_same_result(tmp_path):
     assert resumed.best_val_loss == pytest.approx(full.best_val_loss, rel=1e-6)
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
     np.testing.assert_allclose(pred, full_pred, rtol=1e-6, atol=1e-7)
+
+
+def test_interrupted_fit_resumes_to_the_same_result(tmp_path):
+    cfg = TrainConfig(batch_size=32, learning_rate=1e-2, train_epochs=3, patience=3, lradj="COS")
+    _crash_then_resume(cfg, tmp_path / "last.pt")
+
+
+@pytest.mark.slow
+def test_interrupted_deepspeed_fit_resumes_to_the_same_result(tmp_path):
+    """ZeRO's optimiser state goes through accelerate's save_state/load_state (it used to fail with KeyError: 0)."""
+    pytest.importorskip("deepspeed")
+    cfg = TrainConfig(batch_size=32, learning_rate=1e-2, train_epochs=3, patience=3, lradj="COS", use_deepspeed=True)
+    _crash_then_resume(cfg, tmp_path / "last.pt")
+    assert [p.name for p in deepspeed_state_dir(tmp_path / "last.pt").iterdir()] == ["epoch3"]  # older epochs go
+
+
+def test_launcher_precision_overridden_by_the_run_is_said(monkeypatch):
+    """accelerate launch --mixed_precision bf16 sets ACCELERATE_MIXED_PRECISION; a run using another one says so."""
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    with pytest.warns(UserWarning, match="launcher's mixed precision bf16 is overridden .* --mixed_precision no"):
+        trainer = Trainer(TrainConfig(mixed_precision="no"), Linear())
+    assert trainer.accelerator.mixed_precision == "no"
+
+
+def test_tensorboard_logs_losses_and_learning_rate(tmp_path):
+    cfg = TrainConfig(batch_size=64, learning_rate=1e-2, train_epochs=2, report_to="tensorboard")
+    trainer = Trainer(cfg, Linear(), log_dir=tmp_path)
+    trainer.fit(make_loader(_dataset(), 64, True, 0), make_loader(_dataset(seed=1), 128, False, 0))
+    (events,) = (tmp_path / "tensorboard").glob("events.out.tfevents.*")
+    data = events.read_bytes()
+    assert all(tag in data for tag in (b"train/loss", b"train/lr", b"val/loss"))
+    assert not Trainer(cfg, Linear()).accelerator.log_with  # re-testing and forecasting have no run to watch

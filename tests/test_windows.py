@@ -39,7 +39,7 @@ def test_train_windows_never_cross_long_gaps_or_missing_targets():
     v[10] = np.nan  # short gap: filled for inputs, but breaks windows that score it as a target
     v[20:30] = np.nan  # long gap (50 min > 30): breaks windows
     s = _series(v)
-    tr, va, filled, split = train_val_origins(s, L, H, max_gap_fill_min=30, val_fraction=0.2)
+    tr, va, filled, split = train_val_origins(s, L, H, max_gap_fill_min=30, val_fraction=0.2, fill="linear")
     assert filled[10, 0] == pytest.approx(110)  # linear fill of the short gap
     for o in np.concatenate([tr, va]):
         window_in = np.arange(o - L + 1, o + 1)
@@ -52,6 +52,19 @@ def test_train_windows_never_cross_long_gaps_or_missing_targets():
     assert split == 32
     assert all(o + H < split for o in tr) and all(o + 1 >= split for o in va)
     assert list(va) == [35, 36]  # earlier origins would reach into the long gap
+
+
+def test_carry_fill_trains_on_gaps_as_test_inputs_see_them():
+    v = np.arange(40, dtype=float) + 100
+    v[10] = np.nan
+    v[20:30] = np.nan  # a long gap: carried forward like a test input, never a target
+    s = _series(v)
+    tr, va, filled, split = train_val_origins(s, L, H, max_gap_fill_min=30, val_fraction=0.2, fill="carry")
+    assert filled[10, 0] == 109 and (filled[20:30, 0] == 119).all()  # the last reading, carried
+    assert any(np.isin(np.arange(o - L + 1, o + 1), np.arange(20, 30)).any() for o in va)  # inputs in the gap
+    for o in np.concatenate([tr, va]):
+        assert np.isfinite(s.targets[o + 1 : o + H + 1]).all()  # targets are still never filled
+    assert all(o + H < split for o in tr) and all(o + 1 >= split for o in va)
 
 
 def test_bglp_test_windows_score_every_real_reading_once_per_horizon():
@@ -151,7 +164,8 @@ def test_train_on_some_patients_test_on_others_and_caps(cohort):
     assert len(sp.train) == 50 and len(sp.val) == 20
     loader = make_loader(sp.train, batch_size=16, shuffle=True, seed=0)
     batch = next(iter(loader))
-    assert batch["x"].shape == (16, 12, 1) and batch["y"].shape == (16, 6) and batch["mask"].all()
+    assert batch["x"].shape == (16, 12, 2) and batch["y"].shape == (16, 6) and batch["mask"].all()
+    assert set(batch["x"][..., 1].unique().tolist()) <= {0.0, 1.0}  # the filled marker stays 0/1, unscaled
     with pytest.raises(LLMTimeError, match="unknown patient"):
         build_splits(DataConfig(root_path=str(cohort), patients=["9999"]))
     with pytest.raises(LLMTimeError, match="no complete training window"):
@@ -164,3 +178,21 @@ def test_scenario_degrades_inputs_but_not_targets(cohort):
     assert len(noisy.test) == len(clean.test)
     np.testing.assert_array_equal(noisy.test.targets.numpy(), clean.test.targets.numpy())
     assert not np.allclose(noisy.test.inputs.numpy(), clean.test.inputs.numpy())
+
+
+def test_every_channel_is_scaled_with_training_region_statistics_only():
+    """Basal, bolus and carbs (--features MS) are standardised with the first 80% of the training file alone, and
+    the filled-input marker is left as 0/1."""
+    from data_provider.data_factory import BUNDLED, COVARIATES, channel_names
+
+    cfg = DataConfig(patients=["1001"], covariates=True)
+    sp = build_splits(cfg)
+    assert channel_names(cfg) == ("glucose", *COVARIATES, "filled")
+    grid = load_cohort(BUNDLED["simulated"], ["1001"])["1001"].train.grid
+    region = grid.iloc[: int(round(len(grid) * 0.8))]
+    for c, name in enumerate(COVARIATES, start=1):
+        values = region[name].fillna(0.0).to_numpy()
+        assert sp.scaler.mean[c] == pytest.approx(values.mean())
+        assert sp.scaler.std[c] == pytest.approx(values.std())
+        assert sp.scaler.mean[c] != pytest.approx(grid[name].fillna(0.0).mean(), rel=1e-9)  # not the whole file
+    assert (sp.scaler.mean[-1], sp.scaler.std[-1]) == (0.0, 1.0)

@@ -15,10 +15,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike, NDArray
 
+from data_provider.ohio import MGDL_PER_MMOL
 from utils.errors import LLMTimeError
 from utils.io import atomic_path
 from utils.metrics import PARKES_LINES, ZONES, clarke_zones, parkes_zones, zone_shares
 
+GLUCOSE_UNITS = {"mg/dL": 1.0, "mmol/L": MGDL_PER_MMOL}  # mg/dL per unit
 ZONE_COLOURS = {"A": "tab:green", "B": "tab:blue", "C": "tab:orange", "D": "tab:red", "E": "tab:purple"}
 
 # Letter positions (reference, prediction) in mg/dL; tests check that each lies in its own zone.
@@ -147,12 +149,16 @@ def plot_forecast(
     path: str | os.PathLike,
     title: str,
     span_days: float = 2.0,
+    units: str = "mg/dL",
 ) -> None:
     """Measured glucose and forecasts (each aligned to the time it predicts) for one patient, first ``span_days``.
 
     ``forecasts_by_horizon`` maps a legend label (e.g. ``"30 min"``) to values aligned with ``timestamps``; two days
-    keeps individual meals and nights readable, where a whole test set would be a solid band.
+    keeps individual meals and nights readable, where a whole test set would be a solid band. ``units`` (``"mg/dL"``
+    or ``"mmol/L"``) is what the values are in, so a plot reads in the same units as the table written beside it.
     """
+    if units not in GLUCOSE_UNITS:
+        raise LLMTimeError(f"units must be one of {', '.join(GLUCOSE_UNITS)}, got {units!r}")
     times = pd.DatetimeIndex(pd.to_datetime(np.asarray(timestamps)))
     truth = np.asarray(truth, dtype=float)
     series = {label: np.asarray(values, dtype=float) for label, values in forecasts_by_horizon.items()}
@@ -170,9 +176,9 @@ def plot_forecast(
     for label, values in series.items():
         ax.plot(*_with_gap_breaks(times, values[shown]), linewidth=1.1, alpha=0.85, label=f"forecast {label}")
     for level in (70, 180):  # the target range, so hypo/hyper misses stand out
-        ax.axhline(level, color="grey", linestyle="--", linewidth=0.8)
+        ax.axhline(level / GLUCOSE_UNITS[units], color="grey", linestyle="--", linewidth=0.8)
     ax.set_xlabel("Time")
-    ax.set_ylabel("Glucose (mg/dL)")
+    ax.set_ylabel(f"Glucose ({units})")
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.autofmt_xdate()
@@ -226,4 +232,26 @@ def plot_scatter(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_learning_curve(history: list[dict], path: str | os.PathLike, title: str) -> None:
+    """Training and validation loss per epoch (log scale), the best validation epoch marked."""
+    epochs = [h["epoch"] for h in history if "val_loss" in h]
+    val = [h["val_loss"] for h in history if "val_loss" in h]
+    train = [(h["epoch"], h["train_loss"]) for h in history if h.get("train_loss") is not None]
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    if train:
+        ax.plot(*zip(*train), marker="o", label="train loss")
+    ax.plot(epochs, val, marker="o", label="validation loss")
+    if val:
+        best = int(np.argmin(val))
+        ax.scatter([epochs[best]], [val[best]], s=120, facecolors="none", edgecolors="k", label="best (kept)")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE (scaled glucose)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend()
     _save(fig, path)

@@ -1,18 +1,19 @@
 """Appending rows to a results CSV that several runs may write at once.
 
-An exclusive file lock serialises writers; the new table is written to a temporary file and renamed, so readers
-never see a half-written CSV and no row is lost or interleaved. New columns widen the table instead of failing.
+An exclusive file lock serialises writers (``filelock``, which works on POSIX and Windows alike; ``fcntl`` would keep
+the entry points from even importing on Windows); the new table is written to a temporary file and renamed, so
+readers never see a half-written CSV and no row is lost or interleaved. New columns widen the table instead of failing.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 from pathlib import Path
 from typing import Any, Iterator
 
 import pandas as pd
+from filelock import FileLock
 
 from utils.errors import LLMTimeError
 from utils.io import atomic_path
@@ -20,14 +21,11 @@ from utils.io import atomic_path
 
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
+    """Hold the exclusive lock of ``path`` (the file ``<name>.lock`` beside it) for the block."""
     lock = path.with_name(path.name + ".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(lock):
+        yield
 
 
 def _read(path: Path) -> pd.DataFrame:

@@ -1,0 +1,151 @@
+"""Meals, boluses and basal of an input window, summarised with published curves and stated as diabetes-log text.
+
+Time-LLM reads the patient's events as words (issue 11, "as language"): the prompt gets one terse sentence per
+window, e.g. ``meal 40 g 20 min ago; bolus 4.0 U 20 min ago; basal 0.8 U/h; insulin on board 3.9 U; carbs on board
+36 g``. Everything here works on unscaled [B, L] windows (U/h, U, g on the 5-minute grid of ``data_provider/ohio.py``)
+whose last point is the forecast origin, vectorised over the batch; only the final string formatting is per window.
+
+Curves (parameters are the module constants below):
+
+- Insulin on board: the exponential insulin action model of Dragan Maksimovic (LoopKit/Loop issue 388), used by
+  Loop (``ExponentialInsulinModel``) and OpenAPS oref0 (``lib/iob/calculate.js``, exponential curve). With peak
+  activity time ``tp`` and duration of insulin action ``td``::
+
+      tau = tp (1 - tp/td) / (1 - 2 tp/td),   a = 2 tau / td,   S = 1 / (1 - a + (1 + a) exp(-td/tau))
+      IOB(t) = 1 - S (1 - a) ((t^2 / (tau td (1 - a)) - t/tau - 1) exp(-t/tau) + 1),  0 <= t < td
+
+  the fraction of a dose still to act t minutes after delivery: 1 at t = 0, 0 from t = td on. Parameters are the
+  rapid-acting (Humalog/Novolog) preset: tp = 75 min, td = 360 min. Loop also delays the curve by 10 minutes; this
+  module does not (oref0 does not either). Only boluses count: the pump's basal schedule is not in the data, so net
+  basal insulin cannot be computed, and the figure is the bolus "active insulin" a Medtronic pump (OhioT1DM's) shows.
+- Carbohydrates on board: Loop's linear absorption model (``LinearAbsorption`` in LoopKit's CarbMath) with Loop's
+  default medium absorption time of 180 min: COB(t) = grams * max(0, 1 - t / 180), so a 40 g meal 60 min ago leaves
+  26.7 g.
+
+Both sums run over the events inside the window only: with the default 6-hour window every bolus that still acts is
+inside it; shorter windows undercount.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+EVENT_CHANNELS = ("basal", "bolus", "carbs")  # the input channels read, by name (data_factory.COVARIATES)
+STEP_MINUTES = 5  # the grid spacing of data_provider/ohio.py: input index j lies (L - 1 - j) * 5 min before the origin
+INSULIN_PEAK_MIN = 75.0
+INSULIN_DURATION_MIN = 360.0
+CARB_ABSORPTION_MIN = 180.0
+# Listed events: the most recent MAX_LISTED meals and MAX_LISTED boluses within LISTED_WITHIN_MIN of the origin.
+# Each listed event costs ~7 prompt tokens in every window's pass through the backbone; an older meal has no carbs
+# left (absorbed after 180 min) and an older bolus under 8% of its insulin, which the on-board figures still carry.
+MAX_LISTED = 2
+LISTED_WITHIN_MIN = 240
+# Missing covariates are filled with 0 before scaling, so unscaled "zeros" carry float noise of ~1e-7.
+EVENT_EPS = 1e-3
+
+
+def iob_fraction(minutes: Tensor, peak: float = INSULIN_PEAK_MIN, duration: float = INSULIN_DURATION_MIN) -> Tensor:
+    """Fraction of a bolus still on board ``minutes`` after delivery (exponential model; 1 before delivery)."""
+    tau = peak * (1 - peak / duration) / (1 - 2 * peak / duration)
+    a = 2 * tau / duration
+    s = 1 / (1 - a + (1 + a) * math.exp(-duration / tau))
+    t = minutes.double().clamp(min=0.0)
+    remaining = 1 - s * (1 - a) * ((t**2 / (tau * duration * (1 - a)) - t / tau - 1) * torch.exp(-t / tau) + 1)
+    return torch.where(t >= duration, torch.zeros_like(t), remaining)
+
+
+def cob_fraction(minutes: Tensor, absorption: float = CARB_ABSORPTION_MIN) -> Tensor:
+    """Fraction of a meal's carbohydrates not yet absorbed ``minutes`` after it (Loop's linear model)."""
+    return (1 - minutes.double().clamp(min=0.0) / absorption).clamp(min=0.0)
+
+
+@dataclass
+class EventSummary:
+    """Per-window events for a batch; listed events are most recent first, padded with zeros beyond ``*_count``.
+
+    Sizes are already rounded as the text states them: grams to integers, insulin to tenths of a unit (``*_tenths``).
+    """
+
+    meal_minutes: Tensor  # [B, MAX_LISTED] minutes before the origin
+    meal_grams: Tensor  # [B, MAX_LISTED]
+    meal_count: Tensor  # [B]
+    bolus_minutes: Tensor  # [B, MAX_LISTED]
+    bolus_tenths: Tensor  # [B, MAX_LISTED] units x 10
+    bolus_count: Tensor  # [B]
+    logged: Tensor  # [B] bool: a meal or bolus anywhere in the window (of a size that rounds above zero)
+    basal_tenths: Tensor  # [B] U/h x 10 at the origin
+    iob_tenths: Tensor  # [B] U x 10
+    cob_grams: Tensor  # [B]
+
+
+def _recent(sizes: Tensor, minutes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The most recent MAX_LISTED nonzero ``sizes`` [B, L] within LISTED_WITHIN_MIN: (minutes, sizes, count)."""
+    newest_first, ago = sizes.flip(1), minutes.flip(0)
+    listed = (newest_first > 0) & (ago <= LISTED_WITHIN_MIN)
+    k = min(MAX_LISTED, sizes.shape[1])
+    order = torch.sort(listed.long(), dim=1, descending=True, stable=True).indices[:, :k]
+    keep = listed.gather(1, order)
+    return torch.where(keep, ago[order], 0), torch.where(keep, newest_first.gather(1, order), 0), keep.sum(dim=1)
+
+
+def summarize_events(basal: Tensor, bolus: Tensor, carbs: Tensor) -> EventSummary:
+    """Unscaled [B, L] basal (U/h), bolus (U) and carbs (g) windows -> the events stated in the prompt.
+
+    Only the window is read, and its last point is the origin, so nothing after the origin can appear.
+    """
+    length = basal.shape[1]
+    minutes = (torch.arange(length - 1, -1, -1) * STEP_MINUTES).long()
+    bolus, carbs = bolus.double(), carbs.double()
+    bolus = torch.where(bolus.abs() < EVENT_EPS, 0.0, bolus)
+    carbs = torch.where(carbs.abs() < EVENT_EPS, 0.0, carbs)
+    grams, tenths = torch.round(carbs).long(), torch.round(bolus * 10).long()
+    meal_minutes, meal_grams, meal_count = _recent(grams, minutes)
+    bolus_minutes, bolus_tenths, bolus_count = _recent(tenths, minutes)
+    iob = (bolus * iob_fraction(minutes)).sum(dim=1)
+    cob = (carbs * cob_fraction(minutes)).sum(dim=1)
+    return EventSummary(
+        meal_minutes=meal_minutes, meal_grams=meal_grams, meal_count=meal_count,
+        bolus_minutes=bolus_minutes, bolus_tenths=bolus_tenths, bolus_count=bolus_count,
+        logged=((grams > 0) | (tenths > 0)).any(dim=1),
+        basal_tenths=torch.round(basal.double()[:, -1].clamp(min=0.0) * 10).long(),
+        iob_tenths=torch.round(iob.clamp(min=0.0) * 10).long(),
+        cob_grams=torch.round(cob.clamp(min=0.0)).long(),
+    )
+
+
+def _units(tenths: int) -> str:
+    return f"{tenths // 10}.{tenths % 10}"
+
+
+def event_text(s: EventSummary, i: int) -> str:
+    """Window i's events as a diabetes log would say them, e.g.
+    ``meal 40 g 20 min ago; bolus 4.0 U 20 min ago; basal 0.8 U/h; insulin on board 3.9 U; carbs on board 36 g``.
+
+    With no meal or bolus in the window it says ``no meals or boluses logged``; with some, but none in the listed
+    span, ``no meals or boluses in last 4 h``. Basal, insulin on board and carbs on board are always stated; an
+    unlogged basal rate was filled with 0 and reads ``basal 0.0 U/h``, like a suspended pump.
+    """
+    return _sentence({name: getattr(s, name)[i].tolist() for name in s.__dataclass_fields__})
+
+
+def event_texts(s: EventSummary) -> list[str]:
+    """``event_text`` for every window of the batch (the tensors are read into Python once, not per value)."""
+    columns = {name: getattr(s, name).tolist() for name in s.__dataclass_fields__}
+    return [_sentence({name: column[i] for name, column in columns.items()}) for i in range(len(s.logged))]
+
+
+def _sentence(w: dict) -> str:
+    """One window's text from its ``EventSummary`` fields as Python values."""
+    parts = [f"meal {w['meal_grams'][j]} g {w['meal_minutes'][j]} min ago" for j in range(w["meal_count"])]
+    parts += [f"bolus {_units(w['bolus_tenths'][j])} U {w['bolus_minutes'][j]} min ago"
+              for j in range(w["bolus_count"])]
+    if not parts:
+        parts = [f"no meals or boluses in last {LISTED_WITHIN_MIN // 60} h" if w["logged"]
+                 else "no meals or boluses logged"]
+    parts += [f"basal {_units(w['basal_tenths'])} U/h", f"insulin on board {_units(w['iob_tenths'])} U",
+              f"carbs on board {w['cob_grams']} g"]
+    return "; ".join(parts)

@@ -1,0 +1,187 @@
+"""Recipe sweeps on validation: train each grid point until validation stops improving, never look at test.
+
+``python -m scripts.tune --model TimeLLM --grid learning_rate=1e-3,3e-3 batch_size=32,128 ...`` trains one model
+per grid point on the same training windows, records its learning curve, its best validation loss, its validation
+RMSE at 30 and 60 minutes in mg/dL and persistence's on the same validation windows, and appends one CSV row per
+point as it finishes (a rerun skips the points already in the CSV, so a sweep interrupted in the background resumes).
+The winner per model (lowest validation loss) is what ``exp/recipes.py`` records; its curve is drawn as a PNG.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from data_provider.data_factory import Splits, build_splits, make_loader
+from exp.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from exp.curves import convergence, save_learning_curve
+from exp.trainer import Trainer
+from models import build_model
+from utils.errors import LLMTimeError
+from utils.results import append_row
+from utils.seed import seed_everything
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+HORIZON_STEPS = {30: 6, 60: 12}
+
+
+def _field(name: str) -> tuple[str, dataclasses.Field]:
+    """The config section and field a grid or --set key names (a bare field name, unique across sections)."""
+    found = [(section, f) for section, cls in SECTIONS.items() for f in dataclasses.fields(cls) if f.name == name]
+    if not found:
+        raise LLMTimeError(f"unknown setting {name!r}: use a field of DataConfig, ModelConfig or TrainConfig")
+    return found[0]
+
+
+def _parse_value(name: str, text: str) -> Any:
+    _, f = _field(name)
+    kind = str(f.type)
+    if text.lower() == "none" and "Optional" in kind:
+        return None
+    try:
+        if "list" in kind:  # patient lists: 1001+1002 (commas separate grid values)
+            return [v for v in text.split("+") if v]
+        if "bool" in kind:
+            if text.lower() not in ("0", "1", "true", "false"):
+                raise ValueError
+            return text.lower() in ("1", "true")
+        if "int" in kind:
+            return int(text)
+        if "float" in kind:
+            return float(text)
+    except ValueError:
+        raise LLMTimeError(f"{name}={text!r}: expected a {kind.replace('Optional', '')}") from None
+    return text
+
+
+def parse_assignments(items: list[str], many: bool) -> dict[str, list[Any]]:
+    """``key=v1,v2`` items -> {key: [values]} (``many`` False: exactly one value each)."""
+    out: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not values:
+            raise LLMTimeError(f"{item!r}: write key=value{',value...' if many else ''}")
+        parsed = [_parse_value(key, v) for v in values.split(",")]
+        if not many and len(parsed) != 1:
+            raise LLMTimeError(f"{item!r}: one value per --set key")
+        out[key] = parsed
+    return out
+
+
+def with_settings(cfg: RunConfig, settings: dict[str, Any]) -> RunConfig:
+    """A copy of ``cfg`` with bare-field-name settings applied to their sections."""
+    parts = {name: dataclasses.replace(getattr(cfg, name)) for name in SECTIONS}
+    for key, value in settings.items():
+        section, _ = _field(key)
+        setattr(parts[section], key, value)
+    return dataclasses.replace(cfg, **parts)
+
+
+def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def point_key(cfg: RunConfig) -> str:
+    """Identifies a grid point's full configuration (model, data, training) in the sweep CSV."""
+    blob = json.dumps({k: v for k, v in cfg.to_dict().items() if k in SECTIONS}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+def validation_rmse(trainer: Trainer, splits: Splits, batch_size: int) -> dict[str, float]:
+    """Best-weights and persistence RMSE (mg/dL) at 30 and 60 min on the validation windows (all fully scored)."""
+    loader = make_loader(splits.val, batch_size, shuffle=False, seed=0)
+    pred, index = trainer.predict(loader)
+    batch = splits.val.__getitems__(index.tolist())
+    std = float(splits.scaler.std[0])
+    truth = batch["y"].numpy()
+    last = batch["x"][:, -1, 0].numpy()[:, None]
+    out = {}
+    for minutes, step in HORIZON_STEPS.items():
+        if step <= truth.shape[1]:
+            out[f"val_rmse_{minutes}"] = float(np.sqrt(np.mean((pred[:, step - 1] - truth[:, step - 1]) ** 2)) * std)
+            out[f"persistence_val_rmse_{minutes}"] = float(
+                np.sqrt(np.mean((last[:, 0] - truth[:, step - 1]) ** 2)) * std)
+    return out
+
+
+def run_point(cfg: RunConfig, splits: Splits) -> dict[str, Any]:
+    """Train one configuration on ``splits`` (validation picks the epoch), return its sweep row."""
+    seed_everything(cfg.train.seed)
+    model = build_model(cfg.model, cfg.data, splits.scaler, splits.description)
+    if hasattr(model, "fit_closed_form"):
+        model.fit_closed_form(splits.train)
+    t = cfg.train
+    trainer = Trainer(t, model)
+    t0 = time.perf_counter()
+    fit = trainer.fit(make_loader(splits.train, t.batch_size, shuffle=True, seed=t.seed),
+                      make_loader(splits.val, t.eval_batch_size, shuffle=False, seed=t.seed))
+    verdict = convergence(fit.history, t.patience)
+    return {
+        "best_val_loss": fit.best_val_loss, "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run,
+        "verdict": verdict.verdict, **validation_rmse(trainer, splits, t.eval_batch_size),
+        "train_windows": len(splits.train), "val_windows": len(splits.val),
+        "train_windows_per_s": round(fit.train_windows_per_s, 1), "seconds": round(time.perf_counter() - t0, 1),
+        "history": json.dumps([{k: (round(v, 6) if isinstance(v, float) else v) for k, v in h.items()}
+                               for h in fit.history]),
+    }
+
+
+def sweep(base: RunConfig, grid: dict[str, list[Any]], out_csv: Path, log=print) -> pd.DataFrame:
+    """Run every grid point not yet in ``out_csv``; return the CSV's rows for this base configuration."""
+    done = set(pd.read_csv(out_csv)["key"]) if out_csv.is_file() else set()
+    splits_cache: dict[str, Splits] = {}
+    points = grid_points(grid)
+    for i, point in enumerate(points, 1):
+        cfg = with_settings(base, point)
+        key = point_key(cfg)
+        label = " ".join(f"{k}={v}" for k, v in point.items())
+        if key in done:
+            log(f"[{i}/{len(points)}] {cfg.model.model} {label}: done earlier, skipped")
+            continue
+        data_key = json.dumps(dataclasses.asdict(cfg.data), sort_keys=True, default=str)
+        if data_key not in splits_cache:
+            splits_cache[data_key] = build_splits(cfg.data)
+        log(f"[{i}/{len(points)}] {cfg.model.model} {label}: training")
+        row = {"key": key, "model": cfg.model.model, "features": "MS" if cfg.data.covariates else "S",
+               "point": json.dumps(point, sort_keys=True), "config": json.dumps(cfg.to_dict(), default=str),
+               **run_point(cfg, splits_cache[data_key])}
+        append_row(out_csv, row)
+        log(f"    val loss {row['best_val_loss']:.4f} (epoch {row['best_epoch']}/{row['epochs_run']}, "
+            f"{row['verdict']}); val RMSE30/60 {row.get('val_rmse_30', float('nan')):.2f}/"
+            f"{row.get('val_rmse_60', float('nan')):.2f} vs persistence "
+            f"{row.get('persistence_val_rmse_30', float('nan')):.2f}/"
+            f"{row.get('persistence_val_rmse_60', float('nan')):.2f} mg/dL; {row['seconds']:.0f} s")
+    return pd.read_csv(out_csv)
+
+
+def draw_best_curves(rows: pd.DataFrame, folder: Path) -> list[Path]:
+    """One learning-curve PNG per (model, features): the point with the lowest validation loss."""
+    paths = []
+    for (model, features), group in rows.groupby(["model", "features"]):
+        best = group.loc[group["best_val_loss"].idxmin()]
+        path = folder / f"curve_{model}_{features}.png"
+        save_learning_curve(json.loads(best["history"]), path,
+                            f"{model} ({features}) {best['point']}: best epoch {best['best_epoch']}, {best['verdict']}")
+        paths.append(path)
+    return paths
+
+
+def summary_table(rows: pd.DataFrame) -> str:
+    """Markdown: every point, best first within each (model, features)."""
+    cols = ["model", "features", "point", "best_val_loss", "best_epoch", "epochs_run", "verdict", "val_rmse_30",
+            "val_rmse_60", "persistence_val_rmse_30", "persistence_val_rmse_60", "train_windows_per_s", "seconds"]
+    cols = [c for c in cols if c in rows]
+    ordered = rows.sort_values(["model", "features", "best_val_loss"])[cols]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in ordered.iterrows():
+        lines.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r) + " |")
+    return "\n".join(lines)

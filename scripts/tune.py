@@ -1,0 +1,57 @@
+"""Sweep training recipes on validation (never test): one CSV row per grid point, learning curves, a summary.
+
+    python -m scripts.tune --model TimeLLM --features MS --grid learning_rate=1e-3,3e-3 batch_size=32,128 \\
+        --set max_train_windows=3000 max_val_windows=1000 train_epochs=12 patience=3 mixed_precision=bf16
+
+Grid and --set keys are the field names of the run configuration (``exp/config.py``: DataConfig, ModelConfig,
+TrainConfig). Finished points are skipped on a rerun, so a sweep left running in the background resumes where it
+stopped. The chosen recipes live in ``exp/recipes.py``; docs/results/recipes.md gives the commands that chose them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from exp.config import RunConfig
+from utils.errors import LLMTimeError, run_cli
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # noqa: D401
+        raise LLMTimeError(f"{message} (see python -m scripts.tune --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", required=True, help="forecaster name (run_main.py --model)")
+    p.add_argument("--features", default="S", choices=["S", "MS"], help="S: glucose; MS: + basal, bolus, carbs")
+    p.add_argument("--grid", nargs="*", default=[], help="key=v1,v2 ... settings to sweep (every combination)")
+    p.add_argument("--set", nargs="*", default=[], dest="fixed", help="key=value settings held fixed")
+    p.add_argument("--out", default="docs/results/recipes/sweep.csv", help="sweep CSV (appended, resumable)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    def body() -> int:
+        args = build_parser().parse_args(argv)
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+        from exp.tuning import draw_best_curves, parse_assignments, summary_table, sweep, with_settings
+
+        fixed = {k: v[0] for k, v in parse_assignments(args.fixed, many=False).items()}
+        base = with_settings(RunConfig(), {"model": args.model, "covariates": args.features == "MS", **fixed})
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        rows = sweep(base, parse_assignments(args.grid, many=True), out)
+        for path in draw_best_curves(rows, out.parent):
+            print(f"curve: {path}")
+        print(summary_table(rows))
+        return 0
+
+    return run_cli(body, "interrupted: finished grid points are in the CSV; rerun the same command to resume")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Per-model recipes, learning-rate warm-up, and the convergence verdict every run records."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import run_main
+from exp.config import TrainConfig
+from exp.curves import convergence
+from exp.recipes import RECIPES, apply_recipe, recipe_for
+from exp.trainer import make_schedule
+
+
+def _args(*flags: str):
+    return run_main.config_from_args(run_main.build_parser().parse_args(["--max_train_windows", "100", *flags]))
+
+
+def test_a_run_starts_from_its_model_recipe_and_flags_override_it():
+    cfg = _args("--model", "PatchTST")
+    recipe = RECIPES["PatchTST"]
+    assert (cfg.train.learning_rate, cfg.train.batch_size, cfg.train.lradj, cfg.train.train_epochs) == (
+        recipe.learning_rate, recipe.batch_size, recipe.lradj, recipe.train_epochs)
+    assert cfg.train.recipe == "PatchTST (exp/recipes.py)"
+    cfg = _args("--model", "PatchTST", "--learning_rate", "0.05", "--batch_size", "7")
+    assert (cfg.train.learning_rate, cfg.train.batch_size, cfg.train.patience) == (0.05, 7, recipe.patience)
+    assert _args("--model", "Ridge").train.recipe.startswith("none")
+    assert recipe_for("timellm") is RECIPES["TimeLLM"]
+
+
+def test_every_trained_model_has_a_recipe():
+    from models import MODELS
+
+    trained = set(MODELS) - {"Persistence", "Ridge"}
+    assert trained <= set(RECIPES)
+    assert apply_recipe(TrainConfig(), "DLinear", {}).warmup_steps == RECIPES["DLinear"].warmup_steps
+
+
+def test_warmup_ramps_the_learning_rate_linearly_then_hands_over_to_the_schedule():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = make_schedule(TrainConfig(learning_rate=1.0, lradj="constant", warmup_steps=4, train_epochs=1), opt, 10)
+    rates = []
+    for _ in range(7):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert rates == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0, 1.0, 1.0])
+
+
+def _history(*val: float) -> list[dict]:
+    return [{"epoch": i + 1, "train_loss": 1.0, "val_loss": v} for i, v in enumerate(val)]
+
+
+def test_convergence_verdicts():
+    assert convergence(_history(1.0, 0.5, 0.6, 0.7, 0.8), patience=3).verdict == "plateau"
+    assert convergence(_history(1.0, 0.5, 0.6), patience=3).verdict == "levelled"
+    assert convergence(_history(1.0, 0.5, 0.499), patience=3).verdict == "levelled"  # last gain < 0.5%
+    still = convergence(_history(1.0, 0.8, 0.6), patience=3)
+    assert still.verdict == "still improving" and not still.converged
+    assert "train longer" in still.message()
+    assert convergence([{"epoch": 0, "val_loss": 0.3}], patience=3).verdict == "not trained"

@@ -1,0 +1,77 @@
+"""Files a run reads back, made safe and portable.
+
+Checkpoints and resume files hold only tensors, numbers, strings and plain containers, so they load with
+``torch.load(weights_only=True)``: loading a run folder someone sent you cannot execute code from it. The results-CSV
+lock does not need POSIX ``fcntl``, so the entry points import on Windows.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from data_provider.data_factory import Scaler, WindowDataset, make_loader
+from exp.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from exp.config import RunConfig, TrainConfig
+from exp.trainer import FitResult, Trainer
+
+L, H = 12, 3
+
+
+def _dataset(seed: int) -> WindowDataset:
+    series = np.sin(np.arange(200) / 5.0) + 0.05 * np.random.default_rng(seed).normal(size=200)
+    origins = np.arange(L - 1, len(series) - H)
+    return WindowDataset(
+        series[:, None], series, origins, np.ones((len(origins), H), bool), np.array(["p"] * len(origins), dtype=object),
+        pd.date_range("2022-01-01", periods=len(series), freq="5min").to_numpy()[origins], L, H,
+    )
+
+
+class _Linear(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(L, H)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x[..., 0])
+
+
+def test_checkpoint_loads_with_weights_only(tmp_path):
+    state = {"proj.weight": torch.randn(H, L), "proj.bias": torch.zeros(H)}
+    scaler = Scaler(np.array([140.0, 0.5]), np.array([50.0, 1.0]))
+    save_checkpoint(tmp_path, state, RunConfig(), scaler, weights_source="random",
+                    distill_projections={"p.weight": torch.ones(2, 2)})
+    payload = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
+    assert payload["weights_source"] == "random" and torch.equal(payload["state"]["proj.weight"], state["proj.weight"])
+    cfg, loaded_scaler, _, extra = load_checkpoint(tmp_path)
+    assert cfg == RunConfig() and loaded_scaler.glucose == (140.0, 50.0) and "distill_projections" in extra
+
+
+def test_resume_file_loads_with_weights_only_and_resumes(tmp_path):
+    path = tmp_path / "last.pt"
+    cfg = TrainConfig(batch_size=32, learning_rate=1e-2, train_epochs=1, patience=3)
+    Trainer(cfg, _Linear()).fit(make_loader(_dataset(0), 32, True, 5), make_loader(_dataset(1), 64, False, 0),
+                                resume_path=path)
+    saved = torch.load(path, weights_only=True)
+    assert saved["epoch"] == 1 and saved["best"]["best_epoch"] == 1 and isinstance(saved["rng"]["numpy"], dict)
+    cfg.train_epochs = 2
+    resumed = Trainer(cfg, _Linear()).fit(make_loader(_dataset(0), 32, True, 5),
+                                          make_loader(_dataset(1), 64, False, 0), resume_path=path)
+    assert isinstance(resumed, FitResult) and [r["epoch"] for r in resumed.history] == [1, 2]
+
+
+def test_results_lock_needs_no_fcntl(tmp_path, monkeypatch):
+    """With fcntl absent (as on Windows) utils.results still imports, and appends still lock and widen the table."""
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # import fcntl now raises ImportError
+    monkeypatch.delitem(sys.modules, "utils.results", raising=False)
+    results = importlib.import_module("utils.results")
+    path = tmp_path / "results.csv"
+    results.append_row(path, {"a": 1})
+    results.append_row(path, {"a": 2, "b": 3})
+    table = pd.read_csv(path)
+    assert list(table["a"]) == [1, 2] and table["b"].isna().tolist() == [True, False]
