@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--mixed_precision", default=None, choices=["no", "bf16", "fp16"],
                    help="autocast precision (default: the launcher's, as accelerate launch --mixed_precision bf16 "
                         "sets it; else bf16 with --use_amp; else bf16 where the CPU/GPU computes bf16 natively "
-                        "(AVX512-BF16 or AMX), else no); the one used is "
+                        "(AMX, or AVX512-BF16 on AMD), else no); the one used is "
                         "recorded in config.json")
     t.add_argument("--use_deepspeed", action="store_true", help="DeepSpeed ZeRO-2 through accelerate")
     t.add_argument("--deepspeed_config", default=None, help="DeepSpeed JSON (default configs/ds_config_zero2.json)")
@@ -256,7 +256,7 @@ def _precision(args: argparse.Namespace) -> str:
         return launcher
     if args.use_amp:
         return "bf16"
-    if launcher == "no":
+    if launcher == "no" or args.use_deepspeed:  # DeepSpeed takes its precision explicitly (its engine casts weights)
         return "no"
     from exp.trainer import native_bf16  # deferred: it loads torch, which --help does not need
 

@@ -5,8 +5,10 @@ only, then applied to every split, channel by channel.
 
 Channels, in order (``channel_names``): glucose; with ``--features MS`` the basal rate (U/h), bolus (U) and carbs
 (g) of the pump and meal logs, missing entries read as none (0); with ``filled_channel`` a 0/1 marker of inputs
-that were filled (carried forward, or interpolated with ``input_fill linear``) rather than read, left unscaled. Batches are gathered with one NumPy fancy-index per batch (``__getitems__``), so
-a loader does no per-window Python work.
+that were filled (carried forward, or interpolated with ``input_fill linear``) rather than read, left unscaled.
+
+Batches are gathered with one NumPy fancy-index per batch (``__getitems__``), so a loader does no per-window Python
+work.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ from torch.utils.data import DataLoader, Dataset
 from data_provider.ohio import PatientRecord, load_cohort
 from data_provider.scenarios import apply_scenario
 from data_provider.windows import (
+    FILLS,
     STEP_MINUTES,
     TEST_WARMUP_MIN,
     PatientSeries,
     join_for_test,
     bglp_origins,
     train_val_origins,
-    FILLS,
 )
 from exp.config import DataConfig
 from utils.errors import LLMTimeError

@@ -86,12 +86,6 @@ def forecast_file(
 
     channels = [grid["glucose"].to_numpy(dtype=float)]
     if cfg.data.covariates:
-        no_events = grid["basal"].isna().all() and not grid[["bolus", "carbs"]].to_numpy().any()
-        if no_events:  # missing events read as none, as in training; say so, because it may be a wrong file
-            warnings.warn(
-                f"{input_path.name} logs no basal, bolus or meal: {checkpoint} was trained with them "
-                "(--features MS) and reads them as none", stacklevel=2
-            )
         channels += [grid[c].fillna(0.0).to_numpy(dtype=float) for c in COVARIATES]
     raw = np.stack(channels, axis=1)
     filled = mark_filled(cfg.data, raw, forward_fill(raw))
@@ -103,6 +97,10 @@ def forecast_file(
             f"{seq_len * STEP_MINUTES / 60:g} h of history for one forecast: pass a longer recording"
         )
 
+    no_events = grid["basal"].isna().all() and not grid[["bolus", "carbs"]].to_numpy().any()
+    if cfg.data.covariates and no_events:  # missing events read as none, as in training; said: it may be a wrong file
+        warnings.warn(f"{input_path.name} logs no basal, bolus or meal: {checkpoint} was trained with them "
+                      "(--features MS) and reads them as none", stacklevel=2)
     pad = np.full((pred_len, filled.shape[1]), np.nan)  # targets past the end of the input are not known
     ds = WindowDataset(
         scaler.transform(np.concatenate([filled, pad])), np.full(len(filled) + pred_len, np.nan), origins,

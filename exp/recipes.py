@@ -37,7 +37,7 @@ RECIPE_FLAGS = tuple(f.name for f in dataclasses.fields(Recipe))  # TrainConfig 
 
 # Filled from docs/results/recipes/sweep.csv: the lowest validation loss per model (see docs/results/recipes.md).
 RECIPES: dict[str, Recipe] = {
-    "TimeLLM": Recipe(learning_rate=3e-3, batch_size=64, lradj="COS", warmup_steps=20, train_epochs=10, patience=3),
+    "TimeLLM": Recipe(learning_rate=3e-3, batch_size=32, lradj="COS", warmup_steps=20, train_epochs=10, patience=3),
     "TimeLLM_woLLM": Recipe(learning_rate=3e-3, batch_size=64, lradj="COS", warmup_steps=20, train_epochs=10,
                             patience=3),
     "TimeLLM_LLM2Attn": Recipe(learning_rate=3e-3, batch_size=64, lradj="COS", warmup_steps=20, train_epochs=10,

@@ -168,15 +168,24 @@ def _epoch_rate(cfg: TrainConfig, epoch: int) -> float:
 
 
 def native_bf16() -> bool:
-    """Whether bf16 autocast runs on native instructions here: a GPU that supports it, or a CPU with AVX512-BF16 or
-    AMX-BF16 (read from /proc/cpuinfo). Elsewhere bf16 is emulated and slower than fp32, so it is not a default."""
+    """Whether bf16 autocast is faster than fp32 here, so a run may default to it.
+
+    A GPU that supports bf16; a CPU with AMX-BF16 (measured on this project's Intel Xeon with AMX: 2.5x the fp32
+    inference rate for the default Time-LLM); an AMD CPU with AVX512-BF16 (2.75x inference, 1.6x training, as the
+    project brief records). An Intel CPU with AVX512-BF16 but no AMX measured bf16 *slower* than fp32
+    (docs/results/benchmark_cpu.md), as does any CPU that emulates bf16, so those default to fp32.
+    """
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        return cpu_bf16_pays(Path("/proc/cpuinfo").read_text())
     except OSError:
         return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_bf16_pays(cpuinfo: str) -> bool:
+    """``native_bf16`` for a CPU described by the text of /proc/cpuinfo."""
+    return "amx_bf16" in cpuinfo or ("avx512_bf16" in cpuinfo and "AuthenticAMD" in cpuinfo)
 
 
 def make_schedule(cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
@@ -320,7 +329,7 @@ class Trainer:
                 if step >= steps:
                     break
                 with self.accelerator.autocast():
-                    loss = self.objective(model, batch)
+                    loss = self.objective(model, self._model_inputs(batch))
                 if not torch.isfinite(loss):
                     raise RuntimeError(f"non-finite training loss at epoch {epoch} step {step}; lower --learning_rate")
                 self.accelerator.backward(loss)
@@ -407,7 +416,15 @@ class Trainer:
 
     def _to_device(self, batch: dict) -> dict:
         device = self.accelerator.device
-        return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        return self._model_inputs({k: v.to(device, non_blocking=True) for k, v in batch.items()})
+
+    def _model_inputs(self, batch: dict) -> dict:
+        """The batch as the model takes it. DeepSpeed's bf16/fp16 engines hold the weights in that precision and
+        do not autocast, so the inputs are cast to it; elsewhere autocast handles the float32 inputs."""
+        if not self.cfg.use_deepspeed or self.cfg.mixed_precision == "no":
+            return batch
+        dtype = torch.bfloat16 if self.cfg.mixed_precision == "bf16" else torch.float16
+        return {**batch, "x": batch["x"].to(dtype)}
 
     @torch.no_grad()
     def evaluate_loss(self, loader: DataLoader) -> float:

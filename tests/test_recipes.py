@@ -59,3 +59,12 @@ def test_convergence_verdicts():
     assert still.verdict == "still improving" and not still.converged
     assert "train longer" in still.message()
     assert convergence([{"epoch": 0, "val_loss": 0.3}], patience=3).verdict == "not trained"
+
+
+def test_bf16_is_a_default_only_where_it_measured_faster():
+    from exp.trainer import cpu_bf16_pays
+
+    assert cpu_bf16_pays("vendor_id : GenuineIntel\nflags : avx512f avx512_bf16 amx_bf16 amx_tile")
+    assert cpu_bf16_pays("vendor_id : AuthenticAMD\nflags : avx512f avx512_bf16")
+    assert not cpu_bf16_pays("vendor_id : GenuineIntel\nflags : avx512f avx512_bf16")  # measured slower there
+    assert not cpu_bf16_pays("vendor_id : GenuineIntel\nflags : avx2 fma")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -68,8 +69,16 @@ def test_deepspeed_zero2_runs_time_llm_on_cpu(tmp_path, tiny_backbones):
     pytest.importorskip("deepspeed")
     run_dir = _run(tmp_path, tiny_backbones["bert"], "--train_epochs", "1", "--use_deepspeed")
     row = pd.read_csv(tmp_path / "results.csv").iloc[-1]
-    assert bool(row["deepspeed"]) and row["rmse_30"] > 0
+    assert bool(row["deepspeed"]) and row["rmse_30"] > 0 and row["mixed_precision"] == "no"  # never implied
     assert (run_dir / "checkpoint.pt").is_file()
+
+
+def test_deepspeed_bf16_engine_gets_inputs_in_its_precision(tmp_path, tiny_backbones):
+    """ZeRO with bf16 holds the weights in bf16 and does not autocast: the engine casts the inputs to match."""
+    pytest.importorskip("deepspeed")
+    _run(tmp_path, tiny_backbones["bert"], "--train_epochs", "1", "--use_deepspeed", "--mixed_precision", "bf16")
+    row = pd.read_csv(tmp_path / "results.csv").iloc[-1]
+    assert bool(row["deepspeed"]) and row["mixed_precision"] == "bf16" and np.isfinite(row["rmse_30"])
 
 
 def test_random_weights_are_said_everywhere(tmp_path, tiny_backbones, capsys):

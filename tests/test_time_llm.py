@@ -284,3 +284,15 @@ def test_reprogrammed_tokens_depend_on_the_input(minilm):
         glucose, _ = minilm.revin.normalize(x)
         tokens = minilm.reprogramming.attend(minilm.patch_embedding(glucose), *minilm.prototype_keys_values())
     assert float(tokens.std(dim=0).mean() / tokens.std()) > 0.3
+
+
+def test_head_dropout_acts_on_features_never_on_the_forecast():
+    """With the features all zero, a training-mode forecast is exactly the bias: dropout before the projection has
+    nothing to drop, while dropout after it (the reference head) would zero or rescale the forecast itself."""
+    from layers.heads import FlattenHead
+
+    head = FlattenHead(8, 4, dropout=0.5).train()
+    torch.nn.init.constant_(head.linear.bias, 3.0)
+    torch.manual_seed(0)
+    out = head(torch.zeros(64, 2, 4))
+    torch.testing.assert_close(out, torch.full((64, 4), 3.0))

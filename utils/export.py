@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from data_provider.events import longest_event_text
+from models.prompt import EVENT_SEPARATOR
 from models.time_llm import CAUSAL_FAMILIES, TimeLLM
 from utils.efficiency import latency_ms
 from utils.errors import LLMTimeError
@@ -63,6 +65,8 @@ def prompt_width(model: TimeLLM) -> int:
             width += int(builder.trend[1].max())
         elif part.name.startswith("lag"):
             width += longest(torch.arange(1, model.seq_len // 2 + 1))
+        elif part.name == "events":
+            width += len(builder.tokens.mid_text([EVENT_SEPARATOR + longest_event_text()])[0])
         else:
             width += longest(torch.arange(0, PROMPT_VALUE_CEILING + 1))
     return width
