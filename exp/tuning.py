@@ -23,6 +23,7 @@ import pandas as pd
 from data_provider.data_factory import Splits, build_splits, make_loader
 from exp.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from exp.curves import convergence, save_learning_curve
+from exp.evaluation import forecasts_mgdl, persistence_forecast, truth_mgdl
 from exp.trainer import Trainer
 from models import build_model
 from utils.errors import LLMTimeError
@@ -97,20 +98,14 @@ def point_key(cfg: RunConfig) -> str:
 
 
 def validation_rmse(trainer: Trainer, splits: Splits, batch_size: int) -> dict[str, float]:
-    """Best-weights and persistence RMSE (mg/dL) at 30 and 60 min on the validation windows (all fully scored)."""
-    loader = make_loader(splits.val, batch_size, shuffle=False, seed=0)
-    pred, index = trainer.predict(loader)
-    batch = splits.val.__getitems__(index.tolist())
-    std = float(splits.scaler.std[0])
-    truth = batch["y"].numpy()
-    last = batch["x"][:, -1, 0].numpy()[:, None]
-    out = {}
-    for minutes, step in HORIZON_STEPS.items():
-        if step <= truth.shape[1]:
-            out[f"val_rmse_{minutes}"] = float(np.sqrt(np.mean((pred[:, step - 1] - truth[:, step - 1]) ** 2)) * std)
-            out[f"persistence_val_rmse_{minutes}"] = float(
-                np.sqrt(np.mean((last[:, 0] - truth[:, step - 1]) ** 2)) * std)
-    return out
+    """Best-weights and persistence RMSE (mg/dL) at 30 and 60 min on the validation windows (all fully scored),
+    computed by the evaluation code every run's test uses."""
+    pred, index = trainer.predict(make_loader(splits.val, batch_size, shuffle=False, seed=0))
+    truth, _ = truth_mgdl(splits.val)
+    forecasts = {"val": forecasts_mgdl(pred, index, splits.val, splits.scaler),
+                 "persistence_val": persistence_forecast(splits.val, splits.scaler)}
+    return {f"{name}_rmse_{minutes}": float(np.sqrt(np.mean((f[:, step - 1] - truth[:, step - 1]) ** 2)))
+            for name, f in forecasts.items() for minutes, step in HORIZON_STEPS.items() if step <= truth.shape[1]}
 
 
 def run_point(cfg: RunConfig, splits: Splits) -> dict[str, Any]:

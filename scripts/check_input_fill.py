@@ -11,26 +11,20 @@ minutes: on all of them and on those holding more than 30 minutes of carried-for
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import warnings
 
 import numpy as np
 
-from utils.errors import LLMTimeError, run_cli
+from utils.errors import OneLineArgumentParser, run_cli
 
 LONG_GAP_STEPS = 6  # more than 30 minutes of carried-forward input
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # noqa: D401
-        raise LLMTimeError(f"{message} (see python -m scripts.check_input_fill --help)")
-
-
 def main(argv: list[str] | None = None) -> int:
     def body() -> int:
-        p = _Parser(description=__doc__.splitlines()[0])
+        p = OneLineArgumentParser(prog="python -m scripts.check_input_fill", description=__doc__.splitlines()[0])
         p.add_argument("--features", default="MS", choices=["S", "MS"], help="S: glucose; MS: + basal, bolus, carbs")
         p.add_argument("--patients", default="all", help="comma-separated patient ids (default: all bundled)")
         args = p.parse_args(argv)

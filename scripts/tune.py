@@ -16,16 +16,12 @@ import warnings
 from pathlib import Path
 
 from exp.config import RunConfig
-from utils.errors import LLMTimeError, run_cli
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # noqa: D401
-        raise LLMTimeError(f"{message} (see python -m scripts.tune --help)")
+from utils.errors import OneLineArgumentParser, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OneLineArgumentParser(prog="python -m scripts.tune", description=__doc__.splitlines()[0],
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", required=True, help="forecaster name (run_main.py --model)")
     p.add_argument("--features", default="S", choices=["S", "MS"], help="S: glucose; MS: + basal, bolus, carbs")
     p.add_argument("--grid", nargs="*", default=[], help="key=v1,v2 ... settings to sweep (every combination)")

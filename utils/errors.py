@@ -4,6 +4,7 @@ Entry points catch it, print its message as one line on stderr and exit with sta
 fix instead of a traceback. Code raises it only where the fix is on the user's side; bugs stay ordinary exceptions.
 """
 
+import argparse
 import sys
 from typing import Callable
 
@@ -27,3 +28,12 @@ def run_cli(body: Callable[[], int], interrupted: str) -> int:
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
         return INTERRUPTED_EXIT
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse whose bad-flag reports are a ``LLMTimeError`` (one line, exit 2 through ``run_cli``), not a usage
+    dump; the message points at the command's --help."""
+
+    def error(self, message: str) -> None:  # noqa: D401
+        raise LLMTimeError(f"{message} (see {self.prog} --help)")
+
