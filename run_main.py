@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
-from exp.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
 from exp.recipes import RECIPE_FLAGS, apply_recipe
 from utils.errors import LLMTimeError, run_cli
 

@@ -32,7 +32,7 @@ from data_provider.windows import (
     bglp_origins,
     train_val_origins,
 )
-from exp.config import DataConfig
+from configs import DataConfig
 from utils.errors import LLMTimeError
 from utils.seed import worker_init
 

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from utils.errors import LLMTimeError
+from utils.metrics import MGDL_PER_MMOL  # re-exported: the XML reader converts mmol/L files with it
 
 GRID = pd.Timedelta(minutes=5)
 TIME_FORMAT = "%d-%m-%Y %H:%M:%S"
@@ -43,7 +44,6 @@ GLUCOSE_RANGE = (10.0, 1000.0)
 # No CGM record has a median below 35 mg/dL (sensors floor at 40), while mmol/L medians are 5-15: a file whose
 # median is below this is in mmol/L, and reading it as mg/dL would reject nearly every value as impossible.
 MMOL_MEDIAN_LIMIT = 35.0
-MGDL_PER_MMOL = 18.016  # glucose molar mass 180.16 g/mol: 1 mmol/L = 18.016 mg/dL
 _FILE_RE = re.compile(r"^(?P<pid>[^/\\]+)-ws-(?P<part>training|testing)\.xml(?:\.gz)?$")
 
 

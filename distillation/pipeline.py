@@ -57,7 +57,7 @@ from distillation.losses import (
 from distillation.measure import agreement, checkpoint_mb, latency_ms, size_mb
 from distillation.teacher_cache import TeacherCache, estimate_bytes
 from exp.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from exp.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
 from exp.trainer import Objective, count_parameters, forecast_objective, load_trainable_state
 from models import build_model
 from models.backbones import WEIGHT_CHOICES, BackboneRow, backbone_names, resolve_backbone, safe_name

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from data_provider.data_factory import Scaler, description
-from exp.config import RunConfig
+from configs import RunConfig
 from exp.trainer import load_trainable_state
 from models import build_model
 from utils.errors import LLMTimeError

@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
-from exp.config import TrainConfig
+from configs import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from torch import nn
 
 from data_provider.data_factory import Splits, build_splits, make_loader
 from exp.checkpoint import load_checkpoint, load_weights, save_checkpoint
-from exp.config import RunConfig
+from configs import RunConfig
 from exp.curves import convergence, save_learning_curve
 from exp.evaluation import forecasts_mgdl, persistence_forecast, score, write_outputs
 from exp.trainer import FitResult, Objective, Trainer, count_parameters, discard_resume_state, forecast_objective

@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from exp.config import TrainConfig
+from configs import TrainConfig
 from utils.errors import LLMTimeError
 from utils.io import atomic_path
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from data_provider.data_factory import Splits, build_splits, make_loader
-from exp.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
 from exp.curves import convergence, save_learning_curve
 from exp.evaluation import forecasts_mgdl, persistence_forecast, truth_mgdl
 from exp.trainer import Trainer

@@ -12,7 +12,7 @@ from typing import Callable
 from torch import nn
 
 from data_provider.data_factory import Scaler
-from exp.config import DataConfig, ModelConfig
+from configs import DataConfig, ModelConfig
 from models.ablations import TimeLLM_LLM2Attn, TimeLLM_LLM2Trsf, TimeLLM_woLLM
 from models.dlinear import DLinear
 from models.patchtst import PatchTST

@@ -36,7 +36,7 @@ from typing import Optional
 from torch import Tensor, nn
 
 from data_provider.data_factory import Scaler
-from exp.config import DataConfig, ModelConfig
+from configs import DataConfig, ModelConfig
 from models.time_llm import TimeLLM
 from utils.errors import LLMTimeError
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from data_provider.data_factory import Scaler
-from exp.config import DataConfig, ModelConfig
+from configs import DataConfig, ModelConfig
 from models.inputs import channel_major, input_channels
 from utils.errors import LLMTimeError
 

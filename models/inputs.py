@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from data_provider.data_factory import channel_names
-from exp.config import DataConfig
+from configs import DataConfig
 
 
 def input_channels(data_cfg: DataConfig) -> int:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from data_provider.data_factory import Scaler
-from exp.config import DataConfig, ModelConfig
+from configs import DataConfig, ModelConfig
 from layers.embed import n_patches, patchify
 from layers.heads import FlattenHead
 from layers.normalization import RevIN

@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from data_provider.data_factory import Scaler
-from exp.config import DataConfig, ModelConfig
+from configs import DataConfig, ModelConfig
 
 
 class Persistence(nn.Module):

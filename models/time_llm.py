@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from transformers import DynamicCache
 
 from data_provider.data_factory import COVARIATES, Scaler, channel_names
-from exp.config import DataConfig, ModelConfig
+from configs import DataConfig, ModelConfig
 from layers.embed import PatchEmbedding, n_patches
 from layers.heads import FlattenHead
 from layers.normalization import RevIN

@@ -30,7 +30,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from data_provider.data_factory import build_splits, make_loader, subset
-from exp.config import DataConfig, ModelConfig
+from configs import DataConfig, ModelConfig
 from exp.run import provenance
 from utils.efficiency import PRECISIONS, BenchSettings, run_benchmark
 from utils.errors import USER_ERROR_EXIT, LLMTimeError

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         args = p.parse_args(argv)
         warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
         from data_provider.data_factory import build_splits
-        from exp.config import DataConfig, ModelConfig
+        from configs import DataConfig, ModelConfig
         from models import build_model
 
         patients = None if args.patients == "all" else args.patients.split(",")

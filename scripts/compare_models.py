@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from exp.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
 from utils.errors import LLMTimeError, run_cli
 
 DEFAULT_MODELS = ("Persistence", "Ridge", "DLinear", "PatchTST", "TimeLLM", "TimeLLM_woLLM", "TimeLLM_LLM2Attn",

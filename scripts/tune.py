@@ -3,7 +3,7 @@
     python -m scripts.tune --model TimeLLM --features MS --grid learning_rate=1e-3,3e-3 batch_size=32,128 \\
         --set max_train_windows=3000 max_val_windows=1000 train_epochs=12 patience=3 mixed_precision=bf16
 
-Grid and --set keys are the field names of the run configuration (``exp/config.py``: DataConfig, ModelConfig,
+Grid and --set keys are the field names of the run configuration (``configs/schema.py``: DataConfig, ModelConfig,
 TrainConfig). Finished points are skipped on a rerun, so a sweep left running in the background resumes where it
 stopped. The chosen recipes live in ``exp/recipes.py``; docs/results/recipes.md gives the commands that chose them.
 """
@@ -15,7 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from exp.config import RunConfig
+from configs import RunConfig
 from utils.errors import OneLineArgumentParser, run_cli
 
 

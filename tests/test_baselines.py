@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from data_provider.data_factory import Scaler, WindowDataset, make_loader
-from exp.config import DataConfig, ModelConfig, TrainConfig
+from configs import DataConfig, ModelConfig, TrainConfig
 from exp.trainer import Trainer, count_parameters
 from models import MODELS, build_model, model_uses_llm, resolve_model
 from models.ablations import TimeLLM_LLM2Attn, TimeLLM_LLM2Trsf, TimeLLM_woLLM

@@ -32,7 +32,7 @@ from distillation.losses import (
     uniform_layer_map,
 )
 from distillation.teacher_cache import TeacherCache, estimate_bytes
-from exp.config import DataConfig, ModelConfig, TrainConfig
+from configs import DataConfig, ModelConfig, TrainConfig
 from exp.run import evaluate_saved
 from exp.trainer import Trainer, masked_mse
 from models.backbones import BACKBONES

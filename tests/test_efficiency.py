@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from data_provider.data_factory import build_splits, make_loader, subset
-from exp.config import DataConfig, ModelConfig
+from configs import DataConfig, ModelConfig
 from models import MODELS, build_model
 from models.time_llm import TimeLLM
 from scripts import benchmark

@@ -25,7 +25,7 @@ import forecast as forecast_cli
 import run_main
 from data_provider.ohio import load_cohort
 from exp.checkpoint import load_checkpoint, save_checkpoint
-from exp.config import ModelConfig, RunConfig
+from configs import ModelConfig, RunConfig
 from scripts import generate_cohort
 from utils.results import append_row
 

@@ -16,7 +16,7 @@ from data_provider.events import (
     iob_fraction,
     summarize_events,
 )
-from exp.config import DataConfig
+from configs import DataConfig
 from models.prompt import PromptBuilder, render
 from utils.errors import LLMTimeError
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from data_provider.data_factory import Scaler
-from exp.config import DataConfig, ModelConfig
+from configs import DataConfig, ModelConfig
 from models.prompt import render
 from models.time_llm import CAUSAL_FAMILIES, TimeLLM
 

@@ -12,7 +12,7 @@ import pytest
 
 import forecast as forecast_cli
 import run_main
-from exp.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
 from exp.forecast import forecast_file
 from exp.run import train_and_test
 from utils.errors import LLMTimeError

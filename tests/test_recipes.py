@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import run_main
-from exp.config import TrainConfig
+from configs import TrainConfig
 from exp.curves import convergence
 from exp.recipes import RECIPES, apply_recipe, recipe_for
 from exp.trainer import make_schedule

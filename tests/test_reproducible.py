@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from data_provider.data_factory import build_splits, make_loader
-from exp.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
 from exp.run import REPO_ROOT, train_and_test
 
 TIMING = ("seconds", "_per_s")

@@ -17,7 +17,7 @@ from torch import nn
 
 from data_provider.data_factory import Scaler, WindowDataset, make_loader
 from exp.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from exp.config import RunConfig, TrainConfig
+from configs import RunConfig, TrainConfig
 from exp.trainer import FitResult, Trainer
 
 L, H = 12, 3

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from data_provider.data_factory import Scaler
-from exp.config import DataConfig, ModelConfig
+from configs import DataConfig, ModelConfig
 from layers.embed import PatchEmbedding, n_patches
 from layers.normalization import RevIN
 from models import build_model

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from data_provider.data_factory import WindowDataset, make_loader
-from exp.config import TrainConfig
+from configs import TrainConfig
 from exp.trainer import Trainer, deepspeed_state_dir, forecast_objective, make_schedule
 from utils.errors import LLMTimeError
 from utils.seed import seed_everything

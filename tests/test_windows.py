@@ -16,7 +16,7 @@ from data_provider.windows import (
     bglp_origins,
     train_val_origins,
 )
-from exp.config import DataConfig
+from configs import DataConfig
 from utils.errors import LLMTimeError
 
 L, H = 6, 3

@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
-from exp.config import TrainConfig
+from configs import TrainConfig
 from exp.trainer import forecast_objective, load_trainable_state, make_accelerator, trainable_state
 from utils.errors import LLMTimeError
 

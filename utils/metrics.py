@@ -31,6 +31,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from utils.errors import LLMTimeError
 
+MGDL_PER_MMOL = 18.016  # glucose molar mass 180.16 g/mol: 1 mmol/L = 18.016 mg/dL
+
 ZONES = ("A", "B", "C", "D", "E")
 NAMED_HORIZONS_MIN = (30, 60)
 POINT_METRICS = ("rmse", "mae", "mard", "mape")  # mard and mape are one number under two names (see evaluate)
