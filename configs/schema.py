@@ -1,7 +1,9 @@
 """Typed run configuration: one dataclass tree built from the CLI and passed (or its parts) everywhere downstream.
 
 Nothing below ``run_main.py`` reads argparse; distillation and the comparison runners build the same objects, so a
-run folder's ``config.json`` fully describes how to rebuild its model and data.
+run folder's ``config.json`` fully describes how to rebuild its model and data. Each field a user sets from a command
+line declares its help, choices, other spellings and bounds once, in its metadata (``flag``); ``configs/flags.py``
+turns those into every entry point's flags and checks.
 """
 
 from __future__ import annotations
@@ -10,99 +12,155 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from configs.flags import flag, internal
+
 
 @dataclass
 class DataConfig:
     """What data, which patients, and how windows are cut."""
 
-    data: str = "simulated"  # 'simulated' (bundled cohort) or 'ohio' (OhioT1DM XML under root_path)
-    root_path: Optional[str] = None  # folder of <id>-ws-{training,testing}.xml[.gz]; None = the bundled cohort
-    patients: Optional[list[str]] = None  # training patients; None = all found
-    test_patients: Optional[list[str]] = None  # None = the training patients
-    seq_len: int = 72  # 6 h of 5-min history
-    label_len: int = 0  # accepted for Time-LLM CLI compatibility; no model here uses a decoder start token
-    pred_len: int = 12  # 1 h ahead; scored at 30 and 60 min
-    max_gap_fill_min: int = 30  # training/validation inputs: gaps up to this long are filled linearly
-    val_fraction: float = 0.2  # chronological tail of each patient's training part used for validation
-    max_train_windows: Optional[int] = None  # cap (evenly spaced subsample) for quick runs
-    max_val_windows: Optional[int] = None  # same for validation; the test split is never capped
-    percent: int = 100  # Time-LLM's few-shot knob: keep the first percent% of each patient's training windows
-    covariates: bool = False  # add basal, bolus and carbs channels to the inputs
-    input_fill: str = "carry"  # training/validation input gaps: 'carry' forward as test inputs are, or 'linear'
-    filled_channel: bool = True  # add a channel marking inputs that were filled (1) rather than read (0)
-    missing: str = "none"  # input scenario: 'none', 'random', 'periodic'
-    missing_rate: float = 0.0  # share of input points removed (random) or block duty cycle (periodic)
-    noise_std: float = 0.0  # Gaussian sensor noise added to inputs, mg/dL
-    scenario_seed: int = 0
+    data: str = field(default="simulated", metadata=flag(
+        "'simulated' (the bundled cohort) or 'ohio' / 'ohiot1dm' (OhioT1DM XML files, with --root_path)",
+        aliases=("dataset",)))
+    root_path: Optional[str] = field(default=None, metadata=flag(
+        "folder of <id>-ws-{training,testing}.xml[.gz] files (default: the bundled cohort)"))
+    patients: Optional[list[str]] = field(default=None, metadata=flag(
+        "comma-separated training patient ids (default: all found)", none="all"))
+    test_patients: Optional[list[str]] = field(default=None, metadata=flag(
+        "comma-separated test patient ids (default: the training ones)", none="all"))
+    seq_len: int = field(default=72, metadata=flag("input window in 5-min points (72 = 6 h)", minimum=1))
+    label_len: int = field(default=0, metadata=flag(
+        "Time-LLM's decoder start length, accepted for its scripts; no model here has a decoder (other values: "
+        "ignored, warned)"))
+    pred_len: int = field(default=12, metadata=flag(
+        "forecast horizon in 5-min points (12 = 1 h; scored at 30 and 60 min)", minimum=1))
+    max_gap_fill_min: int = field(default=30, metadata=flag(
+        "with --input_fill linear: training/validation input gaps up to this many minutes are filled"))
+    val_fraction: float = field(default=0.2, metadata=flag(
+        "chronological tail of each patient's training file used for validation"))
+    max_train_windows: Optional[int] = field(default=None, metadata=flag(
+        "evenly spaced cap on training windows, for quick runs (0 = no cap)", none="0"))
+    max_val_windows: Optional[int] = field(default=None, metadata=flag(
+        "cap on validation windows (0 = no cap); the test split is never capped", none="0"))
+    percent: int = field(default=100, metadata=flag(
+        "Time-LLM's few-shot knob: keep the first PERCENT% of each patient's training windows"))
+    covariates: bool = field(default=False, metadata=flag(
+        "add basal, bolus and carbs channels to the inputs (what --features MS says)"))
+    input_fill: str = field(default="carry", metadata=flag(
+        "training/validation input gaps: carry = carried forward over any length, as BGLP test inputs are; "
+        "linear = interpolated up to --max_gap_fill_min, longer gaps break windows", choices=("carry", "linear")))
+    filled_channel: bool = field(default=True, metadata=flag(
+        "1 = an input channel marks readings that were filled (carried forward) rather than read"))
+    missing: str = field(default="none", metadata=flag(
+        "input scenario: remove input points at random or in periodic blocks (with --missing_rate)",
+        choices=("none", "random", "periodic")))
+    missing_rate: float = field(default=0.0, metadata=flag(
+        "share of input points removed (random) or the blocks' duty cycle (periodic)"))
+    noise_std: float = field(default=0.0, metadata=flag("Gaussian sensor noise added to the inputs, mg/dL"))
+    scenario_seed: int = field(default=0, metadata=flag(
+        "seed of the input scenarios (missing points, noise); run_main.py sets it to --seed"))
 
 
 @dataclass
 class ModelConfig:
     """Which forecaster and its hyper-parameters (Time-LLM names kept)."""
 
-    model: str = "TimeLLM"
-    llm_model: str = "MiniLM"  # a row (short name, alias or Hugging Face id) of models/backbones.py
-    llm_path: Optional[str] = None  # local folder with config + weights + tokenizer
-    llm_weights: str = "pretrained"  # 'pretrained' or 'random' (architecture from the row's config)
-    llm_layers: Optional[int] = None  # None = the row's depth; fewer cuts the backbone
-    llm_dim: Optional[int] = None  # None = the row's input-embedding width; a different value is an error
-    patch_len: int = 12
-    stride: int = 6
-    d_model: int = 32
-    d_ff: int = 128
-    n_heads: int = 8
-    dropout: float = 0.1
-    num_tokens: int = 1000  # text prototypes
-    top_k: int = 5  # autocorrelation lags in the prompt
-    prompt_domain: bool = True  # use the dataset description from dataset/prompt_bank
-    use_prompt: bool = True  # False drops the prompt prefix (ablation)
-    event_text: bool = True  # with --features MS: Time-LLM's prompt states meals, boluses, basal, IOB and COB
-    event_channels: bool = True  # with --features MS: basal, bolus and carbs enter Time-LLM's patch embedding
-    e_layers: int = 2  # encoder layers of the PatchTST baseline
-    moving_avg: int = 25  # DLinear's trend kernel (points)
+    model: str = field(default="TimeLLM", metadata=flag("forecaster (a name of models.MODELS)"))
+    llm_model: str = field(default="MiniLM", metadata=flag(
+        "backbone row of models/backbones.py, by short name, alias or Hugging Face id"))
+    llm_path: Optional[str] = field(default=None, metadata=flag(
+        "local folder with the backbone's config, weights and tokenizer"))
+    llm_weights: str = field(default="pretrained", metadata=flag(
+        "pretrained: the row's weights (--llm_path, local cache or package); random: randomly initialised from the "
+        "row's config, said in every output", choices=("pretrained", "random")))
+    llm_layers: Optional[int] = field(default=None, metadata=flag(
+        "use the first N backbone layers (default: all; fewer cuts the backbone)"))
+    llm_dim: Optional[int] = field(default=None, metadata=flag(
+        "must equal the row's input-embedding width if given (default: that width)"))
+    patch_len: int = field(default=12, metadata=flag("points per patch", minimum=1))
+    stride: int = field(default=6, metadata=flag("points between patch starts", minimum=1))
+    d_model: int = field(default=32, metadata=flag("patch embedding width", minimum=1))
+    d_ff: int = field(default=128, metadata=flag("backbone output features kept for the head", minimum=1))
+    n_heads: int = field(default=8, metadata=flag("reprogramming attention heads", minimum=1))
+    dropout: float = field(default=0.1, metadata=flag("dropout of the trained layers", minimum=0, below=1))
+    num_tokens: int = field(default=1000, metadata=flag("text prototypes", minimum=1))
+    top_k: int = field(default=5, metadata=flag("autocorrelation lags stated in the prompt"))
+    prompt_domain: bool = field(default=True, metadata=flag(
+        "1 = state the dataset description (dataset/prompt_bank) in the prompt"))
+    use_prompt: bool = field(default=True, metadata=flag("0 = drop the prompt prefix (ablation)"))
+    event_text: bool = field(default=True, metadata=flag(
+        "with --features MS: Time-LLM's prompt states meals, boluses, basal, insulin and carbs on board"))
+    event_channels: bool = field(default=True, metadata=flag(
+        "with --features MS: basal, bolus and carbs enter Time-LLM's patch embedding as channels"))
+    e_layers: int = field(default=2, metadata=flag("PatchTST encoder layers", minimum=1))
+    moving_avg: int = field(default=25, metadata=flag("DLinear trend kernel, points", minimum=1))
 
 
 @dataclass
 class TrainConfig:
     """Optimisation and the engine (accelerate, DeepSpeed, precision)."""
 
-    batch_size: int = 32
-    eval_batch_size: int = 64  # windows per validation/test pass: on 2 CPU cores 64 beats 256 by ~20% (MiniLM)
-    learning_rate: float = 1e-3
-    train_epochs: int = 10
-    patience: int = 3
-    lradj: str = "COS"  # 'type1' (halve each epoch), 'type2'/'type3' (Time-LLM's), 'COS', 'TST' (OneCycle), 'constant'
-    pct_start: float = 0.2
-    warmup_steps: int = 0  # linear learning-rate warm-up (optimiser steps) before the schedule (not with TST)
-    weight_decay: float = 0.0
-    mixed_precision: str = "no"  # 'no', 'bf16', 'fp16'
-    use_deepspeed: bool = False
-    deepspeed_config: Optional[str] = None  # default configs/ds_config_zero2.json
-    num_workers: int = 0
-    seed: int = 2021
-    max_steps_per_epoch: Optional[int] = None
-    resume: bool = False  # continue from the run folder's last completed epoch
-    report_to: str = "none"  # 'tensorboard': losses and learning rate logged under <run folder>/tensorboard
-    recipe: str = ""  # which recipe (exp/recipes.py) the training settings started from; flags override it
+    batch_size: int = field(default=32, metadata=flag("training windows per optimiser step and process", minimum=1))
+    eval_batch_size: int = field(default=64, metadata=flag(
+        "windows per validation/test pass (on 2 CPU cores 64 beats 256 by ~20% for MiniLM)", minimum=1))
+    learning_rate: float = field(default=1e-3, metadata=flag(
+        "AdamW learning rate, the schedule's peak", aliases=("lr",), above=0))
+    train_epochs: int = field(default=10, metadata=flag("epoch budget", minimum=1))
+    patience: int = field(default=3, metadata=flag(
+        "early stop after this many epochs without a better validation loss", minimum=1))
+    lradj: str = field(default="COS", metadata=flag(
+        "learning-rate schedule: type1 halves each epoch; type2 (Time-LLM's table of rates) and type3 (x0.9 per "
+        "epoch after 3) are Time-LLM's; COS cosine to 0 per step; TST OneCycle; constant",
+        choices=("type1", "type2", "type3", "COS", "TST", "constant")))
+    pct_start: float = field(default=0.2, metadata=flag("share of the TST (OneCycle) schedule spent warming up"))
+    warmup_steps: int = field(default=0, metadata=flag(
+        "linear learning-rate warm-up over this many optimiser steps before the schedule (not with TST)", minimum=0))
+    weight_decay: float = field(default=0.0, metadata=flag("AdamW weight decay"))
+    mixed_precision: str = field(default="no", metadata=flag(
+        "autocast precision", choices=("no", "bf16", "fp16")))
+    use_deepspeed: bool = field(default=False, metadata=flag("DeepSpeed ZeRO-2 through accelerate"))
+    deepspeed_config: Optional[str] = field(default=None, metadata=flag(
+        "DeepSpeed JSON (default configs/ds_config_zero2.json)"))
+    num_workers: int = field(default=0, metadata=flag(
+        "DataLoader worker processes for training batches", minimum=0))
+    seed: int = field(default=2021, metadata=flag(
+        "seed of every random source (initialisation, shuffling, input scenarios)"))
+    max_steps_per_epoch: Optional[int] = field(default=None, metadata=flag(
+        "end each epoch after this many steps (default: every training batch)", minimum=1))
+    resume: bool = field(default=False, metadata=flag(
+        "continue an interrupted run from the run folder's last completed epoch"))
+    report_to: str = field(default="none", metadata=flag(
+        "tensorboard: training loss and learning rate per step, validation loss per epoch, written under "
+        "<run folder>/tensorboard while the run goes", choices=("none", "tensorboard")))
+    recipe: str = field(default="", metadata=internal(
+        "which recipe (exp/recipes.py) the training settings started from: recorded, never set by a flag"))
 
 
 @dataclass
 class RunConfig:
     """A whole run: identity, data, model, training and where outputs go."""
 
-    task_name: str = "long_term_forecast"
-    is_training: int = 1
-    model_id: str = "glucose"
-    des: str = "Exp"
-    checkpoints: str = "./checkpoints/"
-    results_csv: Optional[str] = None  # default <checkpoints>/results.csv
-    checkpoint: Optional[str] = None  # run folder to evaluate / forecast with (is_training 0)
-    input: Optional[str] = None  # file to forecast (is_training 0)
-    output: Optional[str] = None
+    task_name: str = field(default="long_term_forecast", metadata=flag(
+        "Time-LLM's task; both forecast --pred_len steps here (short_term_forecast has no effect)",
+        choices=("long_term_forecast", "short_term_forecast")))
+    is_training: int = field(default=1, metadata=flag(
+        "1 = train and test; 0 = evaluate --checkpoint", choices=(0, 1)))
+    model_id: str = field(default="glucose", metadata=flag("first part of the run folder name"))
+    des: str = field(default="Exp", metadata=flag("free tag added to the run folder name"))
+    checkpoints: str = field(default="./checkpoints/", metadata=flag("folder for run outputs"))
+    results_csv: Optional[str] = field(default=None, metadata=flag(
+        "CSV to append one row to (default <checkpoints>/results.csv)"))
+    checkpoint: Optional[str] = field(default=None, metadata=flag(
+        "saved run folder (or its checkpoint.pt) to evaluate or forecast with"))
+    input: Optional[str] = field(default=None, metadata=flag(
+        "CGM file to forecast: OhioT1DM .xml[.gz], or a CSV with columns timestamp,glucose"))
+    output: Optional[str] = field(default=None, metadata=flag(
+        "forecast CSV to write (default <input name>_forecast.csv here); the PNG goes beside it"))
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    model_comment: Optional[str] = None  # Time-LLM's --model_comment: appended to the run folder name as '-<comment>'
+    model_comment: Optional[str] = field(default=None, metadata=flag(
+        "Time-LLM's tag: appended to the run folder name as -COMMENT"))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

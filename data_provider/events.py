@@ -153,7 +153,7 @@ def _sentence(w: dict) -> str:
 
 def longest_event_text() -> str:
     """The longest text ``event_text`` writes for sizes up to 999 g, 99.9 U and 9.9 U/h, and events up to
-    ``LISTED_WITHIN_MIN`` minutes old: what a fixed-width exported prompt (utils/export.py) must leave room for."""
+    ``LISTED_WITHIN_MIN`` minutes old: what a fixed-width exported prompt (bench/export.py) must leave room for."""
     most = {"meal_grams": [999] * MAX_LISTED, "meal_minutes": [LISTED_WITHIN_MIN - STEP_MINUTES] * MAX_LISTED,
             "meal_count": MAX_LISTED, "bolus_tenths": [999] * MAX_LISTED,
             "bolus_minutes": [LISTED_WITHIN_MIN - STEP_MINUTES] * MAX_LISTED, "bolus_count": MAX_LISTED,

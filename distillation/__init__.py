@@ -2,7 +2,12 @@
 
 - ``losses``: the objective (truth, teacher forecast, hidden states), layer mapping, projections, ``DistillStudent``;
 - ``teacher_cache``: the teacher's outputs computed once per training window;
-- ``measure``: CPU latency, sizes and student-teacher agreement;
+- ``measure``: sizes and student-teacher agreement (CPU latency: ``bench.latency``);
+- ``config``: a run's settings, their checks, each phase's RunConfig and run name, the --dry-run plan;
+- ``phases``: train one phase through the engine, or reuse its finished run (``exp.reuse``);
+- ``search``: the loss-weight search, chosen on validation MSE;
+- ``report``: CPU latency and the CSV row;
 - ``pipeline``: teacher -> student baseline -> distilled student -> evaluation, one CSV row per patient;
+- ``cli``: the pipeline's flags and ``main`` (run as ``python -m distillation.pipeline``);
 - ``compare``: many teacher -> student pairs, with a summary and an accuracy-latency chart.
 """

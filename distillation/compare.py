@@ -1,8 +1,8 @@
 """Compare teacher -> student pairs: run the distillation pipeline for each pair and summarise the trade-offs.
 
     python -m scripts.distillation_comparison --mode quick --patients 1001 --epochs 2
-    python -m scripts.distillation_comparison --custom-pairs "BERT,TinyBERT" "MiniLM,MiniLM:2" --llm-weights random
-    python -m scripts.distillation_comparison --summarise docs/results/distillation_minilm.csv
+    python -m scripts.distillation_comparison --custom_pairs "BERT,TinyBERT" "MiniLM,MiniLM:2" --llm-weights random
+    python -m scripts.distillation_comparison --summarize docs/results/distillation_minilm.csv
 
 Every pair goes through ``distillation.pipeline.run_pipeline`` with the same settings, so each row of the pairs CSV
 is a pipeline row. A pair that fails (weights absent, a run that diverges) does not stop the comparison: it becomes a
@@ -21,24 +21,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
-from distillation.pipeline import (
-    NO_REGRESSION_TEMPERATURE,
-    PipelineConfig,
-    OneLineErrorParser,
-    add_common_arguments,
-    common_kwargs,
-    plan,
-    run_pipeline,
-)
+from distillation.cli import NO_REGRESSION_TEMPERATURE, add_common_arguments, pipeline_config
+from distillation.config import PipelineConfig, plan
+from distillation.pipeline import run_pipeline
 from models.backbones import BACKBONES, resolve_backbone
-from utils.errors import LLMTimeError, run_cli
+from utils.cli import OneLineArgumentParser, run_cli, spellings
+from utils.errors import LLMTimeError
 from utils.io import atomic_path, write_text
 from utils.plots import plot_scatter
 
@@ -81,7 +75,7 @@ def parse_pairs(mode: Optional[str], custom: Optional[Sequence[str]]) -> list[Pa
         for item in custom:
             parts = item.split(",")
             if len(parts) != 2:
-                raise LLMTimeError(f"--custom-pairs item {item!r} is not 'TEACHER,STUDENT'")
+                raise LLMTimeError(f"--custom_pairs item {item!r} is not 'TEACHER,STUDENT'")
             (t, tl), (s, sl) = _member(parts[0]), _member(parts[1])
             pairs.append((t, tl, s, sl))
         return pairs
@@ -102,12 +96,13 @@ def parse_paths(items: Optional[Sequence[str]]) -> dict[str, str]:
     return paths
 
 
-def pair_config(pair: Pair, base: dict[str, Any], epochs: int, paths: dict[str, str], csv: Path) -> PipelineConfig:
+def pair_config(pair: Pair, args: argparse.Namespace, paths: dict[str, str], csv: Path) -> PipelineConfig:
+    """One pair's pipeline settings: the shared flags, the pair's rows and cuts, --epochs for every phase."""
     teacher, t_layers, student, s_layers = pair
-    return PipelineConfig(
-        teacher=teacher, student=student, teacher_layers=t_layers, student_layers=s_layers,
+    return pipeline_config(
+        args, teacher=teacher, student=student, teacher_layers=t_layers, student_layers=s_layers,
         teacher_path=paths.get(teacher), student_path=paths.get(student),
-        teacher_epochs=epochs, student_epochs=epochs, distill_epochs=epochs, csv=str(csv), **base,
+        teacher_epochs=args.epochs, student_epochs=args.epochs, distill_epochs=args.epochs, csv=str(csv),
     )
 
 
@@ -209,7 +204,7 @@ def run_pairs(configs: Sequence[PipelineConfig]) -> list[dict[str, Any]]:
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
             print(f"pair {c.teacher} -> {c.student} FAILED: {reason}", file=sys.stderr, flush=True)
             failures.append({"teacher": c.teacher, "student": c.student, "teacher_layers": c.teacher_layers,
-                             "student_layers": c.student_layers, "patients": " ".join(c.patients or ["all"]),
+                             "student_layers": c.student_layers, "patients": " ".join(c.data.patients or ["all"]),
                              "reason": reason})
     return failures
 
@@ -252,20 +247,19 @@ def write_reports(rows_csv: Path) -> tuple[pd.DataFrame, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineErrorParser(
+    p = OneLineArgumentParser(
         prog="python -m scripts.distillation_comparison",
         description="Run the distillation pipeline for several teacher -> student pairs and summarise accuracy, "
                     "latency, size and retention. " + NO_REGRESSION_TEMPERATURE,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     w = p.add_argument_group("pairs (one of)")
     w.add_argument("--mode", choices=MODES, default=None,
                    help="quick: " + ", ".join("→".join(x) for x in QUICK) + "; balanced: "
                         + ", ".join("→".join(x) for x in BALANCED)
                         + f"; all: every teacher x student of the table ({len(all_pairs())} pairs)")
-    w.add_argument("--custom-pairs", nargs="+", default=None, metavar="TEACHER,STUDENT",
+    w.add_argument(*spellings("custom_pairs"), nargs="+", default=None, metavar="TEACHER,STUDENT",
                    help="pairs such as 'BERT,TinyBERT' or 'MiniLM,MiniLM:2' (ROW:LAYERS cuts a backbone)")
-    w.add_argument("--summarise", default=None, metavar="CSV",
+    w.add_argument(*spellings("summarize", "summarise"), default=None, metavar="CSV",
                    help="only write the summary and chart of an existing pairs/pipeline CSV")
     p.add_argument("--epochs", type=int, default=10, help="epoch budget of every phase (teacher, baseline, distilled)")
     p.add_argument("--paths", nargs="+", default=None, metavar="ROW=DIR",
@@ -278,22 +272,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     def body() -> int:
-        from run_main import one_line_warning
-
-        warnings.formatwarning = one_line_warning
         args = build_parser().parse_args(argv)
-        chosen = [x is not None for x in (args.mode, args.custom_pairs, args.summarise)]
+        chosen = [x is not None for x in (args.mode, args.custom_pairs, args.summarize)]
         if sum(chosen) != 1:
-            raise LLMTimeError("give exactly one of --mode, --custom-pairs or --summarise")
-        if args.summarise:
-            print(write_reports(Path(args.summarise))[1], end="")
+            raise LLMTimeError("give exactly one of --mode, --custom_pairs or --summarize")
+        if args.summarize:
+            print(write_reports(Path(args.summarize))[1], end="")
             return 0
         if args.epochs < 1:
             raise LLMTimeError("--epochs must be >= 1")
         pairs = parse_pairs(args.mode, args.custom_pairs)
         paths = parse_paths(args.paths)
         csv = Path(args.csv) if args.csv else Path(args.out) / "distillation_pairs.csv"
-        configs = [pair_config(pair, common_kwargs(args), args.epochs, paths, csv) for pair in pairs]
+        configs = [pair_config(pair, args, paths, csv) for pair in pairs]
         if args.dry_run:
             layers = lambda n: f":{n}" if n else ""  # noqa: E731
             print(f"{len(configs)} pair(s): " + ", ".join(

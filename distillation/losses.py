@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from exp.trainer import masked_mse
 from models.backbones import FAMILIES
+from models.base import Forecaster
 from models.time_llm import TimeLLM
 from utils.errors import LLMTimeError
 
@@ -94,7 +95,7 @@ def build_projections(student_width: int, teacher_width: int, n_pairs: int) -> n
     return nn.ModuleList(make() for _ in range(n_pairs))
 
 
-class DistillStudent(nn.Module):
+class DistillStudent(Forecaster):
     """A TimeLLM student plus its hidden-state projections, trained as one module by the shared Trainer.
 
     ``forward(x)`` is the student's forecast (validation and prediction see the student alone);

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from data_provider.data_factory import Scaler, description
 from configs import RunConfig
 from exp.trainer import load_trainable_state
 from models import build_model
+from models.base import Forecaster
 from utils.errors import LLMTimeError
 from utils.io import atomic_path
 
@@ -52,7 +52,7 @@ def load_checkpoint(run_dir: str | Path) -> tuple[RunConfig, Scaler, dict[str, t
     return cfg, scaler, payload["state"], extra
 
 
-def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
+def load_weights(model: Forecaster, state: dict[str, torch.Tensor], source: str | Path) -> None:
     """Put a checkpoint's trainable weights into a freshly built model.
 
     A mismatch means the checkpoint belongs to another configuration (a file copied between runs, or the backbone
@@ -68,7 +68,7 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str |
         ) from None
 
 
-def rebuild_model(run_dir: str | Path) -> tuple[RunConfig, Scaler, nn.Module, dict[str, Any]]:
+def rebuild_model(run_dir: str | Path) -> tuple[RunConfig, Scaler, Forecaster, dict[str, Any]]:
     """(config, training scaler, model with the checkpoint's weights, extra fields) of a saved run."""
     cfg, scaler, state, extra = load_checkpoint(run_dir)
     model = build_model(cfg.model, cfg.data, scaler, description(cfg.data))

@@ -27,6 +27,7 @@ from data_provider.ohio import FIELDS, MGDL_PER_MMOL, MMOL_MEDIAN_LIMIT, TIME_FO
 from data_provider.windows import STEP_MINUTES, forward_fill
 from exp.checkpoint import rebuild_model
 from exp.trainer import Trainer
+from models.base import Forecaster
 from utils.errors import LLMTimeError
 from utils.io import atomic_path
 from utils.plots import plot_forecast
@@ -243,8 +244,8 @@ def _plot(grid: pd.DataFrame, mgdl: np.ndarray, times: pd.DatetimeIndex, horizon
     plot_forecast(index, truth, series, path, title, span_days=PLOT_DAYS + 1, units=units)
 
 
-def _model_label(name: str, model) -> str:  # noqa: ANN001
-    row = getattr(model, "backbone_row", None)
+def _model_label(name: str, model: Forecaster) -> str:
+    row = model.backbone_row
     return f"{name} ({row.name}, {model.weights_source})" if row is not None else name
 
 

@@ -35,17 +35,17 @@ class Recipe:
 RECIPE_FLAGS = tuple(f.name for f in dataclasses.fields(Recipe))  # TrainConfig fields a recipe sets
 
 
-# From docs/results/recipes/sweep.csv, the lowest validation loss per model (docs/results/recipes.md says what each
-# sweep covered). The language-model ablations share the recipe swept on TimeLLM_woLLM: they differ from it only in
-# the layer that replaces the backbone. train_epochs / patience are for runs to the plateau: the 2-core sweeps ran
-# capped budgets, so early stopping, not the epoch cap, is meant to end a full run.
+# From the validation sweeps (docs/results/recipes/sweep.csv and recipes/ablations/sweep.csv): the lowest validation
+# loss per model; docs/results/recipes.md says what each sweep covered. train_epochs / patience are the budget of a
+# run to the plateau (early stopping, not the epoch cap, is meant to end it). The LLM2Attn/LLM2Trsf ablations diverged
+# at the w/o-LLM ablation's learning rate (3e-3), so they have their own sweep at lower rates.
 RECIPES: dict[str, Recipe] = {
     "TimeLLM": Recipe(learning_rate=3e-3, batch_size=32, lradj="COS", warmup_steps=20, train_epochs=10, patience=3),
-    "TimeLLM_woLLM": Recipe(learning_rate=3e-3, batch_size=32, lradj="COS", warmup_steps=20, train_epochs=10,
+    "TimeLLM_woLLM": Recipe(learning_rate=3e-3, batch_size=32, lradj="COS", warmup_steps=20, train_epochs=20,
                             patience=3),
-    "TimeLLM_LLM2Attn": Recipe(learning_rate=3e-3, batch_size=32, lradj="COS", warmup_steps=20, train_epochs=10,
+    "TimeLLM_LLM2Attn": Recipe(learning_rate=1e-3, batch_size=32, lradj="COS", warmup_steps=20, train_epochs=12,
                                patience=3),
-    "TimeLLM_LLM2Trsf": Recipe(learning_rate=3e-3, batch_size=32, lradj="COS", warmup_steps=20, train_epochs=10,
+    "TimeLLM_LLM2Trsf": Recipe(learning_rate=1e-3, batch_size=32, lradj="COS", warmup_steps=20, train_epochs=12,
                                patience=3),
     "PatchTST": Recipe(learning_rate=3e-3, batch_size=64, lradj="COS", warmup_steps=0, train_epochs=20, patience=3),
     "DLinear": Recipe(learning_rate=1e-3, batch_size=64, lradj="COS", warmup_steps=0, train_epochs=30, patience=4),

@@ -27,6 +27,7 @@ from exp.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from configs import RunConfig
 from exp.curves import convergence, save_learning_curve
 from exp.evaluation import forecasts_mgdl, persistence_forecast, score, write_outputs
+from exp.reuse import changed_settings, finished_run, plain, read_json, rebuild, result_settings
 from exp.trainer import FitResult, Objective, Trainer, count_parameters, discard_resume_state, forecast_objective
 from models import build_model, model_uses_llm
 from models.backbones import resolve_backbone, safe_name
@@ -47,13 +48,6 @@ class RunResult:
     row: dict[str, Any]
     model: nn.Module
     splits: Splits
-
-
-# Settings that say where outputs go, what a run is called, or how fast it goes, never what it computes: left out
-# of the run name's hash, and free to change on --resume.
-NOT_RESULT_SETTINGS = {"is_training", "checkpoint", "input", "output", "checkpoints", "results_csv", "model_id",
-                       "des", "model_comment", "train.resume", "train.num_workers", "train.eval_batch_size",
-                       "train.report_to"}
 
 
 def run_name(cfg: RunConfig) -> str:
@@ -83,9 +77,8 @@ def _comment(cfg: RunConfig) -> str:
 
 
 def config_hash(cfg: RunConfig) -> str:
-    """8 hex digits identifying every result-relevant setting (all but ``NOT_RESULT_SETTINGS``)."""
-    flat = _flat(json.loads(json.dumps(cfg.to_dict(), default=str)))
-    relevant = {k: v for k, v in flat.items() if k not in NOT_RESULT_SETTINGS}
+    """8 hex digits identifying every result-relevant setting (all but ``exp.reuse.NOT_RESULT_SETTINGS``)."""
+    relevant = result_settings(plain(cfg.to_dict()))
     return hashlib.sha1(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:8]
 
 
@@ -133,34 +126,15 @@ def check_resumable(run_dir: Path, cfg: RunConfig) -> None:
         if not others:
             return
         saved = others[0]
-    try:
-        old = _flat(json.loads(saved.read_text()))
-    except (OSError, ValueError):
-        raise LLMTimeError(f"{saved} is unreadable: rerun without --resume to start {run_dir.name} afresh") from None
-    new = _flat(json.loads(json.dumps(cfg.to_dict(), default=str)))
-    changed = [f"{k} {old[k]!r} -> {new[k]!r}" for k in new
-               if k in old and k not in NOT_RESULT_SETTINGS and old[k] != new[k]]
+    old = read_json(saved)
+    if old is None:
+        raise LLMTimeError(f"{saved} is unreadable: rerun without --resume to start {run_dir.name} afresh")
+    changed = changed_settings(old, cfg)
     if changed:
         raise LLMTimeError(
             f"--resume: {saved.parent} was trained with other settings ({'; '.join(changed[:3])}); "
             "restore them, or rerun without --resume to start afresh"
         )
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if k in ("provenance", "weights_source") and not prefix:
-            continue
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def weights_source(model: nn.Module) -> str:
-    return getattr(model, "weights_source", "none")
 
 
 def train_and_test(
@@ -169,16 +143,25 @@ def train_and_test(
     splits: Optional[Splits] = None,
     model: Optional[nn.Module] = None,
     name: Optional[str] = None,
+    reuse: bool = False,
 ) -> RunResult:
-    """Train on the training windows, select on validation, test the best weights once on every test window."""
+    """Train on the training windows, select on validation, test the best weights once on every test window.
+
+    With ``reuse``, a run folder that already holds a finished run of the same result-relevant settings (and the
+    same data scaling) is returned as saved, its model rebuilt from the checkpoint: nothing trains or is scored again.
+    """
     t_start = time.perf_counter()
     if model is None and uses_llm(cfg):  # uses_llm resolves the model name: typos fail before data loading
         resolve_backbone(cfg.model.llm_model)
     seed_everything(cfg.train.seed)
     splits = splits or build_splits(cfg.data)
+    run_dir = Path(cfg.checkpoints) / (name or run_name(cfg))
+    if reuse:
+        done = reused_result(run_dir, cfg, splits)
+        if done is not None:
+            return done
     if model is None:
         model = build_model(cfg.model, cfg.data, splits.scaler, splits.description)
-    run_dir = Path(cfg.checkpoints) / (name or run_name(cfg))
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -190,16 +173,15 @@ def train_and_test(
     if cfg.train.resume:
         check_resumable(run_dir, cfg)
     write_json(run_dir / "config.json", {**cfg.to_dict(), "provenance": provenance(),
-                                          "weights_source": weights_source(model)})
-    if hasattr(model, "fit_closed_form"):
-        model.fit_closed_form(splits.train)
+                                          "weights_source": model.weights_source})
+    model.fit_closed_form(splits.train)
     t = cfg.train
     train_loader = make_loader(splits.train, t.batch_size, shuffle=True, seed=t.seed, num_workers=t.num_workers)
     val_loader = make_loader(splits.val, t.eval_batch_size, shuffle=False, seed=t.seed)
     trainer = Trainer(t, model, objective, log_dir=run_dir)
 
     def keep_best(state: dict) -> None:
-        save_checkpoint(run_dir, state, cfg, splits.scaler, weights_source=weights_source(model))
+        save_checkpoint(run_dir, state, cfg, splits.scaler, weights_source=model.weights_source)
 
     resume_path = run_dir / "last.pt"
     if not t.resume:
@@ -220,7 +202,7 @@ def train_and_test(
         return RunResult(run_dir, {}, {}, final_model, splits)
     forecast = forecasts_mgdl(pred, index, splits.test, splits.scaler)
     metrics = score(forecast, splits.test)
-    label = f"{cfg.model.model}" + (f" ({cfg.model.llm_model}, {weights_source(model)})" if uses_llm(cfg) else "")
+    label = f"{cfg.model.model}" + (f" ({cfg.model.llm_model}, {model.weights_source})" if uses_llm(cfg) else "")
     write_outputs(run_dir, forecast, splits.test, label)
     trainable, total = count_parameters(final_model)
     row = results_row(cfg, run_dir, model, metrics, fit, trainable, total, len(splits.test) / max(test_seconds, 1e-9),
@@ -237,6 +219,16 @@ def train_and_test(
     # Finished: the resume state (weights + optimiser moments, ~4x the checkpoint, ~0.5 GB for Time-LLM) has no use.
     discard_resume_state(resume_path)
     return RunResult(run_dir, metrics, row, final_model, splits)
+
+
+def reused_result(run_dir: Path, cfg: RunConfig, splits: Splits) -> Optional[RunResult]:
+    """The finished run in ``run_dir`` as ``train_and_test`` returned it, or None when there is none to reuse."""
+    saved = finished_run(run_dir, cfg)
+    model = rebuild(run_dir, cfg, splits) if saved is not None else None
+    if model is None:
+        return None
+    metrics = {k: v for k, v in saved.items() if k not in ("summary", "fit")}
+    return RunResult(run_dir, metrics, saved["summary"], model.eval(), splits)
 
 
 def evaluate_saved(run_dir: str | Path, overrides: Optional[RunConfig] = None) -> RunResult:
@@ -269,8 +261,8 @@ def results_row(
         "run_id": run_dir.name,
         "model": cfg.model.model,
         "backbone": cfg.model.llm_model if llm else "",
-        "llm_layers": (cfg.model.llm_layers or getattr(getattr(model, "backbone_row", None), "depth", None)) if llm else None,
-        "weights_source": weights_source(model),
+        "llm_layers": (cfg.model.llm_layers or model.backbone_row.depth) if llm else None,
+        "weights_source": model.weights_source,
         "data": cfg.data.data,
         "patients": " ".join(splits.train_patients),
         "test_patients": " ".join(splits.test_patients),

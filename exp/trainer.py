@@ -26,16 +26,15 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from configs import TrainConfig
+from exp.schedules import make_schedule
+from models.base import Forecaster
 from utils.errors import LLMTimeError
 from utils.io import atomic_path
 
 Objective = Callable[[nn.Module, dict], torch.Tensor]
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DS_CONFIG = REPO_ROOT / "configs" / "ds_config_zero2.json"
-SCHEDULES = ("type1", "type2", "type3", "COS", "TST", "constant")
 PRECISIONS = ("no", "bf16", "fp16")
-# Time-LLM's utils/tools.py adjust_learning_rate, lradj 'type2': absolute learning rates by epoch.
-TYPE2_TABLE = {2: 5e-5, 4: 1e-5, 6: 5e-6, 8: 1e-6, 10: 5e-7, 15: 1e-7, 20: 5e-8}
 
 
 def masked_mse(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -49,20 +48,14 @@ def forecast_objective(model: nn.Module, batch: dict) -> torch.Tensor:
     return masked_mse(model(batch["x"]), batch["y"], batch["mask"])
 
 
-def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+def trainable_state(model: Forecaster) -> dict[str, torch.Tensor]:
     """What a checkpoint keeps: the trainable weights (never a frozen backbone), detached CPU copies."""
-    if hasattr(model, "trainable_state_dict"):
-        state = model.trainable_state_dict()
-    else:
-        state = model.state_dict()
-    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.trainable_state_dict().items()}
 
 
-def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    if hasattr(model, "load_trainable_state_dict"):
-        model.load_trainable_state_dict(state)
-    else:
-        model.load_state_dict(state)
+def load_trainable_state(model: Forecaster, state: dict[str, torch.Tensor]) -> None:
+    """Put a ``trainable_state`` back into the model (best epoch, resume, a saved run)."""
+    model.load_trainable_state_dict(state)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
@@ -153,20 +146,6 @@ def _tracker(cfg: TrainConfig, log_dir: Optional[Path]) -> Optional[str]:
     return "tensorboard"
 
 
-def _epoch_rate(cfg: TrainConfig, epoch: int) -> float:
-    """Time-LLM's per-epoch rates ('type2', 'type3') for 1-based ``epoch``.
-
-    The table entry for epoch e is the rate of epoch e, as 'type1' here halves from epoch 2 (Time-LLM applies its
-    entry after epoch e, one epoch later, and starts from OneCycleLR's initial rate, learning_rate/25, instead of
-    --learning_rate). 'type2': --learning_rate until the table's first entry, then the table's absolute rates;
-    'type3': --learning_rate for epochs 1-3, then x0.9 per epoch.
-    """
-    if cfg.lradj == "type2":
-        reached = [e for e in TYPE2_TABLE if e <= epoch]
-        return TYPE2_TABLE[max(reached)] if reached else cfg.learning_rate
-    return cfg.learning_rate if epoch < 3 else cfg.learning_rate * 0.9 ** (epoch - 3)
-
-
 def native_bf16() -> bool:
     """Whether bf16 autocast is faster than fp32 here, so a run may default to it.
 
@@ -186,33 +165,6 @@ def native_bf16() -> bool:
 def cpu_bf16_pays(cpuinfo: str) -> bool:
     """``native_bf16`` for a CPU described by the text of /proc/cpuinfo."""
     return "amx_bf16" in cpuinfo or ("avx512_bf16" in cpuinfo and "AuthenticAMD" in cpuinfo)
-
-
-def make_schedule(cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
-    """Per-step learning-rate schedule built from this process's loader length.
-
-    Each process steps once per its own batch, so the schedule ends on time whatever the process count.
-    """
-    total = max(1, cfg.train_epochs * steps_per_epoch)
-    if cfg.lradj == "TST":  # OneCycle warms up by itself (pct_start)
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=cfg.learning_rate, total_steps=total, pct_start=cfg.pct_start
-        )
-    if cfg.lradj == "COS":
-        factor = lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))  # noqa: E731
-    elif cfg.lradj == "type1":
-        factor = lambda s: 0.5 ** (s // max(1, steps_per_epoch))  # noqa: E731
-    elif cfg.lradj in ("type2", "type3"):
-        factor = lambda s: _epoch_rate(cfg, s // max(1, steps_per_epoch) + 1) / cfg.learning_rate  # noqa: E731
-    elif cfg.lradj == "constant":
-        factor = lambda s: 1.0  # noqa: E731
-    else:
-        raise LLMTimeError(f"--lradj must be one of {', '.join(SCHEDULES)}, got {cfg.lradj!r}")
-    # Linear warm-up over the first warmup_steps optimiser steps, multiplied into the schedule: Adam's first
-    # moments are noisy, and a freshly initialised reprogramming layer behind a frozen backbone diverges more
-    # easily at a large learning rate than after a few hundred windows.
-    warm = max(0, cfg.warmup_steps)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: factor(s) * min(1.0, (s + 1) / (warm + 1)))
 
 
 def deepspeed_state_dir(resume_path: Path) -> Path:
@@ -245,7 +197,7 @@ def _set_rng(state: dict, generator: Optional[torch.Generator]) -> None:
 class Trainer:
     """Fits a model with early stopping on validation and predicts with the best weights."""
 
-    def __init__(self, cfg: TrainConfig, model: nn.Module, objective: Objective = forecast_objective,
+    def __init__(self, cfg: TrainConfig, model: Forecaster, objective: Objective = forecast_objective,
                  log_dir: Optional[Path] = None):
         self.cfg = cfg
         self.objective = objective
@@ -257,7 +209,7 @@ class Trainer:
     def is_main(self) -> bool:
         return self.accelerator.is_main_process
 
-    def unwrap(self, model: Optional[nn.Module] = None) -> nn.Module:
+    def unwrap(self, model: Optional[nn.Module] = None) -> Forecaster:
         """The bare model under accelerate's wrappers.
 
         accelerate's ``unwrap_model`` imports DeepSpeed whenever it is installed (printing DeepSpeed's accelerator

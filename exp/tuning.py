@@ -112,8 +112,7 @@ def run_point(cfg: RunConfig, splits: Splits) -> dict[str, Any]:
     """Train one configuration on ``splits`` (validation picks the epoch), return its sweep row."""
     seed_everything(cfg.train.seed)
     model = build_model(cfg.model, cfg.data, splits.scaler, splits.description)
-    if hasattr(model, "fit_closed_form"):
-        model.fit_closed_form(splits.train)
+    model.fit_closed_form(splits.train)
     t = cfg.train
     trainer = Trainer(t, model)
     t0 = time.perf_counter()

@@ -1,19 +1,17 @@
 """Forecasting models by name: ``--model`` picks a class from ``MODELS``; ``build_model`` constructs it.
 
-Every registered class takes ``(model_cfg, data_cfg, scaler, description)`` (``scaler``: the training
-``data_factory.Scaler``, every channel) and maps [B, seq_len, C] scaled inputs
-to [B, pred_len] scaled forecasts, so the engine, distillation and comparison runners never special-case a model.
+Every registered class is a ``models.base.Forecaster`` (the contract the engine calls: forward and the optional
+hooks with their defaults) and takes ``(model_cfg, data_cfg, scaler, description)`` (``scaler``: the training
+``data_factory.Scaler``, every channel); it maps [B, seq_len, C] scaled inputs to [B, pred_len] scaled forecasts,
+so the engine, distillation and comparison runners never special-case a model.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
-from torch import nn
-
 from data_provider.data_factory import Scaler
 from configs import DataConfig, ModelConfig
 from models.ablations import TimeLLM_LLM2Attn, TimeLLM_LLM2Trsf, TimeLLM_woLLM
+from models.base import Forecaster
 from models.dlinear import DLinear
 from models.patchtst import PatchTST
 from models.persistence import Persistence
@@ -21,9 +19,7 @@ from models.ridge import Ridge
 from models.time_llm import TimeLLM
 from utils.errors import LLMTimeError
 
-ModelBuilder = Callable[[ModelConfig, DataConfig, Scaler, str], nn.Module]
-
-MODELS: dict[str, ModelBuilder] = {
+MODELS: dict[str, type[Forecaster]] = {
     "TimeLLM": TimeLLM,
     "TimeLLM_woLLM": TimeLLM_woLLM,
     "TimeLLM_LLM2Attn": TimeLLM_LLM2Attn,
@@ -35,7 +31,7 @@ MODELS: dict[str, ModelBuilder] = {
 }
 
 
-def resolve_model(name: str) -> ModelBuilder:
+def resolve_model(name: str) -> type[Forecaster]:
     """The registered builder for a model name, case-insensitive."""
     by_key = {key.lower(): builder for key, builder in MODELS.items()}
     builder = by_key.get(name.strip().lower())
@@ -44,11 +40,11 @@ def resolve_model(name: str) -> ModelBuilder:
     return builder
 
 
-def build_model(cfg: ModelConfig, data: DataConfig, scaler: Scaler, description: str) -> nn.Module:
+def build_model(cfg: ModelConfig, data: DataConfig, scaler: Scaler, description: str) -> Forecaster:
     """Construct ``cfg.model`` for these data settings, training scaler (every channel) and description."""
     return resolve_model(cfg.model)(cfg, data, scaler, description)
 
 
 def model_uses_llm(name: str) -> bool:
     """Whether a model name runs a language-model backbone (so its backbone and weights source get reported)."""
-    return getattr(resolve_model(name), "uses_llm", False)
+    return resolve_model(name).uses_llm

@@ -70,6 +70,9 @@ class Family:
     positions_key: str
     embed_key: Optional[str] = None  # config key of a word-embedding width that differs from the hidden width
     sdpa: bool = True  # False where transformers only has eager attention for the family (MobileBERT)
+    # Causal attention (decoders): a prompt prefix never sees later tokens, so Time-LLM reuses its states, and
+    # ONNX export (encoders only) refuses the family.
+    causal: bool = False
     init_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. no pooler: Time-LLM never reads it
     forward_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. no KV cache for one-shot decoder passes
 
@@ -103,14 +106,14 @@ FAMILIES: dict[str, Family] = {
     ),
     "gpt2": Family(
         GPT2Config, GPT2Model, hidden_key="n_embd", depth_key="n_layer", heads_key="n_head",
-        intermediate_key="n_inner", positions_key="n_positions", forward_kwargs=_NO_CACHE,
+        intermediate_key="n_inner", positions_key="n_positions", forward_kwargs=_NO_CACHE, causal=True,
     ),
     "opt": Family(
         OPTConfig, OPTModel, hidden_key="hidden_size", depth_key="num_hidden_layers",
         heads_key="num_attention_heads", intermediate_key="ffn_dim", positions_key="max_position_embeddings",
-        embed_key="word_embed_proj_dim", forward_kwargs=_NO_CACHE,
+        embed_key="word_embed_proj_dim", forward_kwargs=_NO_CACHE, causal=True,
     ),
-    "llama": Family(LlamaConfig, LlamaModel, **_BERT_KEYS, forward_kwargs=_NO_CACHE),
+    "llama": Family(LlamaConfig, LlamaModel, **_BERT_KEYS, forward_kwargs=_NO_CACHE, causal=True),
 }
 
 

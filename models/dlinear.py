@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from data_provider.data_factory import Scaler
 from configs import DataConfig, ModelConfig
+from models.base import Forecaster
 from models.inputs import channel_major, input_channels
 from utils.errors import LLMTimeError
 
@@ -36,10 +37,8 @@ class MovingAverage(nn.Module):
         return F.avg_pool1d(padded, self.kernel, stride=1).transpose(1, 2)
 
 
-class DLinear(nn.Module):
+class DLinear(Forecaster):
     """[B, seq_len, C] -> [B, pred_len] scaled glucose: seasonal and trend linear forecasts summed."""
-
-    uses_llm = False
 
     def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: Scaler,
                  description: str) -> None:

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from data_provider.data_factory import Scaler
 from configs import DataConfig, ModelConfig
+from models.base import Forecaster
 from layers.embed import n_patches, patchify
 from layers.heads import FlattenHead
 from layers.normalization import RevIN
@@ -24,10 +25,8 @@ from models.inputs import input_channels
 from utils.errors import LLMTimeError
 
 
-class PatchTST(nn.Module):
+class PatchTST(Forecaster):
     """[B, seq_len, C] -> [B, pred_len] scaled glucose."""
-
-    uses_llm = False
 
     def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: Scaler,
                  description: str) -> None:

@@ -7,16 +7,15 @@ the evaluator's mg/dL conversion is the same affine map it applies to every mode
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from data_provider.data_factory import Scaler
 from configs import DataConfig, ModelConfig
+from models.base import Forecaster
 
 
-class Persistence(nn.Module):
+class Persistence(Forecaster):
     """[B, seq_len, C] -> [B, pred_len]: channel 0's last value at every step."""
-
-    uses_llm = False
 
     def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: Scaler,
                  description: str) -> None:

@@ -22,16 +22,15 @@ from torch import Tensor, nn
 
 from data_provider.data_factory import Scaler, WindowDataset
 from configs import DataConfig, ModelConfig
+from models.base import Forecaster
 from models.inputs import channel_major, input_channels
 from utils.errors import LLMTimeError
 
 ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 
 
-class Ridge(nn.Module):
+class Ridge(Forecaster):
     """[B, seq_len, C] -> [B, pred_len] scaled glucose: ``x.flatten() @ weight.T + bias``."""
-
-    uses_llm = False
 
     def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: Scaler,
                  description: str) -> None:

@@ -33,7 +33,7 @@ Speed, with outputs unchanged (each checked against the plain computation in tes
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Union
+from typing import Iterator, NamedTuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -47,18 +47,17 @@ from layers.heads import FlattenHead
 from layers.normalization import RevIN
 from layers.reprogramming import Reprogramming
 from models.backbones import FAMILIES, load_backbone, resolve_backbone
+from models.base import Forecaster
 from models.prompt import PromptBuilder
 from utils.errors import LLMTimeError
 
 BACKBONE_PREFIX = "backbone."
-# Families with causal attention: a prompt prefix there never sees later tokens, so its states can be reused.
-CAUSAL_FAMILIES = frozenset({"gpt2", "opt", "llama"})
 
 
-class TimeLLM(nn.Module):
+class TimeLLM(Forecaster):
     """Forecast [B, pred_len] scaled glucose from [B, seq_len, C] scaled inputs (channel 0 = glucose)."""
 
-    uses_llm = True  # reported with its backbone row and weights source
+    uses_llm = True
 
     def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: Scaler, description: str) -> None:
         super().__init__()
@@ -103,9 +102,9 @@ class TimeLLM(nn.Module):
             if m.use_prompt else None
         )
         self._prototype_cache: tuple[tuple, dict[str, object]] | None = None
-        self.cache_prototypes = True  # public switch: the benchmark measures recomputing them (utils/levers.py)
+        self.cache_prototypes = True  # public switch: the benchmark measures recomputing them (bench/levers.py)
         # Public switch (the benchmark measures both ways; export turns it off to keep the graph a single pass).
-        self.cache_prompt_prefix = self.backbone_row.family in CAUSAL_FAMILIES and self.prompt is not None
+        self.cache_prompt_prefix = fam.causal and self.prompt is not None
         self._prefix_cache: tuple[tuple, _PrefixStates] | None = None
 
     # --- parameters and checkpoints -------------------------------------------------------------------------------
@@ -134,6 +133,7 @@ class TimeLLM(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not k.startswith(BACKBONE_PREFIX)}
 
     def load_trainable_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Put back a ``trainable_state_dict``; a state of another shape is a user error naming what differs."""
         expected = set(self.trainable_state_dict())
         missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
         if missing or unexpected:
@@ -157,7 +157,7 @@ class TimeLLM(nn.Module):
 
         The hidden list has the embedding output first, then one [B, n_patches, hidden_width] tensor per layer.
         ``prompt`` takes the (ids, lengths) that ``self.prompt(x)`` would build (ids may carry extra zero columns):
-        exported graphs (utils/export.py) get them as inputs because the prompt is assembled outside the graph.
+        exported graphs (bench/export.py) get them as inputs because the prompt is assembled outside the graph.
         """
         if x.dim() != 3 or x.shape[1] != self.seq_len:
             raise ValueError(f"expected [B, {self.seq_len}, C] inputs, got {list(x.shape)}")
@@ -222,25 +222,31 @@ class TimeLLM(nn.Module):
 
     def prototype_keys_values(self) -> tuple[Tensor, Tensor]:
         """The reprogramming's keys and values of the prototypes ([num_tokens, heads, d_keys] each)."""
-        return self._cached("keys_values", lambda: self.reprogramming.project(self.prototypes()))
+        return self._cached("keys_values", lambda: self._prototype_sources().reprogramming.project(self.prototypes()))
+
+    def _prototype_sources(self) -> "_PrototypeSources":
+        """The modules the prototypes and their keys/values are computed from. Both computations reach their
+        weights only through this, and the cache is keyed on every parameter and buffer of these modules, so no
+        tensor they read (one added later included) can change without the cache noticing."""
+        return _PrototypeSources(self.backbone.get_input_embeddings(), self.mapping, self.reprogramming)
 
     def _cached(self, name: str, compute):
         """``compute()``, reused outside training until a tensor it depends on changes.
 
         The prototypes cost a (num_tokens x vocab x embed_dim) product, so outside training they (and their keys
-        and values) are computed once and reused until any input tensor changes (optimizer step, load_state_dict,
-        .to()) or autocast's precision does. Where gradients could flow into them, they are always recomputed so
-        autograd sees them.
+        and values) are computed once and reused until any tensor of ``_prototype_sources`` changes (in place,
+        as an optimizer step or load_state_dict does, or replaced, as .to() does) or autocast's precision does.
+        Where gradients could flow into them, they are always recomputed so autograd sees them.
         """
-        inputs = self._prototype_inputs()
+        tensors = self._prototype_sources().tensors()
         if not self.cache_prototypes or self.training or (
-            torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
+            torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
         ):
             self._prototype_cache = None
             return compute()
         device = self.mapping.weight.device.type
         autocast = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
-        key = (autocast, *((id(t), t._version, t.data_ptr(), t.dtype, t.device) for t in inputs))
+        key = (autocast, *((id(t), t._version, t.data_ptr(), t.dtype, t.device) for t in tensors))
         if self._prototype_cache is None or self._prototype_cache[0] != key:
             self._prototype_cache = (key, {})
         values = self._prototype_cache[1]
@@ -249,14 +255,10 @@ class TimeLLM(nn.Module):
                 values[name] = compute()
         return values[name]
 
-    def _prototype_inputs(self) -> tuple[Tensor, ...]:
-        r = self.reprogramming
-        return (self.mapping.weight, self.mapping.bias, self.backbone.get_input_embeddings().weight,
-                r.key.weight, r.key.bias, r.value.weight, r.value.bias)
-
     def _compute_prototypes(self) -> Tensor:
-        vocab = self.backbone.get_input_embeddings().weight  # [V, E]
-        return F.linear(vocab.t(), self.mapping.weight, self.mapping.bias).t()
+        sources = self._prototype_sources()
+        vocab, mapping = sources.vocab.weight, sources.mapping  # vocab: [V, E]
+        return F.linear(vocab.t(), mapping.weight, mapping.bias).t()
 
     def _layout(self, x: Tensor, tokens: Tensor,
                 prompt: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor | None, Tensor]:
@@ -283,6 +285,19 @@ class TimeLLM(nn.Module):
         # A mask only where some window is shorter than the widest prompt slot (a given prompt may be wider still).
         mask = (t < start + n).long() if bool((lengths != p_max).any()) else None
         return inputs, mask, start + steps
+
+
+class _PrototypeSources(NamedTuple):
+    """What the prototypes are computed from: the frozen word embeddings, the learned vocabulary-to-prototype
+    mapping, and the reprogramming layer whose key/value projections read them."""
+
+    vocab: nn.Embedding
+    mapping: nn.Linear
+    reprogramming: Reprogramming
+
+    def tensors(self) -> list[Tensor]:
+        """Every parameter and buffer of the three modules: what the prototype cache is keyed on."""
+        return [t for module in self for t in (*module.parameters(), *module.buffers())]
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from utils.cli import OneLineArgumentParser, run_cli
+
 REPO = Path(__file__).resolve().parents[1]
 START = pd.Timestamp("2022-03-01 00:00:17")
 RUN = "{RUN}"  # placeholder in a case's argv for the tiny run's folder
@@ -115,7 +117,7 @@ def cases(root: Path) -> list[tuple[str, list[str], bool]]:
                                        "--patients", "1001,4242"], False),
         ("pipeline: half the loss weights", ["-m", "distillation.pipeline", "--teacher", "bert", "--student",
                                              "tinybert", "--alpha", "0.5"], False),
-        ("pair comparison: bad pair", ["-m", "scripts.distillation_comparison", "--custom-pairs", "BERT"], False),
+        ("pair comparison: bad pair", ["-m", "scripts.distillation_comparison", "--custom_pairs", "BERT"], False),
         ("model comparison: unknown model", ["-m", "scripts.compare_models", "--models", "Ridge,Arima", "--out",
                                              str(root / "cmp")], False),
         ("benchmark: batch 0", ["-m", "scripts.benchmark", "--batch", "0"], False),
@@ -129,7 +131,8 @@ def run_case(argv: list[str]) -> tuple[int, list[str]]:
     return proc.returncode, lines
 
 
-def main() -> int:
+def check_all() -> int:
+    """Run every case and print its table row; 1 if any case did not answer as expected."""
     failures = []
     print("| what is wrong | command | exit | stderr |\n|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,6 +152,14 @@ def main() -> int:
         print(f"\nNOT AS EXPECTED: {', '.join(failures)}", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    def body() -> int:
+        OneLineArgumentParser(prog="python -m scripts.bad_inputs", description=__doc__.splitlines()[0]).parse_args(argv)
+        return check_all()
+
+    return run_cli(body, "interrupted: the rows printed so far stand; the temporary folder is removed")
 
 
 if __name__ == "__main__":

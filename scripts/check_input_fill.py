@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import warnings
 
 import numpy as np
 
-from utils.errors import OneLineArgumentParser, run_cli
+from configs import DataConfig, ModelConfig
+from configs.flags import add_config_flags
+from utils.cli import OneLineArgumentParser, run_cli
 
 LONG_GAP_STEPS = 6  # more than 30 minutes of carried-forward input
 
@@ -26,15 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         p = OneLineArgumentParser(prog="python -m scripts.check_input_fill", description=__doc__.splitlines()[0])
         p.add_argument("--features", default="MS", choices=["S", "MS"], help="S: glucose; MS: + basal, bolus, carbs")
-        p.add_argument("--patients", default="all", help="comma-separated patient ids (default: all bundled)")
+        add_config_flags(p, DataConfig, only=("patients",))
         args = p.parse_args(argv)
-        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
         from data_provider.data_factory import build_splits
-        from configs import DataConfig, ModelConfig
         from models import build_model
 
-        patients = None if args.patients == "all" else args.patients.split(",")
-        base = DataConfig(patients=patients, covariates=args.features == "MS")
+        base = DataConfig(patients=args.patients, covariates=args.features == "MS")
         carry = build_splits(dataclasses.replace(base, input_fill="carry"))
         val = carry.val.__getitems__(list(range(len(carry.val))))
         long_gap = val["x"][..., -1].sum(dim=1).numpy() > LONG_GAP_STEPS  # the filled marker is the last channel

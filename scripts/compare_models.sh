@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Baselines vs Time-LLM vs its ablations (Tan et al., NeurIPS 2024) on the bundled cohort, one command.
-# Usage: bash scripts/compare_models.sh [quick|full] [extra scripts/compare_models.py flags...]
-#   bash scripts/compare_models.sh quick                      # minutes on a CPU -> docs/results/quick/
+# Usage: bash scripts/compare_models.sh [quick|standard|full] [extra scripts/compare_models.py flags...]
+#   bash scripts/compare_models.sh quick                      # smoke run, minutes on a CPU -> docs/results/quick/
+#   bash scripts/compare_models.sh standard --plan            # the ranking grid's cells and estimated time
+#   bash scripts/compare_models.sh standard                   # the ranking grid (hours on 2 CPU cores)
+#   bash scripts/compare_models.sh standard --shard 2/4       # one task of a job array; then: standard --merge
 #   bash scripts/compare_models.sh full                       # 12 patients x 3 seeds, no caps (GPU hours)
 #   bash scripts/compare_models.sh full --backbones MiniLM,GPT2 --out docs/results/full_gpt2
 # Re-running the same command resumes: finished cells are skipped.
@@ -16,7 +19,7 @@ python -c "import scripts" 2>/dev/null || {
 }
 preset=${1:-quick}; shift $(( $# > 0 ? 1 : 0 ))
 case "$preset" in
-  quick|full) ;;
-  *) echo "error: preset must be quick or full, got '$preset'" >&2; exit 2 ;;
+  quick|standard|full) ;;
+  *) echo "error: preset must be quick, standard or full, got '$preset'" >&2; exit 2 ;;
 esac
 exec python -m scripts.compare_models "--$preset" --out "$repo/docs/results/$preset" "$@"

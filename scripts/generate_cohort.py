@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python -m scripts.generate_cohort --out dataset/simulated --patients 12 --train-days 56 --test-days 10 \\
+    python -m scripts.generate_cohort --out dataset/simulated --patients 12 --train_days 56 --test_days 10 \\
         --seed 2024 --workers 2
 
 Patients are simulated in parallel processes (one patient per task); the files depend only on the seed and the day
@@ -21,32 +21,20 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from data_provider.simulate import (
-    SENSOR,
-    VIRTUAL_PATIENTS,
-    WARMUP_DAYS,
-    PatientSpec,
-    PatientSummary,
-    cohort_specs,
-    generate_patient,
-)
-from utils.errors import USER_ERROR_EXIT, LLMTimeError
+from data_provider.cohort_files import PatientSummary, generate_patient
+from data_provider.simulate import SENSOR, VIRTUAL_PATIENTS, WARMUP_DAYS, PatientSpec, cohort_specs
+from utils.cli import OneLineArgumentParser, run_cli, spellings
+from utils.errors import LLMTimeError
 from utils.io import write_text
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports bad arguments as an LLMTimeError, so they print as one line like every other error."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise LLMTimeError(f"{message} (see --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m scripts.generate_cohort", description=__doc__.split("\n\n")[0])
+    parser = OneLineArgumentParser(prog="python -m scripts.generate_cohort", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="dataset/simulated", help="folder for the .xml.gz files and README.md")
     parser.add_argument("--patients", type=int, default=12, help=f"number of patients, 1-{len(VIRTUAL_PATIENTS)}")
-    parser.add_argument("--train-days", type=float, default=56.0, help="days in each training file")
-    parser.add_argument("--test-days", type=float, default=10.0, help="days in each testing file (follows training)")
+    parser.add_argument(*spellings("train_days"), type=float, default=56.0, help="days in each training file")
+    parser.add_argument(*spellings("test_days"), type=float, default=10.0,
+                        help="days in each testing file (follows training)")
     parser.add_argument("--seed", type=int, default=2024, help="cohort seed; each patient's seed is derived from it")
     parser.add_argument("--workers", type=int, default=2, help="parallel processes (does not change the files)")
     return parser
@@ -56,7 +44,7 @@ def _check(args: argparse.Namespace) -> None:
     if not 1 <= args.patients <= len(VIRTUAL_PATIENTS):
         raise LLMTimeError(f"--patients must be 1-{len(VIRTUAL_PATIENTS)} (one per simglucose virtual patient)")
     if not args.train_days > 0 or not args.test_days > 0:
-        raise LLMTimeError("--train-days and --test-days must be positive")
+        raise LLMTimeError("--train_days and --test_days must be positive")
     if args.seed < 0:
         raise LLMTimeError("--seed must be a non-negative integer")
     if args.workers < 1:
@@ -165,7 +153,7 @@ is about 22.5 (30 min) and 36.6 (60 min) averaged over its patients. Mean, < 70 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
+    def body() -> int:
         args = build_parser().parse_args(argv)
         _check(args)
         out = Path(args.out)
@@ -173,11 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.monotonic()
         summaries = run_cohort(specs, out, args.workers)
         write_text(out / "README.md", render_readme(args, summaries))
-    except LLMTimeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return USER_ERROR_EXIT
-    print(f"wrote {2 * len(summaries)} files and README.md to {out} in {time.monotonic() - started:.0f} s")
-    return 0
+        print(f"wrote {2 * len(summaries)} files and README.md to {out} in {time.monotonic() - started:.0f} s")
+        return 0
+
+    return run_cli(body, "interrupted: each patient file written so far is complete and README.md comes last; rerun "
+                         "the same command (the same seed gives the same files)")
 
 
 if __name__ == "__main__":

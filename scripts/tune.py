@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
-from configs import RunConfig
-from utils.errors import OneLineArgumentParser, run_cli
+from configs import ModelConfig, RunConfig
+from configs.flags import add_config_flags, check_config
+from utils.cli import OneLineArgumentParser, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineArgumentParser(prog="python -m scripts.tune", description=__doc__.splitlines()[0],
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", required=True, help="forecaster name (run_main.py --model)")
+    p = OneLineArgumentParser(prog="python -m scripts.tune", description=__doc__.splitlines()[0])
+    add_config_flags(p, ModelConfig, only=("model",), defaults={"model": None})["model"].required = True
     p.add_argument("--features", default="S", choices=["S", "MS"], help="S: glucose; MS: + basal, bolus, carbs")
     p.add_argument("--grid", nargs="*", default=[], help="key=v1,v2 ... settings to sweep (every combination)")
     p.add_argument("--set", nargs="*", default=[], dest="fixed", help="key=value settings held fixed")
@@ -33,14 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         args = build_parser().parse_args(argv)
-        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
-        from exp.tuning import draw_best_curves, parse_assignments, summary_table, sweep, with_settings
+        from exp.tuning import (draw_best_curves, grid_points, parse_assignments, summary_table, sweep,
+                                with_settings)
 
         fixed = {k: v[0] for k, v in parse_assignments(args.fixed, many=False).items()}
         base = with_settings(RunConfig(), {"model": args.model, "covariates": args.features == "MS", **fixed})
+        grid = parse_assignments(args.grid, many=True)
+        for point in grid_points(grid):  # every point's values within their fields' bounds before any training
+            check_config(with_settings(base, point))
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        rows = sweep(base, parse_assignments(args.grid, many=True), out)
+        rows = sweep(base, grid, out)
         for path in draw_best_curves(rows, out.parent):
             print(f"curve: {path}")
         print(summary_table(rows))

@@ -3,6 +3,9 @@
 Each folder is what ``save_pretrained`` writes for a 2-layer, 32-wide random model plus the packaged MiniLM
 WordPiece tokenizer, so TimeLLM runs through the real ``--llm_path`` loading path in well under a second. The
 vocabularies are 30522 wide so every tokenizer id has an embedding.
+
+Synthetic patient files and the tiny Time-LLM sizes that go with these backbones are plain functions and constants in
+builders.py, since some tests need them at import time.
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ def test_unknown_name_lists_the_choices():
         resolve_backbone("bert-gigantic")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("row", BACKBONES, ids=lambda r: r.name)
 def test_row_config_rebuilds_the_published_architecture(row):
     """Built on the meta device (no memory, no init cost): widths, depth and size match the row.
@@ -113,6 +114,7 @@ def test_random_weights_are_flagged_and_use_the_packaged_vocabulary(monkeypatch,
         load_backbone(resolve_backbone("BERT-tiny"), weights="frozen")
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:.*own tokenizer is not local")  # ALBERT's: the next test checks it
 @pytest.mark.parametrize("row", BACKBONES, ids=lambda r: r.name)
 def test_every_row_builds_with_random_weights_offline(row, monkeypatch, tmp_path):

@@ -7,11 +7,14 @@ import pandas as pd
 import pytest
 import torch
 
+from builders import TINY
 from data_provider.data_factory import Scaler, WindowDataset, make_loader
 from configs import DataConfig, ModelConfig, TrainConfig
 from exp.trainer import Trainer, count_parameters
+from layers.embed import n_patches
 from models import MODELS, build_model, model_uses_llm, resolve_model
 from models.ablations import TimeLLM_LLM2Attn, TimeLLM_LLM2Trsf, TimeLLM_woLLM
+from models.base import Forecaster
 from models.backbones import BACKBONES
 from models.time_llm import TimeLLM
 from utils.errors import LLMTimeError
@@ -22,7 +25,6 @@ DATA = DataConfig(seq_len=L, pred_len=H, filled_channel=False)  # the hand-made 
 SCALER = Scaler(np.array([140.0]), np.array([50.0]))  # glucose (mg/dL): all these models read of it
 BASELINES = ("Persistence", "Ridge", "DLinear", "PatchTST")
 ABLATIONS = (TimeLLM_woLLM, TimeLLM_LLM2Attn, TimeLLM_LLM2Trsf)
-TINY = dict(patch_len=8, stride=4, d_model=8, d_ff=16, n_heads=2, num_tokens=16, top_k=3)
 BERT_ROW = next(r.name for r in BACKBONES if r.family == "bert")
 
 
@@ -53,6 +55,22 @@ def test_registry_resolves_every_name_case_insensitively():
         assert model_uses_llm(name.upper()) == name.startswith("TimeLLM")
     with pytest.raises(LLMTimeError, match="unknown --model 'Arima'"):
         resolve_model("Arima")
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_baselines_keep_the_forecaster_defaults(name):
+    """Every registered model declares itself against the contract; a baseline has no language model, prompt or
+    patch tokens to report, and checkpoints (and reloads) every weight it has."""
+    assert all(issubclass(cls, Forecaster) for cls in MODELS.values())
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(model=name, patch_len=8, stride=4, d_model=8, n_heads=2, d_ff=16), DATA,
+                        SCALER, "")
+    assert not model.uses_llm and model.weights_source == "none" and model.backbone_row is None
+    assert model.prompt is None and not model.cache_prompt_prefix and model.backbone_layers_used is None
+    assert model.n_patches == (n_patches(L, 8, 4) if name == "PatchTST" else 0)
+    state = model.trainable_state_dict()
+    assert state.keys() == model.state_dict().keys()
+    model.load_trainable_state_dict(state)
 
 
 def test_persistence_is_the_last_input_exactly():
@@ -89,6 +107,7 @@ def test_ridge_reads_covariates_with_ms_features():
         build_model(ModelConfig(model="Ridge"), DATA, SCALER, "").fit_closed_form(ds)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, covariates", [("DLinear", False), ("DLinear", True), ("PatchTST", False)])
 def test_trained_baselines_lower_the_loss(name, covariates):
     seed_everything(0)
@@ -136,7 +155,7 @@ def ablation(cls, folders, **overrides) -> TimeLLM:
 @pytest.mark.parametrize("cls", ABLATIONS)
 def test_ablations_train_without_the_backbone(tiny_backbones, cls, monkeypatch):
     model = ablation(cls, tiny_backbones).train()
-    assert model.uses_llm and isinstance(model, TimeLLM)
+    assert model.uses_llm and isinstance(model, TimeLLM) and model.backbone_layers_used == 0
     # Only the frozen word embeddings remain of the backbone; nothing else of it is counted or run.
     embeddings = model.backbone.get_input_embeddings()
     assert [n for n, _ in model.backbone.named_parameters()] == ["embeddings.weight"]

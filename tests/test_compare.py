@@ -1,18 +1,35 @@
-"""The comparison runner: a tiny real grid end to end, resuming, user errors, and the plain-language findings."""
+"""The comparison: a tiny real grid end to end, resuming, user errors, the plain-language findings, and the
+standard grid (its rows, recipes, budgets, order, shards, merge, plan and paired statistics) without training."""
 
 from __future__ import annotations
+
+import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import data_provider.data_factory
 import exp.run
+from comparison import standard
+from comparison.grid import in_shard, variants
+from comparison.markdown import glucose_table
+from comparison.settings import build_grid
+from comparison.stats import paired, statement, statements
+from comparison.summary import findings, summarise
+from comparison.tables import finished_keys, merge
+from exp.recipes import RECIPES
+from exp.trainer import native_bf16
+from models.base import Forecaster
 from scripts import compare_models as cm
+from utils.errors import LLMTimeError
 
 TINY_GRID = ["--models", "persistence,Ridge,DLinear", "--patients", "1001", "--seeds", "7", "--epochs", "1",
              "--max-train-windows", "200", "--max-val-windows", "100"]
 
 
+@pytest.mark.slow
 def test_tiny_grid_writes_every_output_and_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LLMTIME_NO_BARS", "1")
     out, runs = tmp_path / "out", tmp_path / "runs"
@@ -57,10 +74,10 @@ def test_bad_requests_are_one_line_errors(tmp_path, capsys, flags, message):
 
 
 def test_time_llm_switches_join_the_grid_only_with_time_llm():
-    grid = cm.variants(["Ridge", "TimeLLM", "TimeLLM_woLLM"], ["MiniLM"], random_backbone=True, no_prompt=True)
+    grid = variants(["Ridge", "TimeLLM", "TimeLLM_woLLM"], ["MiniLM"], random_backbone=True, no_prompt=True)
     assert [v.label for v in grid] == ["Ridge", "TimeLLM (MiniLM)", "TimeLLM (MiniLM, random LLM)",
                                        "TimeLLM (MiniLM, no prompt)", "TimeLLM_woLLM (MiniLM)"]
-    assert [v.label for v in cm.variants(["Ridge"], ["MiniLM"], True, True)] == ["Ridge"]
+    assert [v.label for v in variants(["Ridge"], ["MiniLM"], True, True)] == ["Ridge"]
 
 
 def _row(label, model, backbone, variant, patient, rmse30, rmse60):
@@ -80,9 +97,9 @@ def test_findings_say_plainly_who_won():
         _row("Ridge", "Ridge", "", "", "1002", 23.0, 33.0),
     ])
     labels = ["TimeLLM (MiniLM)", "TimeLLM_woLLM (MiniLM)", "Ridge"]
-    summary = cm.summarise(rows, labels)
+    summary = summarise(rows, labels)
     assert summary.loc[0, "rmse_30_mean"] == pytest.approx(21.0) and summary.loc[0, "runs"] == 2
-    lines = cm.findings(rows, summary)
+    lines = findings(rows, summary)
     assert lines[0].startswith("- Best at 30 min: **TimeLLM_woLLM (MiniLM)**")
     assert lines[1].startswith("- Best at 60 min: **TimeLLM_woLLM (MiniLM)**")
     assert "beat its ablations? **No**: lower RMSE in 0 of 4" in lines[2]
@@ -95,10 +112,262 @@ def test_summary_carries_the_cgm_metrics_and_old_rows_leave_them_blank():
            "lag_60": 35.0, "pooled_hypo_sensitivity_30": 0.5, "pooled_hypo_precision_30": 0.25,
            "pooled_hypo_mcc_30": 0.3}
     rows = pd.DataFrame([new, {**new, "patients": "1002", "mard_30": 12.0}])
-    summary = cm.summarise(rows, ["Ridge"])
+    summary = summarise(rows, ["Ridge"])
     assert summary.loc[0, "mard_30_mean"] == pytest.approx(11.0) and summary.loc[0, "lag_60_mean"] == 35.0
     assert summary.loc[0, "pooled_hypo_mcc_30_mean"] == pytest.approx(0.3)
-    table = "\n".join(cm.glucose_table(summary))
+    table = "\n".join(glucose_table(summary))
     assert "| Ridge | 11.0 ± 1.4 | 16.0 ± 0.0 | 15.0 ± 0.0 | 35.0 ± 0.0 | 0.50 / 0.25 / 0.30 | – / – / – |" in table
-    old = cm.summarise(pd.DataFrame([_row("Ridge", "Ridge", "", "", "1001", 21.0, 29.5)]), ["Ridge"])
-    assert np.isnan(old.loc[0, "mard_30_mean"]) and "| Ridge | – | – | – | – |" in "\n".join(cm.glucose_table(old))
+    old = summarise(pd.DataFrame([_row("Ridge", "Ridge", "", "", "1001", 21.0, 29.5)]), ["Ridge"])
+    assert np.isnan(old.loc[0, "mard_30_mean"]) and "| Ridge | – | – | – | – |" in "\n".join(glucose_table(old))
+
+
+# ---- the standard grid, without training ----------------------------------------------------------------------
+
+STANDARD_LABELS = ["Persistence (S)", "Persistence (MS)", "Ridge (S)", "Ridge (MS)", "DLinear (S)", "DLinear (MS)",
+                   "PatchTST (S)", "PatchTST (MS)", "TimeLLM (S)", "TimeLLM (MS)", "TimeLLM_text (MS)",
+                   "TimeLLM_channels (MS)", "TimeLLM_random (MS)", "TimeLLM_noprompt (MS)", "TimeLLM_woLLM (MS)",
+                   "TimeLLM_LLM2Attn (MS)", "TimeLLM_LLM2Trsf (MS)"]
+
+
+def _grid(tmp_path, *flags):
+    args = cm.build_parser().parse_args(["--standard", *flags])
+    return build_grid(args, "standard", tmp_path / "runs")
+
+
+def _cell(grid, label, seed=2021):
+    return next(c for c in grid.cells if c.variant.label == label and c.seed == seed)
+
+
+def test_standard_grid_has_its_rows_seeds_recipes_and_budgets(tmp_path):
+    grid = _grid(tmp_path)
+    assert grid.labels == STANDARD_LABELS and len(grid.cells) == 17 * 3
+    assert {c.seed for c in grid.cells} == {2021, 2022, 2023}
+    assert {c.patients for c in grid.cells} == {tuple(str(p) for p in range(1001, 1013))}  # pooled, all 12
+    assert len({c.key for c in grid.cells}) == len(grid.cells)
+    precision = "bf16" if native_bf16() else "no"
+    for cell in grid.cells:
+        cfg, v = cell.config, cell.variant
+        assert cfg.data.covariates == (v.features == "MS") and cfg.train.seed == cell.seed
+        assert cfg.train.mixed_precision == precision and cfg.model.prompt_domain is False
+        recipe = RECIPES.get(cfg.model.model)
+        if recipe is None:  # Persistence, Ridge: nothing to train, every window
+            assert (cfg.data.max_train_windows, cfg.data.max_val_windows) == (None, None)
+            continue
+        assert {k: getattr(cfg.train, k) for k in recipe.fields()} == recipe.fields()
+        caps = standard.LLM_WINDOWS if cfg.model.model.startswith("TimeLLM") else standard.LIGHT_WINDOWS
+        assert (cfg.data.max_train_windows, cfg.data.max_val_windows) == caps
+    dlinear, timellm = _cell(grid, "DLinear (MS)").config, _cell(grid, "TimeLLM (MS)").config
+    assert dlinear.train.learning_rate == RECIPES["DLinear"].learning_rate == 1e-3 and dlinear.train.batch_size == 64
+    assert timellm.train.learning_rate == RECIPES["TimeLLM"].learning_rate == 3e-3 and timellm.train.warmup_steps == 20
+    assert (timellm.data.max_train_windows, timellm.data.max_val_windows) == (1_000, 500)
+    text, channels = _cell(grid, "TimeLLM_text (MS)").config.model, _cell(grid, "TimeLLM_channels (MS)").config.model
+    assert (text.model, text.event_text, text.event_channels) == ("TimeLLM", True, False)
+    assert (channels.event_text, channels.event_channels) == (False, True)
+    assert _cell(grid, "TimeLLM_random (MS)").config.model.llm_weights == "random"
+    assert _cell(grid, "TimeLLM_noprompt (MS)").config.model.use_prompt is False
+    assert _cell(grid, "TimeLLM (S)").config.data.covariates is False
+    assert _cell(grid, "TimeLLM_LLM2Trsf (MS)").config.model.model == "TimeLLM_LLM2Trsf"
+
+
+def test_standard_grid_runs_seed_major_cheap_first_and_flags_override_recipes(tmp_path):
+    grid = _grid(tmp_path)
+    seeds = [c.seed for c in grid.cells]
+    assert seeds == sorted(seeds)  # every cell of a seed before the next seed
+    first = [c.variant.label for c in grid.cells[:17]]
+    assert first[:4] == ["Persistence (S)", "Persistence (MS)", "Ridge (S)", "Ridge (MS)"]
+    assert set(first[-6:]) == {"TimeLLM (S)", "TimeLLM (MS)", "TimeLLM_text (MS)", "TimeLLM_channels (MS)",
+                               "TimeLLM_random (MS)", "TimeLLM_noprompt (MS)"}
+    some = _grid(tmp_path, "--models", "dlinear,TimeLLM", "--features", "MS", "--seeds", "5",
+                 "--learning-rate", "0.01", "--max-train-windows", "0", "--mixed-precision", "no")
+    assert some.labels == ["DLinear (MS)", "TimeLLM (MS)"]
+    for cell in some.cells:
+        assert cell.config.train.learning_rate == 0.01 and cell.config.data.max_train_windows is None
+        assert cell.config.train.batch_size == RECIPES[cell.config.model.model].batch_size  # the rest: recipe
+        assert cell.config.train.mixed_precision == "no"
+    assert _grid(tmp_path, "--seeds", "5").cells[0].key != _grid(tmp_path, "--seeds", "5", "--epochs", "2").cells[0].key
+    with pytest.raises(LLMTimeError, match="unknown --models Arima for --standard"):
+        _grid(tmp_path, "--models", "Ridge,Arima")
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4])
+def test_shards_cover_the_ordered_grid_exactly_once(tmp_path, count):
+    cells = _grid(tmp_path).cells
+    shards = [in_shard(cells, index, count) for index in range(1, count + 1)]
+    assert sorted(c.key for shard in shards for c in shard) == sorted(c.key for c in cells)
+    for index, shard in enumerate(shards, start=1):
+        assert all(cells.index(c) % count == index - 1 for c in shard)
+
+
+def _tidy(key, rmse30, **extra):
+    return {"cell_key": key, "label": key.split("|")[0], "rmse_30": rmse30, "rmse_60": 2 * rmse30, "mae_30": 1.0,
+            "mae_60": 2.0, **extra}
+
+
+def test_merge_joins_shards_and_rejects_conflicting_rows(tmp_path):
+    pd.DataFrame([_tidy("A|1|s1|x", 10.0), _tidy("B|1|s1|x", 11.0)]).to_csv(tmp_path / "tidy.shard-1-of-2.csv",
+                                                                            index=False)
+    pd.DataFrame([_tidy("C|1|s1|x", 12.0), _tidy("A|1|s1|x", 10.0)]).to_csv(tmp_path / "tidy.shard-2-of-2.csv",
+                                                                            index=False)
+    pd.DataFrame([{"cell_key": k, "patient": p, "rmse_30": 1.0} for k in ("A|1|s1|x", "B|1|s1|x") for p in "12"]
+                 ).to_csv(tmp_path / "per_patient.shard-1-of-2.csv", index=False)
+    assert finished_keys(tmp_path) == {"A|1|s1|x", "B|1|s1|x", "C|1|s1|x"}
+    assert merge(tmp_path) == (3, 2)
+    tidy = pd.read_csv(tmp_path / "tidy.csv")
+    assert sorted(tidy["cell_key"]) == ["A|1|s1|x", "B|1|s1|x", "C|1|s1|x"] and "source" not in tidy
+    assert len(pd.read_csv(tmp_path / "per_patient.csv")) == 4
+    assert merge(tmp_path) == (3, 2)  # again: tidy.csv and the shards agree, nothing doubles
+    pd.DataFrame([_tidy("B|1|s1|x", 11.5)]).to_csv(tmp_path / "tidy.shard-3-of-3.csv", index=False)
+    with pytest.raises(LLMTimeError, match=r"two tables disagree on cell B\|1\|s1\|x .*11\.500"):
+        merge(tmp_path)
+
+
+def _per_patient(label, diffs, seeds=(1, 2), base=20.0):
+    """Rows of one label: patient i's RMSE30 is base + diffs[i], +-0.5 over two seeds (the seed mean is exact)."""
+    rows = []
+    for i, d in enumerate(diffs):
+        for j, seed in enumerate(seeds):
+            wobble = (0.5 if j == 0 else -0.5) if len(seeds) > 1 else 0.0
+            rows.append({"label": label, "patient": str(1001 + i), "seed": seed, "rmse_30": base + d + wobble,
+                         "rmse_60": base + d})
+    return rows
+
+
+def test_paired_statements_count_patients_average_seeds_and_test_with_wilcoxon():
+    pp = pd.DataFrame(_per_patient("TimeLLM (MS)", [1, 2, 3, 4, 5]) + _per_patient("DLinear (S)", [0] * 5)
+                      + _per_patient("Ridge (S)", [3, 4, 5, 6, 4]) + _per_patient("Same (MS)", [1, 2, 3, 4, 5])
+                      + _per_patient("OneSeed (S)", [9, 9, 9, 9, 9], seeds=(1,)))
+    worse = paired(pp, "TimeLLM (MS)", "DLinear (S)", 30)
+    # every patient worse by 1..5 mg/dL: mean 3, and the exact two-sided signed-rank p of 5 same-sign pairs, 2/2^5
+    assert (worse.patients, worse.worse, worse.better) == (5, 5, 0) and worse.mean_diff == pytest.approx(3.0)
+    assert worse.p == pytest.approx(2 / 32)
+    assert statement(worse) == "TimeLLM (MS) is worse than DLinear (S) at 30 min on 5 of 5 patients, by 3.0 mg/dL, " \
+                               "p = 0.062."
+    better = paired(pp, "TimeLLM (MS)", "Ridge (S)", 30)  # diffs -2, -2, -2, -2, +1
+    assert (better.better, better.worse) == (4, 1) and better.mean_diff == pytest.approx(-1.4)
+    assert statement(better).startswith("TimeLLM (MS) is better than Ridge (S) at 30 min on 4 of 5 patients, by 1.4 "
+                                        "mg/dL, p = ")
+    level = paired(pp, "TimeLLM (MS)", "Same (MS)", 60)
+    assert math.isnan(level.p) and statement(level) == (
+        "TimeLLM (MS) is level with Same (MS) at 60 min (lower RMSE on 0, higher on 0 of 5 patients), p not defined "
+        "(no patient differs).")
+    one_seed = paired(pp, "TimeLLM (MS)", "OneSeed (S)", 30)  # only seed 1 is shared: TimeLLM's seed-1 RMSE counts
+    assert one_seed.mean_diff == pytest.approx(3.5 - 9)
+    assert len(statements(pp, "TimeLLM (MS)", ["DLinear (S)", "Nobody (S)"])) == 2  # 30 and 60 min; none for Nobody
+
+
+BASE_RMSE = {"Persistence": 20.0, "DLinear": 15.0, "TimeLLM": 19.0, "TimeLLM_woLLM": 17.0}
+
+
+def _fake_train_and_test(calls):
+    """A stand-in for exp.run.train_and_test: a results row and per-patient metrics from the config, no training."""
+    def run(cfg, splits=None, name=None, reuse=False, **kwargs):
+        calls.append((cfg, name, reuse))
+        rmse = BASE_RMSE[cfg.model.model] + (2.0 if cfg.data.covariates else 0.0) + cfg.train.seed / 1000
+        patients = cfg.data.patients
+        per = {p: {"rmse_30": rmse + i, "rmse_60": 2 * rmse + i, "mae_30": 1.0, "mae_60": 2.0, "n_30": 10, "n_60": 10}
+               for i, p in enumerate(patients)}
+        row = {"run_id": name, "model": cfg.model.model, "backbone": "", "patients": " ".join(patients),
+               "seed": cfg.train.seed, "features": "MS" if cfg.data.covariates else "S", "rmse_30": rmse,
+               "rmse_60": 2 * rmse, "mae_30": 1.0, "mae_60": 2.0, "clarke_ab_30": 99.0, "clarke_ab_60": 98.0,
+               "trainable_params": 10, "total_params": 20, "best_epoch": 2, "epochs_run": 4,
+               "convergence": "plateau", "train_windows": 100, "test_windows": 50, "train_windows_per_s": 5.0,
+               "test_windows_per_s": 50.0, "wall_seconds": 3.0}
+        metrics = {"per_patient": per, "persistence": {"per_patient": {p: {"rmse_30": 30.0, "rmse_60": 40.0,
+                                                                           "mae_30": 3.0, "mae_60": 4.0}
+                                                                       for p in patients}}}
+        return SimpleNamespace(row=row, metrics=metrics, model=Forecaster())  # every hook at its default
+    return run
+
+
+SMALL_STANDARD = ["--standard", "--models", "Persistence,DLinear,TimeLLM,TimeLLM_woLLM", "--patients",
+                  "1001,1002", "--seeds", "1,2", "--mixed-precision", "no"]
+
+
+@pytest.fixture
+def fake_engine(monkeypatch):
+    calls: list = []
+    monkeypatch.setenv("LLMTIME_NO_BARS", "1")
+    monkeypatch.setattr(exp.run, "train_and_test", _fake_train_and_test(calls))
+    monkeypatch.setattr(data_provider.data_factory, "build_splits", lambda data: None)
+    return calls
+
+
+@pytest.mark.slow
+def test_standard_run_writes_rows_reports_as_it_goes_and_reuses_finished_runs(tmp_path, fake_engine, capsys):
+    out = tmp_path / "out"
+    argv = [*SMALL_STANDARD, "--out", str(out), "--runs-dir", str(tmp_path / "runs")]
+    assert cm.main(argv) == 0
+    assert len(fake_engine) == 14 and all(reuse for _, _, reuse in fake_engine)  # 7 rows x 2 seeds, reuse asked
+    printed = capsys.readouterr().out
+    assert "DLinear (MS) pooled2 s1: RMSE30 17.00 RMSE60 34.00 mg/dL" in printed
+    tidy = pd.read_csv(out / "tidy.csv", dtype={"patients": str})
+    assert len(tidy) == 14 and set(tidy["model"]) == {"Persistence", "DLinear", "TimeLLM", "TimeLLM_woLLM"}
+    assert set(tidy["convergence"]) == {"plateau"} and (tidy["best_epoch"] == 2).all()
+    per_patient = pd.read_csv(out / "per_patient.csv", dtype={"patient": str})
+    assert len(per_patient) == 28 and set(per_patient["patient"]) == {"1001", "1002"}
+    assert (per_patient["persistence_rmse_30"] == 30.0).all()
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.columns[:7]) == ["model", "features", "runs", "rmse_30_mean", "rmse_30_sd", "rmse_60_mean",
+                                         "rmse_60_sd"]
+    assert list(summary["model"] + " " + summary["features"]) == [
+        "Persistence S", "Persistence MS", "DLinear S", "DLinear MS", "TimeLLM S", "TimeLLM MS", "TimeLLM_woLLM MS"]
+    text = (out / "summary.md").read_text()
+    assert "Complete: all 14 planned runs." in text and "| DLinear | MS | 2 | 2/2 | 2.0 |" in text
+    assert "- TimeLLM (MS) is worse than DLinear (MS) at 30 min on 2 of 2 patients, by 4.0 mg/dL, p = 0.500." in text
+    for name in ("rmse_by_model.png", "rmse_by_model_60.png"):
+        assert (out / name).stat().st_size > 0
+    fake_engine.clear()
+    assert cm.main(argv) == 0 and not fake_engine  # every cell found finished
+
+
+@pytest.mark.slow
+def test_shards_then_merge_give_the_unsharded_tables(tmp_path, fake_engine, capsys):
+    whole, sharded = tmp_path / "whole", tmp_path / "sharded"
+    assert cm.main([*SMALL_STANDARD, "--out", str(whole), "--runs-dir", str(tmp_path / "runs")]) == 0
+    for index in (1, 2, 3):
+        assert cm.main([*SMALL_STANDARD, "--out", str(sharded), "--shard", f"{index}/3",
+                        "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert not (sharded / "tidy.csv").exists() and not (sharded / "summary.md").exists()
+    assert len(pd.read_csv(sharded / "tidy.shard-2-of-3.csv")) == 5  # positions 2, 5, 8, 11, 14 of 14
+    assert cm.main([*SMALL_STANDARD, "--out", str(sharded), "--merge"]) == 0
+    columns = ["cell_key", "rmse_30", "rmse_60"]
+    a, b = (pd.read_csv(p / "tidy.csv").sort_values("cell_key")[columns].reset_index(drop=True)
+            for p in (whole, sharded))
+    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(pd.read_csv(whole / "summary.csv"), pd.read_csv(sharded / "summary.csv"))
+
+
+def test_partial_report_says_what_it_covers(tmp_path, fake_engine):
+    out = tmp_path / "out"
+    assert cm.main([*SMALL_STANDARD, "--out", str(out), "--shard", "1/6", "--runs-dir", str(tmp_path / "r")]) == 0
+    assert cm.main([*SMALL_STANDARD, "--out", str(out), "--report"]) == 0
+    text = (out / "summary.md").read_text()
+    assert "**Partial**: this report covers 3 of the 14 planned runs" in text
+
+
+def test_plan_prints_the_cells_and_trains_nothing(tmp_path, fake_engine, capsys):
+    assert cm.main(["--standard", "--plan", "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("Plan: 51 of 51 runs") and "Estimated time:" in printed
+    assert "TimeLLM_noprompt (MS)" in printed
+    assert cm.main(["--standard", "--plan", "--shard", "2/4", "--out", str(tmp_path / "out")]) == 0
+    assert capsys.readouterr().out.startswith("Plan: 13 of 51 runs (shard 2 of 4)")
+    assert not fake_engine and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--standard", "--shard", "5/4"], "--shard must be I/N with 1 <= I <= N"),
+    (["--standard", "--merge", "--shard", "1/2"], "leave out --shard"),
+    (["--standard", "--backbones", "MiniLM,GPT2"], "--standard compares one backbone"),
+    (["--quick", "--plan"], "--out is required"),
+])
+def test_standard_flag_mistakes_are_one_line_errors(flags, message, capsys):
+    assert cm.main(flags) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def test_quick_report_is_labelled_a_smoke_run(tmp_path, fake_engine):
+    out = tmp_path / "quick"
+    assert cm.main(["--quick", "--models", "Persistence", "--out", str(out), "--runs-dir", str(tmp_path / "r")]) == 0
+    assert (out / "summary.md").read_text().startswith("# Model comparison (quick): smoke run, not a result")

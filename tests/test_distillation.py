@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 import torch
 
+from data_provider.cohort_files import generate_patient
 from data_provider.data_factory import build_splits, description, make_loader
-from data_provider.simulate import cohort_specs, generate_patient
-from distillation import compare, pipeline
+from data_provider.simulate import cohort_specs
+from distillation import cli, compare
+from distillation.config import phase_configs
 from distillation.losses import (
     PROJECTION_PREFIX,
     DistillationObjective,
@@ -31,6 +33,7 @@ from distillation.losses import (
     split_state,
     uniform_layer_map,
 )
+from distillation.phases import Phase, distill_builder
 from distillation.teacher_cache import TeacherCache, estimate_bytes
 from configs import DataConfig, ModelConfig, TrainConfig
 from exp.run import evaluate_saved
@@ -177,11 +180,11 @@ def test_init_from_baseline_starts_from_the_baseline_weights(tiny_backbones, spl
     with torch.no_grad():
         for p in baseline.trainable_parameters():
             p.add_(0.1)
-    phase = pipeline.Phase(tmp_path, {}, {}, baseline, reused=False)
-    build = pipeline.distill_builder(lambda: tiny(tiny_backbones, "bert", splits), [(0, 0)], 40, phase)
+    phase = Phase(tmp_path, {}, {}, baseline, reused=False)
+    build = distill_builder(lambda: tiny(tiny_backbones, "bert", splits), [(0, 0)], 40, phase)
     started = build().student.trainable_state_dict()
     assert all(torch.equal(started[k], v) for k, v in baseline.trainable_state_dict().items())
-    fresh = pipeline.distill_builder(lambda: tiny(tiny_backbones, "bert", splits), [], 40, None)()
+    fresh = distill_builder(lambda: tiny(tiny_backbones, "bert", splits), [], 40, None)()
     assert not torch.equal(fresh.student.head.linear.weight, baseline.head.linear.weight)
 
 
@@ -245,9 +248,10 @@ def _pipeline_args(cohort, tiny_backbones, out, *extra):
             "--out", str(out), *TINY_FLAGS, *extra]
 
 
+@pytest.mark.slow
 def test_pipeline_end_to_end_writes_a_complete_row(cohort, tiny_backbones, tmp_path, capsys):
     args = _pipeline_args(cohort, tiny_backbones, tmp_path, "--grid", "0.5,0.5,0;0.5,0.5,0.1")
-    assert pipeline.main(args) == 0
+    assert cli.main(args) == 0
     rows = pd.read_csv(tmp_path / "distillation.csv", dtype={"patient": str})
     assert len(rows) == 1
     row = rows.iloc[0]
@@ -280,13 +284,13 @@ def test_pipeline_end_to_end_writes_a_complete_row(cohort, tiny_backbones, tmp_p
     assert again.row["rmse_30"] == pytest.approx(row["distilled_rmse_30"], rel=1e-6)
 
     # a second identical run skips the finished row
-    assert pipeline.main(args) == 0
+    assert cli.main(args) == 0
     assert len(pd.read_csv(tmp_path / "distillation.csv")) == 1
     assert "skipped" in capsys.readouterr().out
 
 
 def test_dry_run_trains_nothing_and_bad_flags_exit_2(cohort, tiny_backbones, tmp_path, capsys):
-    assert pipeline.main(_pipeline_args(cohort, tiny_backbones, tmp_path, "--dry-run")) == 0
+    assert cli.main(_pipeline_args(cohort, tiny_backbones, tmp_path, "--dry-run")) == 0
     out = capsys.readouterr().out
     assert "1. teacher" in out and "3. distilled" in out and "no temperature" in out
     assert not (tmp_path / "runs").exists()
@@ -295,12 +299,13 @@ def test_dry_run_trains_nothing_and_bad_flags_exit_2(cohort, tiny_backbones, tmp
                 _pipeline_args(cohort, tiny_backbones, tmp_path, "--alpha", "1.5", "--dry-run"),
                 _pipeline_args(cohort, tiny_backbones, tmp_path, "--grid", "1,2", "--dry-run"),
                 _pipeline_args(cohort, tiny_backbones, tmp_path, "--bogus")):
-        assert pipeline.main(bad) == USER_ERROR_EXIT
+        assert cli.main(bad) == USER_ERROR_EXIT
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1
-    assert "temperature" in pipeline.build_parser().format_help()
+    assert "temperature" in cli.build_parser().format_help()
 
 
+@pytest.mark.slow
 def test_quick_comparison_with_tiny_rows(cohort, tiny_backbones, tmp_path, capsys):
     """--mode quick with every row pointed at a tiny saved folder (--paths), output-only weights given."""
     paths = [f"{row}={tiny_backbones[fam]}" for row, fam in
@@ -347,8 +352,8 @@ def test_comparison_pairs_and_errors(capsys):
 
 
 def _config(*flags):
-    return pipeline.config_from_args(pipeline.build_parser().parse_args(["--teacher", "bert", "--student", "tinybert",
-                                                                         *flags]))
+    return cli.config_from_args(cli.build_parser().parse_args(["--teacher", "bert", "--student", "tinybert",
+                                                               *flags]))
 
 
 def test_a_lone_alpha_is_the_two_term_recipe():
@@ -373,9 +378,9 @@ def test_temperature_is_accepted_ignored_and_said_so_once():
 def test_ohiot1dm_is_the_ohio_dataset(cohort):
     """The guide's --dataset ohiot1dm (any case) is OhioT1DM: it finds the ohio prompt and names runs 'ohio'."""
     for spelling in ("ohiot1dm", "OhioT1DM", " OHIO "):
-        assert _config("--dataset", spelling).dataset == "ohio"
+        assert _config("--dataset", spelling).data.data == "ohio"
     cfg = _config("--dataset", "OhioT1DM", "--root-path", str(cohort), "--patients", "1001")
-    assert str(pipeline.phase_configs(cfg, "1001", ["1001"])["teacher"].checkpoints).endswith("ohio_1001_s2021")
+    assert str(phase_configs(cfg, "1001", ["1001"])["teacher"].checkpoints).endswith("ohio_1001_s2021")
     # the bundled cohort has the OhioT1DM layout: windows and the OhioT1DM prompt description come out of it
     splits = build_splits(DataConfig(data="ohiot1dm", root_path=str(cohort), max_train_windows=4, max_val_windows=4))
     assert splits.description == description(DataConfig(data="ohio")) != description(DataConfig())
@@ -383,6 +388,7 @@ def test_ohiot1dm_is_the_ohio_dataset(cohort):
         build_splits(DataConfig(data="ohio2", root_path=str(cohort)))
 
 
+@pytest.mark.slow
 def test_a_failing_pair_is_recorded_and_the_comparison_goes_on(cohort, tiny_backbones, tmp_path, monkeypatch,
                                                               capsys):
     """GPT2 has no weights here (empty Hugging Face cache, no --paths): its pair becomes a failed row with the

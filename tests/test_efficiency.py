@@ -8,18 +8,21 @@ import pytest
 import torch
 from torch import nn
 
+from bench.export import OnnxForecaster, export_onnx, quantize_onnx_int8
+from bench.footprint import parameter_counts
+from bench.latency import batch1_latency_ms, latency_ms
+from bench.run import run_benchmark
+from bench.settings import BenchSettings
 from data_provider.data_factory import build_splits, make_loader, subset
+from builders import TINY
 from configs import DataConfig, ModelConfig
 from models import MODELS, build_model
 from models.time_llm import TimeLLM
 from scripts import benchmark
-from utils.efficiency import BenchSettings, parameter_counts, run_benchmark
 from utils.errors import LLMTimeError
-from utils.export import OnnxForecaster, export_onnx, quantize_onnx_int8
 
 DATA = DataConfig(seq_len=24, pred_len=6, patients=["1001"], test_patients=["1001"], max_train_windows=96,
                   max_val_windows=8)
-TINY = dict(patch_len=8, stride=4, d_model=8, d_ff=16, n_heads=2, num_tokens=16, top_k=3)
 QUICK = BenchSettings(batch=8, warmup=1, steps=2, repeats=2, latency_calls=5)
 
 
@@ -68,6 +71,20 @@ def test_parameter_counts_of_a_frozen_model():
     assert parameter_counts(model) == {"trainable_params": 2, "frozen_params": 6, "total_params": 8}
 
 
+def test_the_two_latency_summaries_of_one_timing_loop():
+    """The benchmark's batch-1 p50/p95 cycles through distinct single windows after 5 untimed calls; the distillation
+    rows' figure is the median per window of one fixed batch, on the given threads, which are restored after."""
+    seen = []
+    x = torch.arange(4.0).view(4, 1, 1)
+    timing = batch1_latency_ms(lambda w: seen.append(w), x, calls=7)
+    assert len(seen) == 12 and [float(w) for w in seen[:5]] == [0, 1, 2, 3, 0]
+    assert all(w.shape == (1, 1, 1) for w in seen) and 0 <= timing["p50"] <= timing["p95"]
+    threads = torch.get_num_threads()
+    model = nn.Linear(1, 1)
+    assert latency_ms(model, x, batch_size=6, repeats=3, threads=1) > 0
+    assert torch.get_num_threads() == threads and not model.training
+
+
 def test_onnx_student_matches_torch_at_any_batch_size(tiny_backbones, splits, tmp_path):
     model = tiny_student(tiny_backbones, splits).eval()
     x = windows(splits, 24)
@@ -85,12 +102,11 @@ def test_onnx_refuses_decoder_backbones(tiny_backbones, splits, tmp_path):
         export_onnx(model, windows(splits, 4), tmp_path / "gpt2.onnx")
 
 
-@pytest.mark.parametrize("name", [n for n, cls in MODELS.items() if not getattr(cls, "uses_llm", False)])
+@pytest.mark.parametrize("name", [n for n, cls in MODELS.items() if not cls.uses_llm])
 def test_every_baseline_exports_to_onnx(splits, tmp_path, name):
     torch.manual_seed(0)
     model = build_model(ModelConfig(model=name, **TINY), DATA, splits.scaler, splits.description)
-    if hasattr(model, "fit_closed_form"):
-        model.fit_closed_form(splits.train)
+    model.fit_closed_form(splits.train)
     model.eval()
     x = windows(splits, 16)
     runner = export_onnx(model, x[:4], tmp_path / f"{name}.onnx")
@@ -121,6 +137,7 @@ def test_int8_onnx_student_runs_close_to_float(tiny_backbones, splits, tmp_path)
     assert (out - ref).abs().max() < 0.1 * ref.abs().max()  # scaled units: close, not equal
 
 
+@pytest.mark.slow
 def test_cli_writes_json_and_csv_with_export(tiny_backbones, tmp_path, capsys):
     code = benchmark.main([
         "--llm_model", "BERT", "--llm_path", str(tiny_backbones["bert"]), "--patients", "1001",

@@ -23,6 +23,7 @@ from transformers import BertConfig, BertModel
 
 import forecast as forecast_cli
 import run_main
+from builders import cgm_times, patient_xml, sine_glucose, write_file
 from data_provider.ohio import load_cohort
 from exp.checkpoint import load_checkpoint, save_checkpoint
 from configs import ModelConfig, RunConfig
@@ -33,18 +34,13 @@ REPO = Path(__file__).resolve().parents[1]
 START = pd.Timestamp("2022-03-01 00:00:17")
 
 
-def _xml(times, values, pid: str = "7") -> str:
-    events = "\n".join(
-        f'\t\t<event ts="{t:%d-%m-%Y %H:%M:%S}" value="{v}"/>' if isinstance(t, pd.Timestamp)
-        else f'\t\t<event ts="{t}" value="{v}"/>' for t, v in zip(times, values)
-    )
-    return f'<?xml version="1.0" encoding="UTF-8"?>\n<patient id="{pid}">\n\t<glucose_level>\n{events}\n' \
-           "\t</glucose_level>\n</patient>\n"
-
-
 def _series(n: int, start: pd.Timestamp = START) -> tuple[list[pd.Timestamp], np.ndarray]:
-    times = [start + pd.Timedelta(minutes=5 * i) for i in range(n)]
-    return times, (140 + 50 * np.sin(np.arange(n) / 20)).round().astype(int)
+    return list(cgm_times(start, n)), sine_glucose(n, 140, 50, 20).round().astype(int)
+
+
+def _xml(times, values) -> str:
+    """Patient 7's file: every case here uses that patient."""
+    return patient_xml("7", times, values)
 
 
 TRAIN = _xml(*_series(3 * 288))  # 3 days
@@ -53,12 +49,12 @@ TEST = _xml(*_series(288, START + pd.Timedelta(days=3, hours=1)))
 
 def _folder(root: Path, name: str, train: str | bytes | None = TRAIN, test: str | bytes | None = TEST,
             suffix: str = ".xml") -> Path:
+    """root/name holding patient 7's files as given (text or raw bytes, None leaves that part out)."""
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
-    for part, text in (("training", train), ("testing", test)):
-        if text is not None:
-            path = folder / f"7-ws-{part}{suffix}"
-            path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    for part, content in (("training", train), ("testing", test)):
+        if content is not None:
+            write_file(folder / f"7-ws-{part}{suffix}", content)
     return folder
 
 
@@ -84,6 +80,7 @@ def _one_line(text: str, *expected: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_subprocess_errors_are_one_line_exit_2(trained, tmp_path):
     """Real processes, started together: exit 2, one stderr line, no traceback (the rest run in-process)."""
     _, _, run_dir = trained
@@ -321,6 +318,7 @@ def test_data_quality_problems_are_rejected_and_counted(tmp_path):
         load_cohort(_folder(tmp_path, "incomplete", gaps))
 
 
+@pytest.mark.slow
 def test_concurrent_appends_lose_and_interleave_nothing(tmp_path):
     """4 processes x 25 appends to one CSV: all 100 rows present once, each row whole."""
     path = tmp_path / "results.csv"

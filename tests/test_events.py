@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from builders import cgm_times, sine_glucose, write_patient_xml
 from data_provider.data_factory import COVARIATES, build_splits
 from data_provider.events import (
     EVENT_CHANNELS,
@@ -154,13 +155,11 @@ def test_events_without_the_covariate_channels_are_user_errors(wordpiece_tokeniz
         builder(x)
 
 
-def _xml(pid, start, n, seed, events=""):
-    """An OhioT1DM-layout file: off-the-clock 5-minute CGM readings plus the given event fields."""
-    rng = np.random.default_rng(seed)
-    ts = pd.Timestamp(start) + pd.to_timedelta(np.arange(n) * 5, unit="min") + pd.Timedelta(seconds=83)
-    values = 130 + 40 * np.sin(np.arange(n) / 18.0) + rng.normal(0, 3, n)
-    readings = "\n".join(f'\t\t<event ts="{t:%d-%m-%Y %H:%M:%S}" value="{v:.0f}"/>' for t, v in zip(ts, values))
-    return f'<patient id="{pid}">\n\t<glucose_level>\n{readings}\n\t</glucose_level>\n{events}</patient>\n'
+def _write_xml(folder, part, start, n, seed, events=""):
+    """Patient 7's file: off-the-clock 5-minute CGM readings plus the given event fields."""
+    values = sine_glucose(n, 130, 40, 18.0, 3, np.random.default_rng(seed))
+    start = pd.Timestamp(start) + pd.Timedelta(seconds=83)
+    write_patient_xml(folder, "7", part, cgm_times(start, n), values, events=events, value_format=".0f")
 
 
 def test_event_text_of_a_window_loaded_from_xml(tmp_path, wordpiece_tokenizer):
@@ -171,8 +170,8 @@ def test_event_text_of_a_window_loaded_from_xml(tmp_path, wordpiece_tokenizer):
         '\t<meal>\n\t\t<event ts="01-03-2024 10:02:00" type="Breakfast" carbs="40"/>\n'
         '\t\t<event ts="01-03-2024 10:40:00" type="Snack" carbs="15"/>\n\t</meal>\n'
     )
-    (tmp_path / "7-ws-training.xml").write_text(_xml("7", "2024-03-01 00:00", 2 * 288, 0, events))
-    (tmp_path / "7-ws-testing.xml").write_text(_xml("7", "2024-03-03 00:10", 288, 1))
+    _write_xml(tmp_path, "training", "2024-03-01 00:00", 2 * 288, 0, events)
+    _write_xml(tmp_path, "testing", "2024-03-03 00:10", 288, 1)
     splits = build_splits(DataConfig(data="ohio", root_path=str(tmp_path), patients=["7"], seq_len=24, pred_len=6,
                                      covariates=True))
     assert EVENT_CHANNELS == COVARIATES

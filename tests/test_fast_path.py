@@ -15,14 +15,16 @@ import torch
 
 from data_provider.data_factory import Scaler
 from configs import DataConfig, ModelConfig
+from models.backbones import FAMILIES
 from models.prompt import render
-from models.time_llm import CAUSAL_FAMILIES, TimeLLM
+from models.time_llm import TimeLLM
 
 DATA = DataConfig(seq_len=24, pred_len=6, filled_channel=False)  # windows below carry glucose alone
 SCALER = Scaler(np.array([140.0]), np.array([50.0]))  # glucose (mg/dL): all these models read of it
 DESCRIPTION = "Virtual patients with type 1 diabetes: CGM mg/dL every 5 minutes."
 TINY = dict(patch_len=8, stride=4, d_model=8, d_ff=16, n_heads=2, num_tokens=16, top_k=3, dropout=0.0)
 ROW = {"gpt2": "GPT2", "opt": "OPT-125M", "llama": "LLAMA", "bert": "BERT"}
+CAUSAL = sorted(name for name, family in FAMILIES.items() if family.causal)
 
 
 def tiny(folders, family: str, seed: int = 0) -> TimeLLM:
@@ -39,7 +41,7 @@ def windows(batch: int, seed: int = 0, spread: bool = True) -> torch.Tensor:
     return walk + level
 
 
-@pytest.mark.parametrize("family", sorted(CAUSAL_FAMILIES))
+@pytest.mark.parametrize("family", CAUSAL)
 @pytest.mark.parametrize("spread", [True, False], ids=["ragged-prompts", "equal-prompts"])
 def test_prefix_cache_equals_the_full_pass(tiny_backbones, family, spread):
     model = tiny(tiny_backbones, family).eval()
@@ -59,7 +61,7 @@ def test_prefix_cache_equals_the_full_pass(tiny_backbones, family, spread):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("family", sorted(CAUSAL_FAMILIES))
+@pytest.mark.parametrize("family", CAUSAL)
 def test_prefix_cache_gives_the_same_gradients(tiny_backbones, family):
     x, grads = windows(4, seed=2), []
     for cached in (True, False):
@@ -85,6 +87,7 @@ def test_prefix_cache_follows_backbone_weights(tiny_backbones):
 
 
 def test_encoders_do_not_cache_the_prefix(tiny_backbones):
+    assert CAUSAL == ["gpt2", "llama", "opt"]  # the decoders; every other family attends both ways
     assert not tiny(tiny_backbones, "bert").cache_prompt_prefix  # bidirectional: the prefix sees every window
 
 
@@ -108,6 +111,45 @@ def test_cached_prototype_keys_values_equal_recomputation(tiny_backbones):
     assert cached.shape == (3, DATA.pred_len)
     model.train()
     assert model.prototype_keys_values()[0].requires_grad  # training: recomputed so autograd reaches the weights
+
+
+def test_prototype_cache_is_reused_until_a_tensor_it_reads_changes(tiny_backbones, monkeypatch):
+    """Eval forwards share one prototype computation until a parameter of the modules it reads changes in place,
+    including a parameter added to one of them after the fact: the cache then holds what recomputation gives."""
+    model = tiny(tiny_backbones, "bert").eval()
+    x = windows(3, seed=7)
+    computed = []
+    compute = model._compute_prototypes
+    monkeypatch.setattr(model, "_compute_prototypes", lambda: computed.append(1) or compute())
+
+    def recomputed() -> torch.Tensor:
+        model.cache_prototypes = False
+        try:
+            return model(x)
+        finally:
+            model.cache_prototypes = True
+
+    with torch.no_grad():
+        first = model(x)
+        assert torch.equal(model(x), first) and len(computed) == 1  # second forward: reused
+        model.mapping.weight.add_(torch.randn(model.mapping.weight.shape, generator=torch.Generator().manual_seed(0)))
+        after_mapping = model(x)
+        assert torch.equal(model(x), after_mapping) and len(computed) == 2
+        assert not torch.allclose(after_mapping, first)
+        torch.testing.assert_close(after_mapping, recomputed())
+        # A parameter the key/value projection starts reading (here an offset added to the prototypes): no list
+        # names it, yet changing it in place must reach the forecast.
+        reprogramming = model.reprogramming
+        reprogramming.offset = torch.nn.Parameter(torch.zeros(reprogramming.key.in_features))
+        project = reprogramming.project
+        monkeypatch.setattr(reprogramming, "project", lambda p: project(p + reprogramming.offset))
+        before = model(x)
+        computed.clear()
+        reprogramming.offset.add_(0.05)
+        after_offset = model(x)
+        assert torch.equal(model(x), after_offset) and len(computed) == 1
+        assert not torch.allclose(after_offset, before)
+        torch.testing.assert_close(after_offset, recomputed())
 
 
 def test_terse_prompt_states_every_statistic(tiny_backbones, wordpiece_tokenizer):
@@ -134,10 +176,10 @@ def test_terse_prompt_states_every_statistic(tiny_backbones, wordpiece_tokenizer
 
 @pytest.mark.parametrize("family", ["bert", "gpt2"])
 def test_benchmark_levers_switched_off_give_the_same_forecasts(tiny_backbones, family):
-    """The benchmark's straightforward variants (utils/levers.py) measure the same computation done slowly: with
+    """The benchmark's straightforward variants (bench/levers.py) measure the same computation done slowly: with
     the per-window tokenised prompt, eager attention, recomputed prototypes or no prefix cache the forecasts equal
     the fast path's; the published long prompt changes the input, so it only has to run and be longer."""
-    from utils.levers import LEVERS, Straightforward
+    from bench.levers import LEVERS, Straightforward
 
     x = windows(6, seed=3)
     with torch.no_grad():

@@ -12,10 +12,14 @@ import pytest
 
 import forecast as forecast_cli
 import run_main
+from builders import TINY_BERT, cgm_times, sine_glucose, write_patient_xml
 from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
 from exp.forecast import forecast_file
 from exp.run import train_and_test
 from utils.errors import LLMTimeError
+
+# Every test forecasts with runs trained end to end (and one through both command lines): the quick loop skips them.
+pytestmark = pytest.mark.slow
 
 SEQ_LEN = 72
 MMOL = 18.016
@@ -24,18 +28,16 @@ MMOL = 18.016
 def _readings(start: str, n: int, seed: int) -> pd.DataFrame:
     """Off-the-clock 5-minute readings in mmol/L (1 decimal) with a dropout, like a sensor export."""
     rng = np.random.default_rng(seed)
-    ts = pd.Timestamp(start) + pd.to_timedelta(np.arange(n) * 5, unit="min") + pd.Timedelta(seconds=83)
-    mmol = np.round(7.8 + 2.5 * np.sin(np.arange(n) / 18.0) + rng.normal(0, 0.3, n), 1)
+    ts = cgm_times(pd.Timestamp(start) + pd.Timedelta(seconds=83), n)
+    mmol = np.round(sine_glucose(n, 7.8, 2.5, 18.0, 0.3, rng), 1)
     keep = np.ones(n, bool)
     keep[n // 2 : n // 2 + 4] = False  # a 20-minute dropout: inputs carried forward across it
     return pd.DataFrame({"ts": ts[keep], "mmol": mmol[keep]})
 
 
-def _xml(pid: str, frame: pd.DataFrame) -> str:
-    events = "\n".join(
-        f'\t\t<event ts="{t:%d-%m-%Y %H:%M:%S}" value="{v * MMOL:.4f}"/>' for t, v in zip(frame.ts, frame.mmol)
-    )
-    return f'<patient id="{pid}">\n\t<glucose_level>\n{events}\n\t</glucose_level>\n</patient>\n'
+def _write_xml(folder, part: str, frame: pd.DataFrame):
+    """Patient 7's file of these readings, in mg/dL as the OhioT1DM files hold them."""
+    return write_patient_xml(folder, "7", part, frame.ts, frame.mmol * MMOL, value_format=".4f")
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +47,15 @@ def runs(tmp_path_factory, tiny_backbones):
     data_dir = root / "data"
     data_dir.mkdir()
     train, test = _readings("2024-03-01 00:00", 3 * 288, 0), _readings("2024-03-04 00:10", 288, 1)
-    (data_dir / "7-ws-training.xml").write_text(_xml("7", train))
-    (data_dir / "7-ws-testing.xml").write_text(_xml("7", test))
+    _write_xml(data_dir, "training", train)
+    test_file = _write_xml(data_dir, "testing", test)
     data = DataConfig(data="ohio", root_path=str(data_dir), patients=["7"], max_train_windows=64, max_val_windows=32)
-    tiny = ModelConfig(llm_model="BERT", llm_path=str(tiny_backbones["bert"]), d_ff=32, num_tokens=16)
+    tiny = ModelConfig(llm_path=str(tiny_backbones["bert"]), **TINY_BERT)
     out = {}
     for name, model in (("timellm", tiny), ("persistence", ModelConfig(model="Persistence"))):
         cfg = RunConfig(checkpoints=str(root / "runs"), data=data, model=model, train=TrainConfig(train_epochs=1))
         out[name] = train_and_test(cfg).run_dir
-    return out, test, data_dir / "7-ws-testing.xml"
+    return out, test, test_file
 
 
 def _write_csv(path, test: pd.DataFrame, mmol: bool):

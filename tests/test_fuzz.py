@@ -16,19 +16,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from builders import patient_xml
 from data_provider.ohio import load_patient, read_xml
 from utils.errors import LLMTimeError
 
-GLUCOSE = "\n".join(
-    f'\t\t<event ts="07-12-2021 {1 + i // 12:02d}:{(i % 12) * 5:02d}:{(7 * i) % 60:02d}" value="{100 + 3 * i}"/>'
-    for i in range(30)
-)
-VALID = f"""<?xml version="1.0" encoding="UTF-8"?>
-<patient id="7" weight="99" insulin_type="Novalog">
-\t<glucose_level>
-{GLUCOSE}
-\t</glucose_level>
-\t<finger_stick>
+# 200 random files take seconds: the reader's own tests (test_ohio.py) stay in the quick loop, this sweep does not.
+pytestmark = pytest.mark.slow
+
+# Off-the-clock readings (the seconds vary) and one of every kind of event field the reader parses.
+VALID = patient_xml(
+    "7",
+    [f"07-12-2021 {1 + i // 12:02d}:{(i % 12) * 5:02d}:{(7 * i) % 60:02d}" for i in range(30)],
+    [100 + 3 * i for i in range(30)],
+    attrs=dict(weight="99", insulin_type="Novalog"),
+    events="""\t<finger_stick>
 \t\t<event ts="07-12-2021 01:21:00" value="99"/>
 \t</finger_stick>
 \t<basal>
@@ -52,8 +53,8 @@ VALID = f"""<?xml version="1.0" encoding="UTF-8"?>
 \t<illness>
 \t\t<event ts_begin="07-12-2021 00:00:00" ts_end="" type="cold" description=""/>
 \t</illness>
-</patient>
-""".encode()
+""",
+).encode()
 
 ATTRIBUTE = re.compile(rb'(\w+)="([^"]*)"')
 TIMESTAMP = re.compile(rb"\d\d-\d\d-\d\d\d\d \d\d:\d\d:\d\d")

@@ -29,6 +29,7 @@ def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PYTHON_SCRIPTS)
 def test_python_scripts_run_as_files_from_another_folder(name, tmp_path):
     proc = _run([sys.executable, str(REPO / "scripts" / f"{name}.py"), "--help"], tmp_path)
@@ -36,6 +37,7 @@ def test_python_scripts_run_as_files_from_another_folder(name, tmp_path):
     assert "usage:" in proc.stdout and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_distill_pipeline_wrapper_runs_from_another_folder(tmp_path):
     proc = _run(["bash", str(REPO / "scripts" / "distill_pipeline.sh"), "--teacher", "bert", "--student", "tinybert",
                  "--patients", "1001", "--dry-run"], tmp_path)
@@ -45,6 +47,7 @@ def test_distill_pipeline_wrapper_runs_from_another_folder(tmp_path):
     assert f"results: distillation_runs{os.sep}distillation.csv" in proc.stdout
 
 
+@pytest.mark.slow
 def test_time_llm_wrapper_runs_from_another_folder(tmp_path):
     proc = _run(["bash", str(REPO / "scripts" / "TimeLLM_simulated.sh"), "1001", "MiniLM", "--help"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]

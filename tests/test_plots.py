@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from utils.errors import LLMTimeError
-from utils.metrics import clarke_zones, parkes_zones
+from utils.error_grids import clarke_zones, parkes_zones
 from utils.plots import (
     CLARKE_LABELS,
     PARKES_LABELS,

@@ -9,7 +9,7 @@ import run_main
 from configs import TrainConfig
 from exp.curves import convergence
 from exp.recipes import RECIPES, apply_recipe, recipe_for
-from exp.trainer import make_schedule
+from exp.schedules import make_schedule
 
 
 def _args(*flags: str):

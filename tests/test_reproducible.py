@@ -12,10 +12,10 @@ import subprocess
 from importlib import metadata
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
+from builders import TINY_BERT, cgm_times, sine_glucose, write_patient_xml
 from data_provider.data_factory import build_splits, make_loader
 from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
 from exp.run import REPO_ROOT, train_and_test
@@ -28,11 +28,7 @@ def data_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("repro")
     rng = np.random.default_rng(5)
     for part, start, n in (("training", "2024-02-01 00:01:09", 3 * 288), ("testing", "2024-02-04 00:06:09", 200)):
-        ts = pd.Timestamp(start) + pd.to_timedelta(np.arange(n) * 5, unit="min")
-        values = np.round(150 + 50 * np.sin(np.arange(n) / 17) + rng.normal(0, 8, n))
-        events = "\n".join(f'<event ts="{t:%d-%m-%Y %H:%M:%S}" value="{v:g}"/>' for t, v in zip(ts, values))
-        text = f'<patient id="3"><glucose_level>\n{events}\n</glucose_level></patient>'
-        (folder / f"3-ws-{part}.xml").write_text(text)
+        write_patient_xml(folder, "3", part, cgm_times(start, n), np.round(sine_glucose(n, 150, 50, 17, 8, rng)))
     return folder
 
 
@@ -41,7 +37,7 @@ def _run(data_dir, tiny, out, seed: int, **train):
     cfg = RunConfig(
         checkpoints=str(out),
         data=data,
-        model=ModelConfig(llm_model="BERT", llm_path=str(tiny), d_ff=32, num_tokens=16),
+        model=ModelConfig(llm_path=str(tiny), **TINY_BERT),
         train=TrainConfig(**{"train_epochs": 2, "batch_size": 16, "seed": seed, **train}),
     )
     result = train_and_test(cfg)
@@ -56,6 +52,7 @@ def _without_timing(obj):
     return obj
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics_other_seed_other_metrics(data_dir, tiny_backbones, tmp_path):
     tiny = tiny_backbones["bert"]
     _, a, ma = _run(data_dir, tiny, tmp_path / "a", seed=5)
@@ -67,6 +64,7 @@ def test_same_seed_same_metrics_other_seed_other_metrics(data_dir, tiny_backbone
     assert ma["fit"]["history"][0]["train_loss"] != mc["fit"]["history"][0]["train_loss"]
 
 
+@pytest.mark.slow
 def test_run_folder_records_config_versions_commit_and_weights(data_dir, tiny_backbones, tmp_path):
     cfg, result, _ = _run(data_dir, tiny_backbones["bert"], tmp_path, seed=1, train_epochs=1)
     saved = json.loads((result.run_dir / "config.json").read_text())

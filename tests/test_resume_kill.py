@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
+
+from builders import cgm_times, sine_glucose, write_patient_xml
 
 REPO = Path(__file__).resolve().parents[1]
 TIMING = ("seconds", "_per_s")  # keys holding wall-clock measurements
@@ -27,11 +28,7 @@ def _write_patient(folder: Path) -> None:
     rng = np.random.default_rng(3)
     for part, start, days in (("training", "2024-01-01 00:02:41", 4), ("testing", "2024-01-05 00:07:41", 1)):
         n = days * 288
-        ts = pd.Timestamp(start) + pd.to_timedelta(np.arange(n) * 5, unit="min")
-        values = np.round(140 + 45 * np.sin(np.arange(n) / 15) + rng.normal(0, 6, n))
-        events = "\n".join(f'<event ts="{t:%d-%m-%Y %H:%M:%S}" value="{v:g}"/>' for t, v in zip(ts, values))
-        text = f'<patient id="7"><glucose_level>\n{events}\n</glucose_level></patient>'
-        (folder / f"7-ws-{part}.xml").write_text(text)
+        write_patient_xml(folder, "7", part, cgm_times(start, n), np.round(sine_glucose(n, 140, 45, 15, 6, rng)))
 
 
 def _command(data: Path, backbone: Path, checkpoints: Path, *extra: str) -> list[str]:

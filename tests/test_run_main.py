@@ -1,7 +1,9 @@
 """run_main.py end to end on one bundled patient with a tiny saved backbone: outputs, CSV row, checkpoint round trip;
-run folder names, Time-LLM's flags, the launcher's precision, help texts, and no DeepSpeed import without DeepSpeed."""
+run folder names, Time-LLM's flags, --config, the launcher's precision, help texts, and no DeepSpeed import without
+DeepSpeed."""
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -12,9 +14,11 @@ import pandas as pd
 import pytest
 
 import run_main
+from configs import RunConfig
 from exp.run import evaluate_saved, run_name
 from models import MODELS
 from models.backbones import backbone_names
+from utils.cli import HelpFormatter
 from utils.errors import LLMTimeError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,6 +34,7 @@ def _run(tmp_path, folder, *extra):
     return run_dir
 
 
+@pytest.mark.slow
 def test_train_test_outputs_and_checkpoint_round_trip(tmp_path, tiny_backbones, capsys):
     run_dir = _run(tmp_path, tiny_backbones["bert"], "--train_epochs", "3", "--patience", "3")
     out = capsys.readouterr().out
@@ -65,6 +70,7 @@ def test_train_test_outputs_and_checkpoint_round_trip(tmp_path, tiny_backbones, 
     assert again.row["rmse_60"] == pytest.approx(row["rmse_60"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_deepspeed_zero2_runs_time_llm_on_cpu(tmp_path, tiny_backbones):
     pytest.importorskip("deepspeed")
     run_dir = _run(tmp_path, tiny_backbones["bert"], "--train_epochs", "1", "--use_deepspeed")
@@ -73,6 +79,7 @@ def test_deepspeed_zero2_runs_time_llm_on_cpu(tmp_path, tiny_backbones):
     assert (run_dir / "checkpoint.pt").is_file()
 
 
+@pytest.mark.slow
 def test_deepspeed_bf16_engine_gets_inputs_in_its_precision(tmp_path, tiny_backbones):
     """ZeRO with bf16 holds the weights in bf16 and does not autocast: the engine casts the inputs to match."""
     pytest.importorskip("deepspeed")
@@ -81,6 +88,7 @@ def test_deepspeed_bf16_engine_gets_inputs_in_its_precision(tmp_path, tiny_backb
     assert bool(row["deepspeed"]) and row["mixed_precision"] == "bf16" and np.isfinite(row["rmse_30"])
 
 
+@pytest.mark.slow
 def test_random_weights_are_said_everywhere(tmp_path, tiny_backbones, capsys):
     args = ["--llm_model", "BERT-tiny", "--llm_weights", "random", "--checkpoints", str(tmp_path), *TINY,
             "--train_epochs", "1", "--max_train_windows", "64"]
@@ -162,6 +170,7 @@ def test_data_path_selects_its_patient():
         _config("--data_path", "570-ws-training.xml", "--patients", "559")
 
 
+@pytest.mark.slow
 def test_launcher_mixed_precision_is_used_and_recorded(tmp_path, monkeypatch):
     """accelerate launch --mixed_precision bf16 (ACCELERATE_MIXED_PRECISION) applies unless run_main's flag is given."""
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
@@ -177,11 +186,41 @@ def test_launcher_mixed_precision_is_used_and_recorded(tmp_path, monkeypatch):
         _config()
 
 
+@pytest.mark.slow
+def test_config_file_repeats_a_saved_run_and_given_flags_change_only_their_fields(tmp_path, monkeypatch, capsys):
+    """--config RUN/config.json is the saved run's configuration (same folder name, so the same run); a flag given
+    with it changes its own field and nothing else; a missing or malformed file is one line and status 2."""
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    args = ["--model", "DLinear", "--patients", "1001", "--max_train_windows", "64", "--max_val_windows", "32",
+            "--train_epochs", "1", "--checkpoints", str(tmp_path / "runs")]
+    assert run_main.main(args) == 0
+    (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    saved = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    assert _config("--config", str(run_dir / "config.json")) == saved == _config("--config", str(run_dir))
+    assert run_name(saved) == run_dir.name
+    changed = _config("--config", str(run_dir), "--batch_size", "7")
+    assert changed == dataclasses.replace(saved, train=dataclasses.replace(saved.train, batch_size=7))
+    reseeded = _config("--config", str(run_dir), "--seed", "5", "--features", "S")  # flags mapped onto fields
+    assert reseeded == dataclasses.replace(
+        saved, train=dataclasses.replace(saved.train, seed=5),
+        data=dataclasses.replace(saved.data, scenario_seed=5, covariates=False))
+    bad = tmp_path / "bad.json"
+    for text, message in (("{not json", "is not a run's config.json"),
+                          ('{"train": {"batch_size": "many"}}', "--batch_size 'many': expected an integer"),
+                          ('{"model": {"dropout": 3}}', "--dropout must be in [0, 1)")):
+        bad.write_text(text)
+        assert run_main.main(["--config", str(bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: --config {bad}") and message in err and "\n" not in err
+    assert run_main.main(["--config", str(tmp_path / "none.json")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
 def test_every_flag_has_help_and_shows_its_default_once():
     parser = run_main.build_parser()
     for action in parser._actions:
         assert action.help and action.help != argparse.SUPPRESS, action.option_strings
-    formatter = run_main._HelpFormatter("run_main.py")
+    formatter = HelpFormatter("run_main.py")
     for action in parser._actions:
         shown = formatter._expand_help(action)
         assert shown.count("(default") <= 1, shown  # was "... (default: all) (default: None)"
@@ -192,6 +231,7 @@ def test_every_flag_has_help_and_shows_its_default_once():
     assert all(name in model_help for name in MODELS) and all(name in llm_help for name in backbone_names())
 
 
+@pytest.mark.slow
 def test_a_run_without_deepspeed_does_not_import_it(tmp_path):
     """Importing DeepSpeed prints 'Setting accelerator to CPU' in every CPU run; only --use_deepspeed may."""
     code = (

@@ -19,6 +19,7 @@ from data_provider.data_factory import Scaler, WindowDataset, make_loader
 from exp.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from configs import RunConfig, TrainConfig
 from exp.trainer import FitResult, Trainer
+from models.base import Forecaster
 
 L, H = 12, 3
 
@@ -32,7 +33,7 @@ def _dataset(seed: int) -> WindowDataset:
     )
 
 
-class _Linear(nn.Module):
+class _Linear(Forecaster):
     def __init__(self) -> None:
         super().__init__()
         self.proj = nn.Linear(L, H)

@@ -10,14 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_provider.simulate import (
-    FIELDS,
-    TIME_FORMAT,
-    cohort_specs,
-    generate_patient,
-    patient_files,
-    persistence_rmse,
-)
+from data_provider.cohort_files import generate_patient, patient_files, persistence_rmse
+from data_provider.ohio import FIELDS, TIME_FORMAT
+from data_provider.simulate import cohort_specs
 from scripts.generate_cohort import main
 from utils.errors import USER_ERROR_EXIT
 
@@ -99,6 +94,7 @@ def test_timestamps_are_day_first_continuous_and_off_the_clock_marks(cohort: tup
     assert values.min() >= 40 and values.max() <= 400 and 70 < values.mean() < 250
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_other_seed_other_data(cohort: tuple[Path, Path], tmp_path: Path) -> None:
     again = _write(tmp_path / "again", seed=1)
     assert [p.read_bytes() for p in again] == [p.read_bytes() for p in cohort]
@@ -135,6 +131,7 @@ def test_bad_arguments_exit_2_with_one_line(args: list[str], tmp_path: Path, cap
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_cli_writes_files_and_readme(tmp_path: Path) -> None:
     out = tmp_path / "cohort"
     assert main(["--out", str(out), "--patients", "1", "--train-days", "0.3", "--test-days", "0.2",

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from builders import TINY
 from data_provider.data_factory import Scaler
 from configs import DataConfig, ModelConfig
 from layers.embed import PatchEmbedding, n_patches
@@ -23,7 +24,6 @@ SCALER = Scaler(np.array([140.0]), np.array([50.0]))  # glucose (mg/dL): all the
 DESCRIPTION = "Simulated adults with type 1 diabetes;\n CGM every 5 minutes."
 # Each family runs under its first table row, with the tiny saved folder as --llm_path.
 ROW_OF_FAMILY = {family: next(r.name for r in BACKBONES if r.family == family) for family in FAMILIES}
-TINY = dict(patch_len=8, stride=4, d_model=8, d_ff=16, n_heads=2, num_tokens=16, top_k=3)
 
 
 def tiny_model(folders, family: str = "bert", **overrides) -> TimeLLM:
@@ -251,6 +251,7 @@ def _sine_windows(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return series[:, :24, None], series[:, 24:]
 
 
+@pytest.mark.slow
 def test_time_llm_learns_beyond_the_window_mean(tiny_backbones):
     """Briefly trained, forecasts follow each input and beat the window-mean forecast (the constant a model whose
     reprogrammed tokens ignore the input converges to)."""

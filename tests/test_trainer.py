@@ -9,7 +9,9 @@ from torch import nn
 
 from data_provider.data_factory import WindowDataset, make_loader
 from configs import TrainConfig
-from exp.trainer import Trainer, deepspeed_state_dir, forecast_objective, make_schedule
+from exp.schedules import make_schedule
+from exp.trainer import Trainer, deepspeed_state_dir, forecast_objective
+from models.base import Forecaster
 from utils.errors import LLMTimeError
 from utils.seed import seed_everything
 
@@ -28,7 +30,7 @@ def _dataset(n=512, seed=0):
     )
 
 
-class Linear(nn.Module):
+class Linear(Forecaster):
     def __init__(self):
         super().__init__()
         self.proj = nn.Linear(L, H)

@@ -14,6 +14,7 @@ SMALL = ["patients=1001", "max_train_windows=200", "max_val_windows=100", "train
          "batch_size=32", "mixed_precision=no"]
 
 
+@pytest.mark.slow
 def test_sweep_writes_a_row_per_point_and_resumes(tmp_path, capsys):
     out = tmp_path / "sweep.csv"
     args = ["--model", "DLinear", "--features", "MS", "--grid", "learning_rate=1e-3,1e-2", "--set", *SMALL,

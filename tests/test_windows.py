@@ -1,11 +1,10 @@
 """Window cutting: gaps, splits, BGLP test indexing, patients, scaler fit and scenarios."""
 
-import gzip
-
 import numpy as np
 import pandas as pd
 import pytest
 
+from builders import cgm_times, sine_glucose, write_patient_xml
 from data_provider.data_factory import build_splits, make_loader, target_times
 from data_provider.ohio import load_cohort
 from data_provider.scenarios import apply_scenario
@@ -105,26 +104,18 @@ def test_scenarios_are_seeded_and_leave_truth_alone():
         apply_scenario(g, "bursty", 0.1, 0, 0)
 
 
-def _write_patient(folder, pid, glucose_train, glucose_test, start="01-01-2022"):
-    t0 = pd.Timestamp(pd.to_datetime(start, dayfirst=True)) + pd.Timedelta(seconds=97)
-    for part, values, offset in (("training", glucose_train, 0), ("testing", glucose_test, len(glucose_train))):
-        ts = t0 + pd.to_timedelta((np.arange(len(values)) + offset) * 5, unit="min")
-        ev = "\n".join(
-            f'\t\t<event ts="{t:%d-%m-%Y %H:%M:%S}" value="{int(v)}"/>' for t, v in zip(ts, values) if np.isfinite(v)
-        )
-        text = f'<patient id="{pid}" weight="90" insulin_type="Humalog">\n\t<glucose_level>\n{ev}\n\t</glucose_level>\n</patient>\n'
-        with gzip.open(folder / f"{pid}-ws-{part}.xml.gz", "wt") as f:
-            f.write(text)
-
-
 @pytest.fixture()
 def cohort(tmp_path):
+    """Patients 1001 and 1002 (levels ~100 and ~200 mg/dL), each a training file and a testing file continuing it."""
     rng = np.random.default_rng(0)
+    start = pd.Timestamp("2022-01-01 00:01:37")
     for pid, level in (("1001", 100.0), ("1002", 200.0)):
-        tr = level + 20 * np.sin(np.arange(600) / 20) + rng.normal(0, 1, 600)
-        te = level + 20 * np.sin(np.arange(150) / 20)
+        tr = sine_glucose(600, level, 20, 20, 1, rng)
+        te = sine_glucose(150, level, 20, 20)
         tr[300:340] = np.nan  # a long sensor dropout
-        _write_patient(tmp_path, pid, tr, te)
+        for part, values, offset in (("training", tr, 0), ("testing", te, len(tr))):
+            write_patient_xml(tmp_path, pid, part, cgm_times(start, len(values), offset), np.trunc(values),
+                              attrs=dict(weight="90", insulin_type="Humalog"), gz=True)
     return tmp_path
 
 

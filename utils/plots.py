@@ -15,9 +15,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike, NDArray
 
+from utils.error_grids import PARKES_LINES, ZONES, clarke_zones, parkes_zones, zone_shares
 from utils.errors import LLMTimeError
 from utils.io import atomic_path
-from utils.metrics import MGDL_PER_MMOL, PARKES_LINES, ZONES, clarke_zones, parkes_zones, zone_shares
+from utils.metrics import MGDL_PER_MMOL
 
 GLUCOSE_UNITS = {"mg/dL": 1.0, "mmol/L": MGDL_PER_MMOL}  # mg/dL per unit
 ZONE_COLOURS = {"A": "tab:green", "B": "tab:blue", "C": "tab:orange", "D": "tab:red", "E": "tab:purple"}

@@ -22,8 +22,6 @@ weights; the measured forecast difference includes that.
 from __future__ import annotations
 
 import logging
-import statistics
-import time
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -32,10 +30,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from bench.latency import batch1_latency_ms
+from bench.throughput import batch_throughput
 from data_provider.events import longest_event_text
+from models.backbones import FAMILIES
 from models.prompt import EVENT_SEPARATOR
-from models.time_llm import CAUSAL_FAMILIES, TimeLLM
-from utils.efficiency import latency_ms
+from models.time_llm import TimeLLM
 from utils.errors import LLMTimeError
 from utils.io import atomic_path
 
@@ -45,7 +45,7 @@ PROMPT_VALUE_CEILING = 999
 
 
 def uses_prompt(model: nn.Module) -> bool:
-    return getattr(model, "prompt", None) is not None
+    return model.prompt is not None
 
 
 def prompt_width(model: TimeLLM) -> int:
@@ -102,7 +102,7 @@ def export_onnx(model: nn.Module, example: Tensor, path: str | Path) -> "OnnxFor
     model.eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(model, TimeLLM) and model.backbone_row.family in CAUSAL_FAMILIES:
+    if isinstance(model, TimeLLM) and FAMILIES[model.backbone_row.family].causal:
         raise LLMTimeError(
             f"ONNX export covers encoder backbones (every student row) and the baselines; {model.backbone_row.name} "
             "builds its causal mask with torch.vmap, which the TorchScript exporter cannot trace"
@@ -192,19 +192,6 @@ def forecast_error_mgdl(reference: Tensor, candidate: Tensor, glucose_std: float
     return {"max_abs_mgdl": float(diff.max()), "mean_abs_mgdl": float(diff.mean())}
 
 
-def batch_throughput(run, x: Tensor, batch: int, calls: int = 5, repeats: int = 3) -> float:
-    """Median windows/s of ``run`` on batches of ``batch`` windows of x (after one untimed call)."""
-    chunk = x[:batch]
-    run(chunk)
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            run(chunk)
-        rates.append(calls * len(chunk) / (time.perf_counter() - start))
-    return statistics.median(rates)
-
-
 def compare_deployables(model: nn.Module, x: Tensor, glucose_std: float, onnx_path: str | Path,
                         latency_calls: int = 100, batch: int = 32) -> dict[str, dict[str, float]]:
     """Float, ONNX and INT8-ONNX forecasts of windows x: error against the float model (mg/dL), batch-1 latency,
@@ -237,7 +224,7 @@ def compare_deployables(model: nn.Module, x: Tensor, glucose_std: float, onnx_pa
         for name, build in builders.items():
             run = build()
             error = forecast_error_mgdl(reference, run(x), glucose_std)
-            timing = latency_ms(run, x, latency_calls)
+            timing = batch1_latency_ms(run, x, latency_calls)
             out[name] = error | {"latency_ms_p50": timing["p50"], "latency_ms_p95": timing["p95"],
                                  "windows_per_s": batch_throughput(run, x, batch)}
             del run

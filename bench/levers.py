@@ -24,8 +24,9 @@ from __future__ import annotations
 from typing import Iterable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from models.base import Forecaster
 from models.prompt import render, window_stats
 from models.time_llm import TimeLLM
 from utils.errors import LLMTimeError
@@ -44,7 +45,7 @@ def parse_levers(text: str) -> frozenset[str]:
     return frozenset(names)
 
 
-class Straightforward(nn.Module):
+class Straightforward(Forecaster):
     """A TimeLLM run with some fast-path levers off (see the module docstring); forward(x) -> [B, pred_len]."""
 
     def __init__(self, model: TimeLLM, off: Iterable[str], description: str) -> None:

@@ -1,0 +1,165 @@
+"""The configuration of every cell, from the command line: the settings all cells share, then per cell its model,
+switches, patients and seed, and on the standard grid its inputs, its model's recipe and its family's window budget.
+
+The quick, full and custom presets train every model with one training setting (the flags, or their defaults
+below); the standard grid starts each model from its recipe (``exp.recipes``), and a training flag given explicitly
+overrides that field for every model, as on ``run_main.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Optional
+
+from comparison import standard
+from comparison.grid import (DEFAULT_MODELS, PRESETS, Cell, Grid, Preset, Variant, canonical_models,
+                             choose_patients, parse_seeds, variants)
+from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
+from configs.flags import check_config
+from exp.recipes import apply_recipe
+from utils.cli import given_flags, split_list
+from utils.errors import LLMTimeError
+
+# Flags left unset on the quick, full and custom grids (the standard grid: each model's recipe, S and MS rows).
+SHARED_TRAIN = {"batch_size": 32, "learning_rate": 1e-3, "patience": 3, "features": "S", "mixed_precision": "no"}
+# Recipe fields (exp.recipes.RECIPE_FLAGS) the comparison's flags can set: field -> flag attribute.
+RECIPE_ARGS = {"batch_size": "batch_size", "learning_rate": "learning_rate", "train_epochs": "epochs",
+               "patience": "patience"}
+
+
+def _cap(args: argparse.Namespace, name: str, default: Optional[int]) -> Optional[int]:
+    """The window cap ``name`` as given (0 on the command line is None: no cap), else ``default`` (the preset's or
+    the model family's)."""
+    return getattr(args, name) if name in given_flags(args) else default
+
+
+def _precision(args: argparse.Namespace, preset: Preset) -> str:
+    """--mixed_precision; else on the standard grid bf16 where the hardware computes it natively (as run_main.py
+    chooses) and fp32 elsewhere; else fp32."""
+    if args.mixed_precision is not None:
+        return args.mixed_precision
+    if not preset.standard:
+        return SHARED_TRAIN["mixed_precision"]
+    from exp.trainer import native_bf16  # deferred: it loads torch, which --help does not need
+
+    return "bf16" if native_bf16() else "no"
+
+
+def base_config(args: argparse.Namespace, preset: Preset, runs_dir: Path) -> RunConfig:
+    """Everything shared by the grid's cells; a cell sets model, backbone, switches, patients and seed (and on the
+    standard grid its inputs, recipe and window budget). Every value is held to its field's declaration."""
+    if args.epochs is not None and args.epochs < 1:
+        raise LLMTimeError("--epochs must be >= 1")
+    from data_provider.data_factory import dataset_name  # deferred: it loads torch, which --help does not need
+
+    args.data = dataset_name(args.data)
+    if args.root_path is None and args.data != "simulated":
+        raise LLMTimeError(f"--data {args.data} needs --root_path pointing at its XML files")
+    where = dict(model_id="compare", des="compare", checkpoints=str(runs_dir),
+                 results_csv=str(runs_dir / "results.csv"))
+    precision = _precision(args, preset)
+    if preset.standard:
+        base = RunConfig(**where, data=DataConfig(data=args.data, root_path=args.root_path),
+                         model=ModelConfig(llm_path=args.llm_path, prompt_domain=False),
+                         train=TrainConfig(eval_batch_size=args.eval_batch_size, mixed_precision=precision,
+                                           resume=True))
+        check_config(base)
+        return base
+    shared = {k: SHARED_TRAIN[k] if getattr(args, k) is None else getattr(args, k)
+              for k in ("batch_size", "learning_rate", "patience", "features")}
+    data = DataConfig(data=args.data, root_path=args.root_path, covariates=shared["features"] == "MS",
+                      max_train_windows=_cap(args, "max_train_windows", preset.max_train_windows),
+                      max_val_windows=_cap(args, "max_val_windows", preset.max_val_windows))
+    train = TrainConfig(batch_size=shared["batch_size"], eval_batch_size=args.eval_batch_size,
+                        learning_rate=shared["learning_rate"],
+                        train_epochs=preset.epochs if args.epochs is None else args.epochs,
+                        patience=shared["patience"], mixed_precision=precision, resume=True)
+    base = RunConfig(**where, data=data, model=ModelConfig(llm_path=args.llm_path), train=train)
+    check_config(base)
+    return base
+
+
+def settings_fingerprint(cfg: RunConfig) -> str:
+    """Short hash of every setting but where outputs go, so a changed setting never reuses an old cell."""
+    d = cfg.to_dict()
+    for key in ("checkpoints", "results_csv"):
+        d.pop(key)
+    d["train"].pop("resume")
+    return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def cell_config(base: RunConfig, v: Variant, patients: tuple[str, ...], seed: int,
+                recipes: Optional[dict] = None) -> RunConfig:
+    """``base`` for one cell. ``recipes``: the training fields set explicitly, over each model's recipe (standard
+    grid); None keeps ``base``'s training settings for every model. A row's own inputs override ``base``'s."""
+    data = dataclasses.replace(base.data, patients=list(patients))
+    if v.features:
+        data = dataclasses.replace(data, covariates=v.features == "MS")
+    train = dataclasses.replace(base.train, seed=seed)
+    if recipes is not None:
+        train = apply_recipe(train, v.model, recipes)
+    return dataclasses.replace(
+        base, data=data, train=train,
+        model=dataclasses.replace(base.model, model=v.model, llm_model=v.backbone or base.model.llm_model,
+                                  llm_weights=v.llm_weights, use_prompt=v.use_prompt, event_text=v.event_text,
+                                  event_channels=v.event_channels),
+    )
+
+
+def standard_cell(base: RunConfig, v: Variant, patients: tuple[str, ...], seed: int,
+                  args: argparse.Namespace) -> Cell:
+    """A standard-grid cell: the model's recipe (flags given override it) and its family's windows per epoch (the
+    window flags, when given, override those); its fingerprint covers its whole configuration, which is held to the
+    fields' declarations (a training flag given reaches the cells only, not the base)."""
+    given = {name: getattr(args, flag) for name, flag in RECIPE_ARGS.items() if getattr(args, flag) is not None}
+    cfg = cell_config(base, v, patients, seed, recipes=given)
+    train_cap, val_cap = standard.windows(v.model)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(
+        cfg.data, max_train_windows=_cap(args, "max_train_windows", train_cap),
+        max_val_windows=_cap(args, "max_val_windows", val_cap)))
+    check_config(cfg)
+    return Cell(v, patients, seed, settings_fingerprint(cfg), cfg)
+
+
+def _backbones(args: argparse.Namespace) -> list[str]:
+    from models.backbones import resolve_backbone
+
+    names = list(dict.fromkeys(resolve_backbone(b).name for b in split_list(args.backbones, unique=True)))
+    if not names:
+        raise LLMTimeError("--backbones is empty: name at least one backbone row (e.g. MiniLM)")
+    if args.llm_path and len(names) > 1:
+        raise LLMTimeError("--llm_path holds one backbone's weights: pass a single --backbones name with it")
+    return names
+
+
+def build_grid(args: argparse.Namespace, preset_name: str, runs_dir: Path) -> Grid:
+    """Every cell of the requested grid with its configuration, in run order, and the rows in display order."""
+    preset = PRESETS[preset_name]
+    extras = {"random_backbone": preset.extras if args.random_backbone is None else args.random_backbone,
+              "no_prompt": preset.extras if args.no_prompt_ablation is None else args.no_prompt_ablation}
+    if preset.standard:
+        backbones = _backbones(args)
+        if len(backbones) > 1:
+            raise LLMTimeError("--standard compares one backbone: pass a single --backbones name")
+        rows = standard.select(standard.rows(backbones[0]), args.models, args.features, **extras)
+        if not rows:
+            raise LLMTimeError("--models and --features leave no row of the standard grid")
+    else:
+        models = ",".join(DEFAULT_MODELS) if args.models is None else args.models
+        rows = variants(canonical_models(models), _backbones(args), **extras)
+    base = base_config(args, preset, runs_dir)
+    patients = choose_patients(args.patients, preset, base.data)
+    seeds = parse_seeds(args.seeds, preset)
+    labels = [v.label for v in rows]
+    if preset.standard:
+        group = tuple(patients)
+        cells = standard.run_order([standard_cell(base, v, group, s, args) for s in seeds for v in rows])
+        return Grid(preset_name, base, cells, labels)
+    groups = [tuple(patients)] if args.pooled else [(p,) for p in patients]
+    settings = settings_fingerprint(base)
+    cells = [Cell(v, g, s, settings, cell_config(base, v, g, s)) for g in groups for s in seeds for v in rows]
+    return Grid(preset_name, base, cells, labels)

@@ -1,0 +1,207 @@
+"""What a distillation run is: its settings (``PipelineConfig``), their checks, the patient groups, each phase's
+``RunConfig`` and run folder name, the key that recognises a finished CSV row, and the plan ``--dry-run`` prints.
+
+Nothing here loads data or a model (only the patient ids on disk), so a plan or a bad flag costs seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Optional
+
+from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
+from configs.flags import check_config, flag, internal
+from data_provider.data_factory import data_root, validate as check_data
+from data_provider.ohio import discover
+from distillation.losses import LayerPairs, LossWeights, format_layer_map, parse_grid, uniform_layer_map
+from models.backbones import WEIGHT_CHOICES, BackboneRow, backbone_names, resolve_backbone, safe_name
+from utils.errors import LLMTimeError
+
+DEFAULT_GRID = "0.5,0.5,0;0.5,0.5,0.1;0.2,0.8,0"
+DEFAULT_MAX_TRAIN_WINDOWS = 12_000
+DEFAULT_MAX_VAL_WINDOWS = 3_000
+CSV_NAME = "distillation.csv"
+PHASE_CSV_NAME = "phase_results.csv"
+
+
+@dataclass
+class PipelineConfig:
+    """Everything one pipeline run needs; the CLI and the pair comparison both build it.
+
+    The data, the model settings both roles share and the optimiser are the sections every run has (``data``,
+    ``model``, ``train``, with the pipeline's own window caps); the fields here are what differs per role or belongs
+    to distillation. Each settable field declares its flag (``configs/flags.py``).
+    """
+
+    teacher: str = field(metadata=flag("teacher backbone row, e.g. bert"))
+    student: str = field(metadata=flag("student backbone row, e.g. tinybert"))
+    teacher_path: Optional[str] = field(default=None, metadata=flag(
+        "local save_pretrained folder of the teacher backbone"))
+    student_path: Optional[str] = field(default=None, metadata=flag(
+        "local save_pretrained folder of the student backbone"))
+    teacher_layers: Optional[int] = field(default=None, metadata=flag(
+        "use the teacher's first N layers (llm_layers)", minimum=1))
+    student_layers: Optional[int] = field(default=None, metadata=flag(
+        "use the student's first N layers (llm_layers)", minimum=1))
+    teacher_weights: Optional[str] = field(default=None, metadata=flag(
+        "the teacher backbone's weights (default: --llm_weights)", choices=WEIGHT_CHOICES))
+    student_weights: Optional[str] = field(default=None, metadata=flag(
+        "the student backbone's weights (default: --llm_weights)", choices=WEIGHT_CHOICES))
+    teacher_epochs: int = field(default=10, metadata=flag("epoch budget of the teacher", minimum=1))
+    student_epochs: int = field(default=10, metadata=flag("epoch budget of the student baseline", minimum=1))
+    distill_epochs: int = field(default=10, metadata=flag("epoch budget of each distilled student", minimum=1))
+    all_patients: bool = field(default=False, metadata=flag(
+        "train one pooled model per phase, not one per patient"))
+    weights: Optional[LossWeights] = field(default=None, metadata=internal(
+        "parsed from --alpha/--beta/--gamma; given: no search"))
+    grid: list[LossWeights] = field(default_factory=lambda: parse_grid(DEFAULT_GRID), metadata=internal(
+        "parsed from --grid: the candidates searched on validation when no weights are given"))
+    layer_map: Optional[LayerPairs] = field(default=None, metadata=internal(
+        "parsed from --layer_map; None = the uniform mapping"))
+    init_from_baseline: bool = field(default=False, metadata=flag("start the distilled student from the baseline"))
+    max_cache_mb: float = field(default=4096.0, metadata=flag(
+        "refuse a teacher hidden-state cache above this", above=0))
+    latency_repeats: int = field(default=20, metadata=flag(
+        "timed repeats at batch 1 (a quarter at batch 64)", minimum=1))
+    latency_threads: int = field(default=1, metadata=flag(
+        "CPU threads while timing (1: on a shared machine more threads mostly time contention)", minimum=1))
+    out: str = field(default="./distillation_runs", metadata=flag("folder for run folders and the CSV"))
+    csv: Optional[str] = field(default=None, metadata=flag(f"results CSV (default <out>/{CSV_NAME})"))
+    data: DataConfig = field(default_factory=lambda: DataConfig(max_train_windows=DEFAULT_MAX_TRAIN_WINDOWS,
+                                                                max_val_windows=DEFAULT_MAX_VAL_WINDOWS))
+    model: ModelConfig = field(default_factory=ModelConfig)  # llm_weights: both roles' unless one says otherwise
+    train: TrainConfig = field(default_factory=TrainConfig)  # every phase's, with its own epoch budget
+
+    @property
+    def csv_path(self) -> Path:
+        return Path(self.csv) if self.csv else Path(self.out) / CSV_NAME
+
+    @property
+    def candidates(self) -> list[LossWeights]:
+        return [self.weights] if self.weights is not None else list(self.grid)
+
+    def backbone_weights(self, role: str) -> str:
+        """'pretrained' or 'random' for the teacher or student: its own flag, else --llm_weights."""
+        return getattr(self, f"{role}_weights") or self.model.llm_weights
+
+
+def validate(cfg: PipelineConfig) -> tuple[BackboneRow, BackboneRow]:
+    """Check names and numbers before anything is loaded; returns the (teacher, student) rows.
+
+    The declared bounds and choices (``check_config``) and the data settings come first; what no declaration can
+    say (backbone rows, a non-empty grid) follows.
+    """
+    check_config(cfg)
+    check_data(cfg.data)
+    teacher, student = _row(cfg.teacher, "--teacher"), _row(cfg.student, "--student")
+    if not cfg.candidates:
+        raise LLMTimeError("--grid is empty: give at least one ALPHA,BETA,GAMMA candidate")
+    return teacher, student
+
+
+def _row(name: str, flag: str) -> BackboneRow:
+    try:
+        return resolve_backbone(name)
+    except LLMTimeError:
+        raise LLMTimeError(f"unknown {flag} {name!r}; choose one of: {', '.join(backbone_names())}") from None
+
+
+def patient_groups(cfg: PipelineConfig) -> list[tuple[str, Optional[list[str]]]]:
+    """(tag, training patients) per CSV row: one per patient, or one pooled group with --all-patients."""
+    found = discover(data_root(cfg.data))
+    ids = cfg.data.patients or sorted(found, key=lambda p: (int(p), p) if p.isdigit() else (1 << 30, p))
+    unknown = [p for p in ids if p not in found]
+    if unknown:
+        raise LLMTimeError(f"unknown patient id(s) {', '.join(unknown)}; available: {', '.join(sorted(found))}")
+    if cfg.all_patients:
+        return [("all" if cfg.data.patients is None else "+".join(ids), cfg.data.patients)]
+    return [(pid, [pid]) for pid in ids]
+
+
+def _model_config(cfg: PipelineConfig, role: str) -> ModelConfig:
+    return replace(cfg.model, llm_model=resolve_backbone(getattr(cfg, role)).name,
+                   llm_path=getattr(cfg, f"{role}_path"), llm_weights=cfg.backbone_weights(role),
+                   llm_layers=getattr(cfg, f"{role}_layers"))
+
+
+def phase_configs(cfg: PipelineConfig, tag: str, patients: Optional[list[str]]) -> dict[str, RunConfig]:
+    """The RunConfig of each training phase: same data, optimiser, schedule and early stopping; own epoch budget."""
+    data = replace(cfg.data, patients=patients)
+    folder = Path(cfg.out) / "runs" / f"{safe_name(cfg.data.data)}_{safe_name(tag)}_s{cfg.train.seed}"
+
+    def run(role: str, phase: str, epochs: int) -> RunConfig:
+        train = replace(cfg.train, train_epochs=epochs)
+        return RunConfig(model_id=f"distill_{safe_name(tag)}", des=phase, checkpoints=str(folder),
+                         results_csv=str(Path(cfg.out) / "runs" / PHASE_CSV_NAME),
+                         data=data, model=_model_config(cfg, role), train=train)
+
+    return {"teacher": run("teacher", "teacher", cfg.teacher_epochs),
+            "baseline": run("student", "baseline", cfg.student_epochs),
+            "distilled": run("student", "distilled", cfg.distill_epochs)}
+
+
+def _tag(model: ModelConfig) -> str:
+    layers = f"-L{model.llm_layers}" if model.llm_layers else ""
+    return f"{safe_name(model.llm_model)}{layers}" + ("_random" if model.llm_weights == "random" else "")
+
+
+def run_names(configs: dict[str, RunConfig], weights: LossWeights, init_from_baseline: bool) -> dict[str, str]:
+    teacher, student = _tag(configs["teacher"].model), _tag(configs["baseline"].model)
+    init = "_init" if init_from_baseline else ""
+    return {"teacher": f"teacher_{teacher}", "baseline": f"baseline_{student}",
+            "distilled": f"distilled_{student}_from_{teacher}_{weights.label()}{init}"}
+
+
+def config_key(cfg: PipelineConfig, configs: dict[str, RunConfig]) -> str:
+    """A short hash of everything that determines a row, so a finished row is recognised and skipped."""
+    what = {
+        "phases": {k: v.to_dict() for k, v in configs.items()},
+        "candidates": [w.as_tuple() for w in cfg.candidates],
+        "layer_map": cfg.layer_map,
+        "init_from_baseline": cfg.init_from_baseline,
+        "latency": (cfg.latency_repeats, cfg.latency_threads),
+    }
+    return hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def plan(cfg: PipelineConfig) -> str:
+    """The phases and configurations a run would execute, without loading any data or model."""
+    teacher, student = validate(cfg)
+    groups = patient_groups(cfg)
+    s_depth, t_depth = cfg.student_layers or student.depth, cfg.teacher_layers or teacher.depth
+    pairs = cfg.layer_map or uniform_layer_map(s_depth, t_depth)
+    lines = [
+        f"distillation plan: {teacher.name} (teacher, {t_depth} layers, {cfg.backbone_weights('teacher')} weights) "
+        f"-> {student.name} (student, {s_depth} layers, {cfg.backbone_weights('student')} weights); "
+        f"{cfg.data.data}; "
+        + (f"one pooled model over {groups[0][0]}" if cfg.all_patients else f"{len(groups)} patient(s), one row each"),
+        "objective: alpha*MSE(student, truth) + beta*MSE(student, teacher) + gamma*hidden-state MSE (no temperature)",
+        "weights: " + (f"given {cfg.weights.as_tuple()}" if cfg.weights else
+                       "chosen on validation MSE among " + "; ".join(str(w.as_tuple()) for w in cfg.grid)),
+        f"layer map (student:teacher, {'explicit' if cfg.layer_map else 'uniform'}): {format_layer_map(pairs)}"
+        + ("" if cfg.layer_map else " (from table depths; recomputed from the loaded backbones)"),
+        f"results: {cfg.csv_path}",
+    ]
+    for tag, patients in groups:
+        configs = phase_configs(cfg, tag, patients)
+        lines.append(f"[{tag}]")
+        names = run_names(configs, cfg.candidates[0], cfg.init_from_baseline)
+        for k, phase in enumerate(("teacher", "baseline", "distilled"), 1):
+            rc = configs[phase]
+            extra = f" x {len(cfg.candidates)} weight candidates" if phase == "distilled" else ""
+            lines.append(f"  {k}. {phase:<9} {rc.model.llm_model} ({rc.train.train_epochs} epochs){extra} -> "
+                         f"{Path(rc.checkpoints) / names[phase]}")
+        lines.append("  4. evaluate  CPU latency (batch 1, 64), sizes, RMSE/MAE/Clarke, retention, agreement -> CSV row")
+    first = phase_configs(cfg, *groups[0])
+    compact = lambda obj: json.dumps(asdict(obj), separators=(", ", ": "))  # noqa: E731
+    lines += [
+        "configs of the first row (train_epochs differ per phase as listed above):",
+        f"  data:          {compact(first['teacher'].data)}",
+        f"  train:         {compact(first['teacher'].train)}",
+        f"  teacher model: {compact(first['teacher'].model)}",
+        f"  student model: {compact(first['baseline'].model)}",
+    ]
+    return "\n".join(lines)

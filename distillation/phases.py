@@ -1,0 +1,120 @@
+"""One training phase (teacher, student baseline or a distilled candidate): train it through the engine, or reuse
+the finished run of the same settings already in its folder.
+
+All phases go through ``exp.run.train_and_test``, so they share optimiser, schedule, early stopping and test
+scoring; a distilled run's objective settings (``extra``) are written beside it and must match for it to be reused,
+so a retrained teacher makes older distilled runs stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from torch import nn
+from tqdm.auto import tqdm
+
+from configs import RunConfig
+from data_provider.data_factory import Splits
+from distillation.losses import DistillStudent, LayerPairs, split_state
+from exp.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from exp.reuse import EXTRA_SETTINGS_NAME, finished_run, read_json, rebuild
+from exp.run import train_and_test
+from exp.trainer import Objective, forecast_objective
+from models import build_model
+from utils.io import write_json
+from utils.seed import seed_everything
+
+
+@dataclass
+class Phase:
+    """A finished training phase: its folder, results row, fit record and the best model (plain TimeLLM)."""
+
+    run_dir: Path
+    row: dict[str, Any]
+    fit: dict[str, Any]
+    model: nn.Module
+    reused: bool
+
+
+def train_phase(
+    cfg: RunConfig,
+    name: str,
+    splits: Splits,
+    build: Callable[[], nn.Module],
+    make_objective: Callable[[], Objective] = lambda: forecast_objective,
+    extra: Optional[dict] = None,
+) -> Phase:
+    """Train (or reuse) one phase through ``exp.run.train_and_test``; ``extra`` marks a distilled run's settings.
+
+    The model and objective are built only when the phase actually trains (a reused run needs neither).
+    """
+    run_dir = Path(cfg.checkpoints) / name
+    phase = _reuse(run_dir, cfg, splits, extra)
+    if phase is not None:
+        return phase
+    for stale in ("metrics.json", EXTRA_SETTINGS_NAME):  # their presence marks a finished run
+        (run_dir / stale).unlink(missing_ok=True)
+    result = train_and_test(cfg, objective=make_objective(), splits=splits, model=build(), name=name)
+    model = result.model
+    if isinstance(model, DistillStudent):
+        _strip_projections(run_dir)
+        model = model.student
+    if extra is not None:
+        write_json(run_dir / EXTRA_SETTINGS_NAME, extra)
+    fit = (read_json(run_dir / "metrics.json") or {})["fit"]
+    return Phase(run_dir, result.row, fit, model.eval(), False)
+
+
+def _reuse(run_dir: Path, cfg: RunConfig, splits: Splits, extra: Optional[dict]) -> Optional[Phase]:
+    """The finished run of these settings in ``run_dir``, its best model rebuilt with these splits' scaler; None if
+    there is none or the scaler differs (the data changed since it ran)."""
+    metrics = finished_run(run_dir, cfg, extra)
+    model = rebuild(run_dir, cfg, splits) if metrics is not None else None
+    if model is None:
+        return None
+    tqdm.write(f"reusing finished run {run_dir}")
+    return Phase(run_dir, metrics["summary"], metrics["fit"], model.eval(), True)
+
+
+def _strip_projections(run_dir: Path) -> None:
+    """Leave a plain TimeLLM checkpoint (loadable by evaluate_saved); keep the projections as an extra field."""
+    cfg, scaler, state, extra = load_checkpoint(run_dir)
+    student, projections = split_state(state)
+    extra.pop("distill_projections", None)
+    save_checkpoint(run_dir, student, cfg, scaler, **extra, distill_projections=projections)
+
+
+def checkpoint_digest(run_dir: Path) -> str:
+    """SHA-1 of a run's checkpoint: ties a distilled run to the exact teacher (and baseline) it learnt from."""
+    digest = hashlib.sha1()
+    with open(run_dir / CHECKPOINT_NAME, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def seeded_builder(cfg: RunConfig, splits: Splits) -> Callable[[], nn.Module]:
+    """Builds the phase's model right after seeding: the same initialisation whichever phase ran before."""
+
+    def build() -> nn.Module:
+        seed_everything(cfg.train.seed)
+        return build_model(cfg.model, cfg.data, splits.scaler, splits.description)
+
+    return build
+
+
+def distill_builder(
+    student_build: Callable[[], nn.Module], pairs: LayerPairs, teacher_width: int, init: Optional[Phase]
+) -> Callable[[], nn.Module]:
+    """Builds a distilled candidate: the student (from the trained baseline with ``init``) with its projections."""
+
+    def build() -> nn.Module:
+        student = student_build()
+        if init is not None:  # --init-from-baseline: start from the trained baseline's weights
+            student.load_trainable_state_dict(init.model.trainable_state_dict())
+        return DistillStudent(student, pairs, teacher_width)
+
+    return build

@@ -1,0 +1,124 @@
+"""One distillation CSV row: sizes, CPU latency, the three phases' test accuracy, retention and agreement, and
+how the row was produced (chosen weights, training and cache costs, reused phases, run folders).
+
+Column order is the CSV's, so existing result files keep their layout.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Optional
+
+from torch import nn
+
+from bench.latency import latency_ms
+from configs import RunConfig
+from data_provider.data_factory import Splits
+from distillation.config import PipelineConfig, config_key
+from distillation.losses import backbone_depth, format_layer_map
+from distillation.measure import agreement, checkpoint_mb, size_mb
+from distillation.phases import Phase
+from distillation.search import Search
+from exp.trainer import count_parameters
+
+LATENCY_WINDOWS = 64
+ACCURACY = ("rmse_30", "rmse_60", "mae_30", "mae_60", "clarke_ab_30", "clarke_ab_60")
+LATER_ACCURACY = ("mard_30", "mard_60", "lag_30", "lag_60")  # absent from runs reused from before they existed
+
+
+def measure_latency(cfg: PipelineConfig, splits: Splits, teacher: nn.Module, student: nn.Module) -> dict[str, float]:
+    """CPU ms per window of teacher and student at batch 1 and batch ``LATENCY_WINDOWS``, on the first test
+    windows; batch 1 gets --latency-repeats, the large batch a quarter (at least 3)."""
+    test = splits.test
+    windows = test.__getitems__(list(range(min(LATENCY_WINDOWS, len(test)))))["x"]
+    lat = {}
+    for role, model in (("teacher", teacher), ("student", student)):
+        for batch in (1, LATENCY_WINDOWS):
+            repeats = cfg.latency_repeats if batch == 1 else max(3, cfg.latency_repeats // 4)
+            lat[f"{role}_latency_b{batch}_ms"] = round(
+                latency_ms(model, windows, batch, repeats, cfg.latency_threads), 3)
+    return lat
+
+
+def report_row(
+    cfg: PipelineConfig,
+    tag: str,
+    configs: dict[str, RunConfig],
+    splits: Splits,
+    teacher: Phase,
+    baseline: Phase,
+    search: Search,
+    lat: dict[str, float],
+    t_start: float,
+) -> dict[str, Any]:
+    """The CSV row of one patient (or pooled group); ``t_start`` is when the group began (perf_counter)."""
+    distilled, chosen = search.distilled, search.weights
+    t_train, t_total = count_parameters(teacher.model)
+    s_train, s_total = count_parameters(distilled.model)
+    row: dict[str, Any] = {
+        "config_key": config_key(cfg, configs),
+        "patient": tag,
+        "dataset": cfg.data.data,
+        "seed": cfg.train.seed,
+        "teacher": configs["teacher"].model.llm_model,
+        "student": configs["baseline"].model.llm_model,
+        "teacher_layers": backbone_depth(teacher.model),
+        "student_layers": backbone_depth(distilled.model),
+        "teacher_weights": teacher.model.weights_source,
+        "student_weights": distilled.model.weights_source,
+        "teacher_params_total": t_total,
+        "teacher_params_trainable": t_train,
+        "student_params_total": s_total,
+        "student_params_trainable": s_train,
+        "teacher_size_mb": size_mb(t_total),
+        "student_size_mb": size_mb(s_total),
+        "teacher_checkpoint_mb": checkpoint_mb(teacher.run_dir),
+        "student_checkpoint_mb": checkpoint_mb(distilled.run_dir),
+        **lat,
+        "speedup_b1": round(lat["teacher_latency_b1_ms"] / lat["student_latency_b1_ms"], 3),
+        f"speedup_b{LATENCY_WINDOWS}": round(
+            lat[f"teacher_latency_b{LATENCY_WINDOWS}_ms"] / lat[f"student_latency_b{LATENCY_WINDOWS}_ms"], 3),
+        "latency_threads": cfg.latency_threads,
+    }
+    for prefix, phase in (("teacher", teacher), ("baseline", baseline), ("distilled", distilled)):
+        for metric in ACCURACY:
+            row[f"{prefix}_{metric}"] = phase.row[metric]
+        for metric in LATER_ACCURACY:
+            row[f"{prefix}_{metric}"] = phase.row.get(metric)
+    row.update({
+        "retention_30": _ratio(teacher.row["rmse_30"], distilled.row["rmse_30"]),
+        "retention_60": _ratio(teacher.row["rmse_60"], distilled.row["rmse_60"]),
+        "agreement_30": agreement(teacher.run_dir, distilled.run_dir, 30),
+        "agreement_60": agreement(teacher.run_dir, distilled.run_dir, 60),
+        "baseline_agreement_30": agreement(teacher.run_dir, baseline.run_dir, 30),
+        "baseline_agreement_60": agreement(teacher.run_dir, baseline.run_dir, 60),
+        "alpha": chosen.alpha,
+        "beta": chosen.beta,
+        "gamma": chosen.gamma,
+        "weights_chosen_by": "given" if cfg.weights is not None else f"validation ({len(cfg.candidates)} candidates)",
+        "distilled_val_mse": round(float(distilled.fit["best_val_loss"]), 6),
+        "baseline_val_mse": round(float(baseline.fit["best_val_loss"]), 6),
+        "layer_map": format_layer_map(search.pairs) if chosen.gamma else "none",
+        "init_from_baseline": cfg.init_from_baseline,
+        "teacher_train_s": round(float(teacher.fit["train_seconds"]), 1),
+        "baseline_train_s": round(float(baseline.fit["train_seconds"]), 1),
+        "distill_train_s": round(float(distilled.fit["train_seconds"]), 1),
+        "distill_search_s": round(search.seconds, 1),
+        "teacher_cache_s": round(search.cache.seconds, 1) if search.cache is not None else 0.0,
+        "teacher_cache_mb": round(search.cache.nbytes / 1e6, 2) if search.cache is not None else 0.0,
+        "teacher_epochs": cfg.teacher_epochs,
+        "student_epochs": cfg.student_epochs,
+        "distill_epochs": cfg.distill_epochs,
+        "train_windows": len(splits.train),
+        "test_windows": len(splits.test),
+        "reused_phases": " ".join(p for p, ph in (("teacher", teacher), ("baseline", baseline)) if ph.reused) or "none",
+        "wall_s": round(time.perf_counter() - t_start, 1),
+        "teacher_run": str(teacher.run_dir),
+        "baseline_run": str(baseline.run_dir),
+        "distilled_run": str(distilled.run_dir),
+    })
+    return row
+
+
+def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return round(a / b, 4) if a is not None and b else None
