@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -47,6 +47,14 @@ def patient_rows(cell: Cell, row: dict[str, Any], metrics: dict[str, Any]) -> li
     return out
 
 
+def resumable(cell: Cell) -> Any:
+    """The cell's configuration, continuing its interrupted training if a killed grid left some (``last.pt``);
+    a cell never started runs plainly, so a fresh grid prints no "nothing to resume" warning for every cell."""
+    unfinished = (Path(cell.config.checkpoints) / cell.run_name / "last.pt").is_file()
+    train = cell.config.train
+    return cell.config if unfinished == train.resume else replace(cell.config, train=replace(train, resume=unfinished))
+
+
 def run_grid(cells: list[Cell], out: Path, command: str, shard: Optional[tuple[int, int]] = None,
              after_cell: Callable[[], None] = lambda: None) -> int:
     """Run every cell of ``cells`` not yet finished in ``out``; ``after_cell`` runs after each. Returns the number
@@ -66,7 +74,7 @@ def run_grid(cells: list[Cell], out: Path, command: str, shard: Optional[tuple[i
         if data_key not in splits:
             splits[data_key] = build_splits(cell.config.data)
         bar.set_postfix_str(f"{cell.variant.label} {cell.group} s{cell.seed}")
-        result = train_and_test(cell.config, splits=splits[data_key], name=cell.run_name, reuse=True)
+        result = train_and_test(resumable(cell), splits=splits[data_key], name=cell.run_name, reuse=True)
         for rec in patient_rows(cell, result.row, result.metrics):
             append_row(out / patients_name, rec)
         row = tidy_row(cell, result.row, result.model, command)

@@ -371,3 +371,19 @@ def test_quick_report_is_labelled_a_smoke_run(tmp_path, fake_engine):
     out = tmp_path / "quick"
     assert cm.main(["--quick", "--models", "Persistence", "--out", str(out), "--runs-dir", str(tmp_path / "r")]) == 0
     assert (out / "summary.md").read_text().startswith("# Model comparison (quick): smoke run, not a result")
+
+
+def test_only_an_interrupted_cell_is_resumed(tmp_path):
+    """A cell never started trains plainly (no "nothing to resume" warning for every cell of a fresh grid); one that
+    a killed grid left with resume state (last.pt) continues it."""
+    from comparison.grid import Cell, Variant
+    from comparison.runner import resumable
+    from configs import RunConfig, TrainConfig
+
+    cell = Cell(Variant("DLinear"), ("1001",), 1, "abc",
+                RunConfig(checkpoints=str(tmp_path), train=TrainConfig(resume=True)))
+    assert resumable(cell).train.resume is False
+    (tmp_path / cell.run_name).mkdir()
+    (tmp_path / cell.run_name / "last.pt").write_bytes(b"")
+    assert resumable(cell).train.resume is True
+    assert resumable(cell).to_dict() == cell.config.to_dict()
