@@ -55,7 +55,7 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     add_config_flags(m, ModelConfig, only=("llm_weights", "d_model", "d_ff", "n_heads", "num_tokens"),
                      notes={"llm_weights": "both models', unless --teacher_weights / --student_weights say otherwise"})
     r = p.add_argument_group("output")
-    add_config_flags(r, PipelineConfig, only=("latency_repeats", "latency_threads", "out"))
+    add_config_flags(r, PipelineConfig, only=("latency_repeats", "latency_threads", "int8", "out"))
     r.add_argument(*spellings("dry_run"), action="store_true", help="print the plan and configs; train nothing")
 
 

@@ -3,6 +3,7 @@
     python -m scripts.distillation_comparison --mode quick --patients 1001 --epochs 2
     python -m scripts.distillation_comparison --custom_pairs "BERT,TinyBERT" "MiniLM,MiniLM:2" --llm-weights random
     python -m scripts.distillation_comparison --summarize docs/results/distillation_minilm.csv
+    python -m scripts.distillation_comparison --standard --plan    # issue 12's standard report: runs, time
 
 Every pair goes through ``distillation.pipeline.run_pipeline`` with the same settings, so each row of the pairs CSV
 is a pipeline row. A pair that fails (weights absent, a run that diverges) does not stop the comparison: it becomes a
@@ -12,6 +13,10 @@ overall pair (lowest distilled RMSE at 30 min), the fastest (lowest student CPU 
 (fewest student parameters) and the best retention (teacher RMSE / distilled RMSE at 30 min); a PNG plots RMSE
 against latency. Finished pair/patient rows are skipped and shared teachers are trained once, so a long comparison
 can be interrupted and restarted with the same command.
+
+``--standard`` runs the fixed standard report of ``distillation/standard.py`` (MiniLM teacher, three students, 4
+patients x 3 seeds) into ``docs/results/distillation_standard/`` and summarises it with the paired verdicts of
+``distillation/summary.py``; ``--plan`` prints its runs and a time estimate instead.
 
 ``--paths ROW=DIR`` points a backbone row at a local save_pretrained folder (weights and tokenizer), for rows whose
 real weights are not in the Hugging Face cache; the CSV records the folder as the weights source.
@@ -30,6 +35,7 @@ import pandas as pd
 from distillation.cli import NO_REGRESSION_TEMPERATURE, add_common_arguments, pipeline_config
 from distillation.config import PipelineConfig, plan
 from distillation.pipeline import run_pipeline
+from distillation.standard import STANDARD_DIR, plan_text, standard_configs, write_standard_reports
 from models.backbones import BACKBONES, resolve_backbone
 from utils.cli import OneLineArgumentParser, run_cli, spellings
 from utils.errors import LLMTimeError
@@ -243,6 +249,22 @@ def write_reports(rows_csv: Path) -> tuple[pd.DataFrame, str]:
     return summary, text
 
 
+def run_standard(args: argparse.Namespace) -> int:
+    """``--standard``: its plan, or its runs (finished rows skipped) then summary.csv and summary.md."""
+    out = None if args.out == PipelineConfig.__dataclass_fields__["out"].default else args.out
+    csv = Path(args.csv) if args.csv else None
+    configs = standard_configs(args, out=out, csv=csv)
+    if args.plan or args.dry_run:
+        print(plan_text(configs))
+        return 0
+    failures = run_pairs(configs)
+    csv = configs[0].csv_path
+    write_failures(csv, failures)
+    print(write_standard_reports(csv, pair_label), end="")
+    print(f"rows: {csv}")
+    return 1 if failures else 0
+
+
 # --- command line ----------------------------------------------------------------------------------------------------
 
 
@@ -261,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pairs such as 'BERT,TinyBERT' or 'MiniLM,MiniLM:2' (ROW:LAYERS cuts a backbone)")
     w.add_argument(*spellings("summarize", "summarise"), default=None, metavar="CSV",
                    help="only write the summary and chart of an existing pairs/pipeline CSV")
+    w.add_argument("--standard", action="store_true",
+                   help="the standard report: MiniLM (6 layers) -> MiniLM:1, MiniLM:2, BERT-tiny (random); patients "
+                        "1001-1004, seeds 2021-2023, --features MS, TimeLLM recipe; rows and summary.csv/.md in "
+                        f"{STANDARD_DIR} (--out: run folders, --csv: rows)")
+    p.add_argument("--plan", action="store_true", help="with --standard: list its runs and a time estimate, train "
+                                                       "nothing (--dry_run does the same)")
     p.add_argument("--epochs", type=int, default=10, help="epoch budget of every phase (teacher, baseline, distilled)")
     p.add_argument("--paths", nargs="+", default=None, metavar="ROW=DIR",
                    help="local save_pretrained folder of a backbone row (weights + tokenizer)")
@@ -273,9 +301,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     def body() -> int:
         args = build_parser().parse_args(argv)
-        chosen = [x is not None for x in (args.mode, args.custom_pairs, args.summarize)]
+        chosen = [x is not None for x in (args.mode, args.custom_pairs, args.summarize)] + [args.standard]
         if sum(chosen) != 1:
-            raise LLMTimeError("give exactly one of --mode, --custom_pairs or --summarize")
+            raise LLMTimeError("give exactly one of --mode, --custom_pairs, --summarize or --standard")
+        if args.standard:
+            return run_standard(args)
+        if args.plan:
+            raise LLMTimeError("--plan goes with --standard; other comparisons print their plan with --dry_run")
         if args.summarize:
             print(write_reports(Path(args.summarize))[1], end="")
             return 0

@@ -12,7 +12,8 @@ folder under ``<out>/runs``:
    ``alpha * MSE(student, truth) + beta * MSE(student, teacher forecast) + gamma * hidden-state loss``
    (see ``distillation/losses.py``), the weights picked on validation MSE from a small grid unless
    ``--alpha --beta --gamma`` are given; the teacher's outputs come from a cache filled once per training window;
-4. evaluation: CPU latency, sizes, test accuracy of all three, accuracy retention and student-teacher agreement.
+4. evaluation: CPU latency, sizes, test accuracy of all three, accuracy retention, student-teacher agreement,
+   persistence on the same test windows and (``--int8 1``, the default) the INT8 ONNX student's size, speed and error.
 
 All three models go through the same ``Trainer`` (optimiser, schedule, early stopping on validation MSE, best
 weights tested once on every test window), so the comparison differs only in backbone and objective. A phase whose
@@ -38,6 +39,7 @@ from tqdm.auto import tqdm
 from configs import RunConfig
 from data_provider.data_factory import Splits, build_splits
 from distillation.config import PipelineConfig, config_key, patient_groups, phase_configs, run_names, validate
+from distillation.deploy import int8_figures
 from distillation.losses import backbone_depth
 from distillation.phases import Phase, seeded_builder, train_phase
 from distillation.report import measure_latency, report_row
@@ -83,7 +85,10 @@ def run_group(cfg: PipelineConfig, tag: str, patients: Optional[list[str]]) -> d
     search = search_weights(cfg, tag, configs, splits, teacher, baseline, student_build, student_depth)
     tqdm.write(f"[{tag}] 4/4 evaluation (CPU latency over {cfg.latency_repeats} repeats)")
     lat = measure_latency(cfg, splits, teacher.model, search.distilled.model)
-    return report_row(cfg, tag, configs, splits, teacher, baseline, search, lat, t_start)
+    if cfg.int8:
+        tqdm.write(f"[{tag}] INT8: exporting the distilled student to ONNX and quantising it")
+    int8 = int8_figures(search.distilled.model, splits, cfg.int8, cfg.latency_threads)
+    return report_row(cfg, tag, configs, splits, teacher, baseline, search, lat, t_start, int8)
 
 
 def train_references(

@@ -50,8 +50,12 @@ def report_row(
     search: Search,
     lat: dict[str, float],
     t_start: float,
+    int8: dict[str, Optional[float]],
 ) -> dict[str, Any]:
-    """The CSV row of one patient (or pooled group); ``t_start`` is when the group began (perf_counter)."""
+    """The CSV row of one patient (or pooled group); ``t_start`` is when the group began (perf_counter); ``int8`` is
+    ``distillation.deploy.int8_figures`` of the distilled student.
+
+    The columns added later (persistence, size reduction, INT8) come last, so older CSVs keep their layout."""
     distilled, chosen = search.distilled, search.weights
     t_train, t_total = count_parameters(teacher.model)
     s_train, s_total = count_parameters(distilled.model)
@@ -116,8 +120,19 @@ def report_row(
         "teacher_run": str(teacher.run_dir),
         "baseline_run": str(baseline.run_dir),
         "distilled_run": str(distilled.run_dir),
+        **persistence(teacher, distilled),
+        "size_reduction_pct": round(100.0 * (1.0 - s_total / t_total), 2),
+        **int8,
     })
     return row
+
+
+def persistence(teacher: Phase, distilled: Phase) -> dict[str, Optional[float]]:
+    """Persistence RMSE at 30 and 60 min on the row's test windows, as the teacher's run scored it (every phase
+    of a row shares its test windows; the distilled run's figures stand in for a teacher run that predates them)."""
+    return {f"persistence_rmse_{m}": teacher.row.get(f"persistence_rmse_{m}",
+                                                      distilled.row.get(f"persistence_rmse_{m}"))
+            for m in (30, 60)}
 
 
 def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:

@@ -277,6 +277,13 @@ def test_pipeline_end_to_end_writes_a_complete_row(cohort, tiny_backbones, tmp_p
     assert row["retention_30"] == pytest.approx(row["teacher_rmse_30"] / row["distilled_rmse_30"], rel=1e-3)
     assert row["speedup_b1"] == pytest.approx(row["teacher_latency_b1_ms"] / row["student_latency_b1_ms"], rel=1e-2)
     assert 0 <= row["agreement_30"] <= 100 and row["test_windows"] > 0
+    # persistence on the same test windows (the teacher run's), the size cut and the INT8 student (on by default)
+    teacher_metrics = pd.read_json(Path(row["teacher_run"]) / "metrics.json", typ="series")["summary"]
+    assert row["persistence_rmse_30"] == pytest.approx(teacher_metrics["persistence_rmse_30"])
+    assert row["persistence_rmse_30"] > 0 and row["persistence_rmse_60"] > 0
+    assert row["size_reduction_pct"] == pytest.approx(
+        100 * (1 - row["student_params_total"] / row["teacher_params_total"]), abs=0.01)
+    assert row["int8_size_mb"] > 0 and row["int8_latency_b1_ms"] > 0 and 0 <= row["int8_max_abs_diff_mgdl"] < 50
 
     # the distilled checkpoint reloads as a plain TimeLLM student and scores the same
     again = evaluate_saved(row["distilled_run"])

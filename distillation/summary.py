@@ -1,0 +1,127 @@
+"""The standard distillation report's summary: one row per teacher/student pair over its patients and seeds, and the
+plain statements the report exists for: did distillation beat training the student alone, and did the teacher beat
+persistence.
+
+"Beat" is paired: each (patient, seed) row holds a baseline and a distilled student trained on the same windows
+from the same seed, so the comparison is the per-row difference (distilled - baseline RMSE; negative = distillation
+better), counted as wins, averaged, and tested with the Wilcoxon signed-rank test, which needs no normality of
+differences that a dozen runs cannot show. With fewer than ``MIN_WILCOXON_PAIRS`` pairs no two-sided p-value can
+fall below 0.05, so none is reported.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+from scipy.stats import wilcoxon
+
+from utils.errors import LLMTimeError
+
+MIN_WILCOXON_PAIRS = 6  # smallest n whose exact two-sided signed-rank p-value can be < 0.05 (1/32)
+PAIR_KEYS = ["teacher", "student", "teacher_layers", "student_layers", "teacher_weights", "student_weights"]
+MEANS = ["teacher_rmse_30", "baseline_rmse_30", "distilled_rmse_30", "persistence_rmse_30",
+         "teacher_rmse_60", "baseline_rmse_60", "distilled_rmse_60", "persistence_rmse_60",
+         "retention_30", "retention_60", "agreement_30", "agreement_60", "speedup_b1",
+         "student_params_total", "teacher_params_total", "size_reduction_pct",
+         "int8_size_mb", "int8_latency_b1_ms", "int8_max_abs_diff_mgdl"]
+WITH_SD = ("teacher_rmse_30", "baseline_rmse_30", "distilled_rmse_30", "teacher_rmse_60", "baseline_rmse_60",
+           "distilled_rmse_60")
+
+
+def paired(better: pd.Series, worse: pd.Series) -> dict[str, Any]:
+    """Wins (``better`` < ``worse``), mean difference (better - worse) and the Wilcoxon p-value (None when there are
+    too few pairs; 1.0 when every difference is zero) of two aligned series of RMSEs."""
+    diff = (better.astype(float) - worse.astype(float)).dropna()
+    n = len(diff)
+    p: Optional[float] = None
+    if n >= MIN_WILCOXON_PAIRS:
+        p = 1.0 if np.allclose(diff, 0.0) else float(wilcoxon(diff.to_numpy()).pvalue)
+    return {"n": n, "wins": int((diff < 0).sum()), "mean_diff": float(diff.mean()) if n else math.nan, "p": p}
+
+
+def summarise_standard(rows: pd.DataFrame, label) -> pd.DataFrame:
+    """One row per pair: means (and sd of the RMSEs) over its (patient, seed) runs, the run count, and the paired
+    distilled-vs-baseline and teacher-vs-persistence figures at 30 and 60 min. ``label`` names a pair from a row."""
+    if rows.empty:
+        raise LLMTimeError("no pipeline rows to summarise")
+    rows = rows.assign(pair=rows.apply(label, axis=1))
+    out = []
+    for pair, group in rows.groupby("pair", sort=False):
+        rec: dict[str, Any] = {"pair": pair, "runs": len(group),
+                               "patients": " ".join(sorted(set(map(str, group["patient"])))),
+                               "seeds": " ".join(map(str, sorted(set(group["seed"]))))}
+        for col in MEANS:
+            rec[col] = round(float(group[col].mean()), 4) if col in group else math.nan
+        for col in WITH_SD:
+            rec[f"{col}_sd"] = round(float(group[col].std(ddof=1)), 4) if len(group) > 1 else math.nan
+        for m in (30, 60):
+            d = paired(group[f"distilled_rmse_{m}"], group[f"baseline_rmse_{m}"])
+            rec.update({f"distill_wins_{m}": d["wins"], f"distill_pairs_{m}": d["n"],
+                        f"distill_minus_baseline_{m}": round(d["mean_diff"], 4), f"distill_wilcoxon_p_{m}": d["p"]})
+            persist = group.get(f"persistence_rmse_{m}", pd.Series(np.nan, index=group.index))
+            t = paired(group[f"teacher_rmse_{m}"], persist)
+            rec.update({f"teacher_beats_persistence_{m}": t["wins"], f"teacher_persistence_pairs_{m}": t["n"],
+                        f"teacher_minus_persistence_{m}": round(t["mean_diff"], 4)})
+        rec["chosen_alpha_beta_gamma"] = "; ".join(
+            f"{r.patient}/s{r.seed}: {r.alpha:g}/{r.beta:g}/{r.gamma:g}" for r in group.itertuples())
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def verdicts(r: pd.Series) -> list[str]:
+    """The plain sentences of one summary row: distillation against the student alone, the teacher against
+    persistence, at 30 and 60 min."""
+    lines = []
+    for m in (30, 60):
+        n, wins, diff, p = r[f"distill_pairs_{m}"], r[f"distill_wins_{m}"], r[f"distill_minus_baseline_{m}"], \
+            r[f"distill_wilcoxon_p_{m}"]
+        beat = diff < 0 and wins > n / 2
+        test = (f"Wilcoxon p = {p:.3g}" if p is not None and not pd.isna(p)
+                else f"too few pairs for a Wilcoxon test (< {MIN_WILCOXON_PAIRS})")
+        lines.append(f"{m} min: distillation {'beat' if beat else 'did not beat'} training the student alone: "
+                     f"better in {wins} of {n} patient x seed pairs, mean difference {diff:+.2f} mg/dL "
+                     f"(distilled - baseline), {test}"
+                     + (" (significant at 0.05)" if p is not None and not pd.isna(p) and p < 0.05 else "") + ".")
+    for m in (30, 60):
+        n, wins, diff = r[f"teacher_persistence_pairs_{m}"], r[f"teacher_beats_persistence_{m}"], \
+            r[f"teacher_minus_persistence_{m}"]
+        if not n:
+            lines.append(f"{m} min: no persistence figures in these rows (written before they were recorded).")
+            continue
+        lines.append(f"{m} min: the teacher {'beat' if wins == n else 'did NOT always beat'} persistence: better in "
+                     f"{wins} of {n} runs, mean difference {diff:+.2f} mg/dL (teacher - persistence).")
+    return lines
+
+
+def standard_markdown(summary: pd.DataFrame) -> str:
+    """The table of pairs and, per pair, the verdict sentences."""
+    cols = [("pair", "pair"), ("runs", "runs"), ("teacher_rmse_30", "teacher RMSE30"),
+            ("baseline_rmse_30", "baseline RMSE30"), ("distilled_rmse_30", "distilled RMSE30"),
+            ("persistence_rmse_30", "persistence RMSE30"), ("distilled_rmse_60", "distilled RMSE60"),
+            ("persistence_rmse_60", "persistence RMSE60"), ("retention_30", "retention30"),
+            ("agreement_30", "agree30 %"), ("speedup_b1", "speed-up (b1)"), ("size_reduction_pct", "size -%"),
+            ("int8_size_mb", "INT8 MiB"), ("int8_latency_b1_ms", "INT8 ms (b1)"),
+            ("int8_max_abs_diff_mgdl", "INT8 max |Δ| mg/dL")]
+    lines = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in summary.iterrows():
+        lines.append("| " + " | ".join(_cell(r.get(c)) for c, _ in cols) + " |")
+    lines.append("")
+    for _, r in summary.iterrows():
+        lines.append(f"### {r['pair']} (patients {r['patients']}; seeds {r['seeds']})")
+        lines += [f"- {line}" for line in verdicts(r)]
+        lines.append("")
+    if summary["pair"].str.contains(r"\(random\)").any():
+        lines.append("Pairs marked (random) use an untrained student backbone: they measure the architecture, not a "
+                     "pretrained language model.")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _cell(v: Any) -> str:
+    if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)):
+        return "-"
+    if isinstance(v, (float, np.floating)):
+        return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.2f}"
+    return str(v)

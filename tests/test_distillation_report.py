@@ -1,0 +1,118 @@
+"""The standard distillation report: the truth-only candidate in the default grid, the --int8 flag, rows written
+before the new columns, the paired summary statements, and the --standard plan (runs and the shared teacher).
+
+Nothing here trains: the plan reads only the bundled cohort's patient ids.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.stats import wilcoxon
+
+from distillation import cli, compare
+from distillation.config import DEFAULT_GRID, PipelineConfig, config_key, phase_configs
+from distillation.losses import LossWeights, distillation_loss, parse_grid
+from distillation.pipeline import finished_row
+from distillation.standard import STANDARD_PATIENTS, STANDARD_SEEDS, planned_runs, standard_configs
+from distillation.summary import MIN_WILCOXON_PAIRS, standard_markdown, summarise_standard
+from exp.trainer import masked_mse
+from utils.results import append_row
+
+TRUTH_ONLY = LossWeights(1.0, 0.0, 0.0)
+
+
+def test_truth_only_is_a_default_candidate_and_is_the_baseline_objective():
+    assert TRUTH_ONLY in parse_grid(DEFAULT_GRID)
+    assert TRUTH_ONLY in PipelineConfig(teacher="MiniLM", student="BERT-tiny").candidates
+    pred, y = torch.randn(4, 12), torch.randn(4, 12)
+    mask = torch.ones_like(y)
+    loss, terms = distillation_loss(TRUTH_ONLY, pred, y, mask)  # no teacher needed at all
+    assert loss.item() == pytest.approx(masked_mse(pred, y, mask).item()) and set(terms) == {"truth"}
+
+
+def _config(*flags):
+    return cli.config_from_args(cli.build_parser().parse_args(["--teacher", "bert", "--student", "tinybert", *flags]))
+
+
+def test_int8_flag_defaults_on_and_leaves_the_row_key_alone():
+    on, off = _config(), _config("--int8", "0")
+    assert on.int8 is True and off.int8 is False
+    configs = phase_configs(on, "1001", ["1001"])
+    assert config_key(on, configs) == config_key(off, phase_configs(off, "1001", ["1001"]))
+
+
+def test_rows_written_before_the_new_columns_still_load(tmp_path):
+    csv = tmp_path / "distillation.csv"
+    old = {"config_key": "abc", "patient": "1001", "teacher_rmse_30": 20.0}
+    append_row(csv, old)
+    assert finished_row(csv, "abc")["teacher_rmse_30"] == 20.0
+    append_row(csv, {**old, "config_key": "def", "persistence_rmse_30": 25.0, "int8_size_mb": 12.0})
+    assert pd.isna(finished_row(csv, "abc")["persistence_rmse_30"])
+    assert finished_row(csv, "def")["int8_size_mb"] == 12.0
+
+
+def _rows(diffs, teacher=20.0, persistence=25.0):
+    """A hand-made table: one pair, one row per (patient, seed), distilled = baseline + diff."""
+    n = len(diffs)
+    base = 20.0 + np.arange(n)
+    return pd.DataFrame({
+        "teacher": "MiniLM", "student": "MiniLM", "teacher_layers": 6, "student_layers": 2,
+        "teacher_weights": "pretrained", "student_weights": "pretrained",
+        "patient": [str(1001 + k % 4) for k in range(n)], "seed": [2021 + k // 4 for k in range(n)],
+        "teacher_rmse_30": teacher, "baseline_rmse_30": base, "distilled_rmse_30": base + np.asarray(diffs),
+        "persistence_rmse_30": persistence, "teacher_rmse_60": teacher + 8, "baseline_rmse_60": base + 8,
+        "distilled_rmse_60": base + 8 + np.asarray(diffs), "persistence_rmse_60": persistence + 8,
+        "alpha": 0.5, "beta": 0.5, "gamma": 0.0})
+
+
+def test_summary_states_wins_mean_difference_and_wilcoxon():
+    diffs = [-1.0, -0.5, -2.0, 0.3, -0.7, -1.5, -0.2, 0.4, -0.9, -1.1, -0.6, -0.8]
+    summary = summarise_standard(_rows(diffs), compare.pair_label)
+    r = summary.iloc[0]
+    assert (r["runs"], r["distill_wins_30"], r["distill_pairs_30"]) == (12, 10, 12)
+    assert r["distill_minus_baseline_30"] == pytest.approx(np.mean(diffs), abs=1e-4)
+    assert r["distill_wilcoxon_p_30"] == pytest.approx(wilcoxon(diffs).pvalue)
+    assert r["patients"] == "1001 1002 1003 1004" and r["seeds"] == "2021 2022 2023"
+    assert r["teacher_beats_persistence_30"] == 12 and r["teacher_minus_persistence_30"] == pytest.approx(-5.0)
+    text = standard_markdown(summary)
+    assert "30 min: distillation beat training the student alone: better in 10 of 12" in text
+    assert f"Wilcoxon p = {wilcoxon(diffs).pvalue:.3g} (significant at 0.05)" in text
+    assert "30 min: the teacher beat persistence: better in 12 of 12 runs" in text
+
+
+def test_summary_says_plainly_when_distillation_lost_or_pairs_are_too_few():
+    few = summarise_standard(_rows([0.5, -0.1, 0.2], teacher=30.0), compare.pair_label)
+    assert few.iloc[0]["distill_wilcoxon_p_30"] is None and MIN_WILCOXON_PAIRS > 3
+    text = standard_markdown(few)
+    assert "distillation did not beat training the student alone: better in 1 of 3" in text
+    assert "too few pairs for a Wilcoxon test" in text
+    assert "the teacher did NOT always beat persistence: better in 0 of 3 runs" in text
+    # rows written before persistence was recorded: said so, not a crash
+    old = _rows([0.1] * 3).drop(columns=["persistence_rmse_30", "persistence_rmse_60"])
+    assert "no persistence figures" in standard_markdown(summarise_standard(old, compare.pair_label))
+
+
+def test_standard_plan_lists_three_pairs_four_patients_three_seeds_one_teacher_each(capsys):
+    args = compare.build_parser().parse_args(["--standard", "--plan"])
+    configs = standard_configs(args)
+    assert len(configs) == 3 * len(STANDARD_SEEDS)
+    assert all(c.data.covariates and c.model.event_text and c.model.event_channels for c in configs)
+    assert all(c.train.recipe.startswith("TimeLLM") and TRUTH_ONLY in c.candidates for c in configs)
+    assert [(c.student, c.student_layers, c.backbone_weights("student")) for c in configs[:3]] == [
+        ("MiniLM", 1, "pretrained"), ("MiniLM", 2, "pretrained"), ("BERT-tiny", None, "random")]
+    runs = planned_runs(configs)
+    rows = runs[runs["phase"] == "baseline"]
+    assert len(rows) == 3 * 4 * 3 and set(rows["patient"]) == set(STANDARD_PATIENTS)
+    assert set(rows["seed"]) == set(STANDARD_SEEDS) and rows["pair"].nunique() == 3
+    teachers = runs[runs["phase"] == "teacher"]
+    assert len(teachers) == 36 and teachers["run"].nunique() == 4 * 3 and (~teachers["reused"]).sum() == 12
+    # the shared teacher is reused only if its RunConfig is identical across the pairs (exp/reuse.py's rule)
+    for seed_configs in (configs[k:k + 3] for k in range(0, len(configs), 3)):
+        teacher = {str(phase_configs(c, "1001", ["1001"])["teacher"].to_dict()) for c in seed_configs}
+        assert len(teacher) == 1
+    assert compare.main(["--standard", "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "36 rows" in out and "trained 12 (once per patient and seed" in out and " h at 22 training" in out
