@@ -132,6 +132,14 @@ def _model_config(cfg: PipelineConfig, role: str) -> ModelConfig:
                    llm_layers=getattr(cfg, f"{role}_layers"))
 
 
+def baseline_stands_for(cfg: PipelineConfig, weights: LossWeights) -> bool:
+    """Whether the student baseline is already the distilled run of ``weights``: truth only (1, 0, 0) is the
+    baseline's objective, so with the same epoch budget and no initialisation from the baseline the search scores
+    the baseline's run for it instead of training the same student a second time."""
+    return (weights.as_tuple() == (1.0, 0.0, 0.0) and not cfg.init_from_baseline
+            and cfg.distill_epochs == cfg.student_epochs)
+
+
 def phase_configs(cfg: PipelineConfig, tag: str, patients: Optional[list[str]]) -> dict[str, RunConfig]:
     """The RunConfig of each training phase: same data, optimiser, schedule and early stopping; own epoch budget."""
     data = replace(cfg.data, patients=patients)

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from configs import RunConfig
 from data_provider.data_factory import Splits
-from distillation.config import PipelineConfig, run_names
+from distillation.config import PipelineConfig, baseline_stands_for, run_names
 from distillation.losses import (
     DistillationObjective,
     LayerPairs,
@@ -122,6 +122,11 @@ def search_weights(
     t_width = hidden_width(teacher.model)
     candidates: list[tuple[LossWeights, Phase]] = []
     for k, weights in enumerate(cfg.candidates, 1):
+        if baseline_stands_for(cfg, weights):
+            tqdm.write(f"[{tag}] 3/4 weights {weights.as_tuple()} are the baseline's objective: its run stands for "
+                       f"them ({k}/{len(cfg.candidates)})")
+            candidates.append((weights, baseline))
+            continue
         used = pairs if weights.gamma else []
         extra = distill_settings(weights, used, teacher, baseline, cfg.init_from_baseline)
         tqdm.write(f"[{tag}] 3/4 distilled student, weights {weights.as_tuple()} ({k}/{len(cfg.candidates)})")
@@ -132,5 +137,5 @@ def search_weights(
         )
         candidates.append((weights, phase))
     chosen, distilled = min(candidates, key=lambda c: c[1].fit["best_val_loss"])  # first wins ties
-    seconds = sum(float(phase.fit["train_seconds"]) for _, phase in candidates)
+    seconds = sum(float(phase.fit["train_seconds"]) for _, phase in candidates if phase is not baseline)
     return Search(chosen, distilled, pairs, seconds, outputs.cache)

@@ -20,7 +20,7 @@ from typing import Optional
 import pandas as pd
 
 from distillation.cli import pipeline_config
-from distillation.config import PipelineConfig, patient_groups, phase_configs, run_names
+from distillation.config import PipelineConfig, baseline_stands_for, patient_groups, phase_configs, run_names
 from distillation.summary import standard_markdown, summarise_standard
 from exp.recipes import apply_recipe
 from utils.errors import LLMTimeError
@@ -72,9 +72,11 @@ def planned_runs(configs: list[PipelineConfig]) -> pd.DataFrame:
                 for phase in ("teacher", "baseline", "distilled"):
                     if phase != "distilled" and w != cfg.candidates[0]:
                         continue
+                    stands_in = phase == "distilled" and baseline_stands_for(cfg, w)
                     lines.append({"phase": phase, "pair": pair, "patient": tag, "seed": cfg.train.seed,
                                   "weights": w.as_tuple() if phase == "distilled" else None,
-                                  "run": str(Path(phases[phase].checkpoints) / names[phase]),
+                                  "run": str(Path(phases["baseline" if stands_in else phase].checkpoints)
+                                             / names["baseline" if stands_in else phase]),
                                   "epochs": phases[phase].train.train_epochs})
     runs = pd.DataFrame(lines)
     runs["reused"] = runs.duplicated("run")

@@ -6,6 +6,8 @@ Nothing here trains: the plan reads only the bundled cohort's patient ids.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +15,7 @@ import torch
 from scipy.stats import wilcoxon
 
 from distillation import cli, compare
-from distillation.config import DEFAULT_GRID, PipelineConfig, config_key, phase_configs
+from distillation.config import DEFAULT_GRID, PipelineConfig, baseline_stands_for, config_key, phase_configs
 from distillation.losses import LossWeights, distillation_loss, parse_grid
 from distillation.pipeline import finished_row
 from distillation.standard import STANDARD_PATIENTS, STANDARD_SEEDS, planned_runs, standard_configs
@@ -116,3 +118,19 @@ def test_standard_plan_lists_three_pairs_four_patients_three_seeds_one_teacher_e
     assert compare.main(["--standard", "--plan"]) == 0
     out = capsys.readouterr().out
     assert "36 rows" in out and "trained 12 (once per patient and seed" in out and " h at 22 training" in out
+
+
+def test_truth_only_weights_are_scored_on_the_baseline_run_not_retrained():
+    """(1, 0, 0) is the baseline's objective: with the same epochs and no initialisation from the baseline, the
+    baseline's run stands for it (the plan counts it as reused); otherwise it trains like any candidate."""
+    args = compare.build_parser().parse_args(["--standard", "--plan"])
+    configs = standard_configs(args)
+    cfg = configs[0]
+    assert baseline_stands_for(cfg, TRUTH_ONLY) and not baseline_stands_for(cfg, LossWeights(0.5, 0.5, 0.0))
+    assert not baseline_stands_for(dataclasses.replace(cfg, init_from_baseline=True), TRUTH_ONLY)
+    assert not baseline_stands_for(dataclasses.replace(cfg, distill_epochs=cfg.student_epochs + 1), TRUTH_ONLY)
+    runs = planned_runs(configs)
+    truth = runs[(runs["phase"] == "distilled") & (runs["weights"] == TRUTH_ONLY.as_tuple())]
+    assert len(truth) == 36 and truth["reused"].all()
+    baselines = set(runs[runs["phase"] == "baseline"]["run"])
+    assert set(truth["run"]) <= baselines
