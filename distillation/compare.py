@@ -36,6 +36,7 @@ from distillation.cli import NO_REGRESSION_TEMPERATURE, add_common_arguments, pi
 from distillation.config import PipelineConfig, plan
 from distillation.pipeline import run_pipeline
 from distillation.standard import STANDARD_DIR, plan_text, standard_configs, write_standard_reports
+from distillation.summary import cell, table
 from models.backbones import BACKBONES, resolve_backbone
 from utils.cli import OneLineArgumentParser, run_cli, spellings
 from utils.errors import LLMTimeError
@@ -159,28 +160,18 @@ def markdown(summary: pd.DataFrame) -> str:
             ("agreement_30", "agree30 %"), ("student_params_total", "student params"),
             ("student_latency_b1_ms", "student ms (b1)"), ("speedup_b1", "speed-up (b1)"),
             ("chosen_alpha_beta_gamma", "chosen α/β/γ"), ("picks", "picks")]
-    lines = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in summary.iterrows():
-        lines.append("| " + " | ".join(_cell(r[c]) for c, _ in cols) + " |")
+    lines = table(summary, cols)
     lines.append("")
     for pick, key, unit in (("best overall", "distilled_rmse_30", "mg/dL distilled RMSE30"),
                             ("fastest", "student_latency_b1_ms", "ms per window at batch 1"),
                             ("smallest", "student_params_total", "student parameters"),
                             ("best retention", "retention_30", "teacher/distilled RMSE30")):
         r = summary[summary["picks"].str.contains(pick)].iloc[0]
-        lines.append(f"- **{pick.capitalize()}**: {r['pair']} ({_cell(r[key])} {unit})")
+        lines.append(f"- **{pick.capitalize()}**: {r['pair']} ({cell(r[key])} {unit})")
     if summary["pair"].str.contains(r"\(random\)").any():
         lines.append("- Pairs marked (random) use untrained backbone weights: they measure the architecture, "
                      "not a pretrained language model.")
     return "\n".join(lines) + "\n"
-
-
-def _cell(v: Any) -> str:
-    if isinstance(v, (float, np.floating)):
-        return "-" if np.isnan(v) else (f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.2f}")
-    if isinstance(v, (int, np.integer)):
-        return f"{v:,}"
-    return str(v)
 
 
 def failed_path(rows_csv: Path) -> Path:

@@ -105,9 +105,7 @@ def standard_markdown(summary: pd.DataFrame) -> str:
             ("agreement_30", "agree30 %"), ("speedup_b1", "speed-up (b1)"), ("size_reduction_pct", "size -%"),
             ("int8_size_mb", "INT8 MiB"), ("int8_latency_b1_ms", "INT8 ms (b1)"),
             ("int8_max_abs_diff_mgdl", "INT8 max |Δ| mg/dL")]
-    lines = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in summary.iterrows():
-        lines.append("| " + " | ".join(_cell(r.get(c)) for c, _ in cols) + " |")
+    lines = table(summary, cols)
     lines.append("")
     for _, r in summary.iterrows():
         lines.append(f"### {r['pair']} (patients {r['patients']}; seeds {r['seeds']})")
@@ -119,9 +117,18 @@ def standard_markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _cell(v: Any) -> str:
+def cell(v: Any) -> str:
+    """One Markdown table cell: '-' for missing, thousands separators for large numbers, two decimals otherwise."""
     if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)):
         return "-"
     if isinstance(v, (float, np.floating)):
         return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.2f}"
+    if isinstance(v, (int, np.integer)):
+        return f"{v:,}"
     return str(v)
+
+
+def table(rows: pd.DataFrame, cols: list[tuple[str, str]]) -> list[str]:
+    """A Markdown table of ``rows``: one (column, heading) pair per table column."""
+    lines = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
+    return lines + ["| " + " | ".join(cell(r.get(c)) for c, _ in cols) + " |" for _, r in rows.iterrows()]
