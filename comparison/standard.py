@@ -19,8 +19,11 @@ What runs (``python -m scripts.compare_models --standard``, ``--plan`` prints it
 What was cut to fit the budget:
 
 - pooled training instead of one model per patient (``--full`` trains one per patient: GPU hours);
-- the language-model family (Time-LLM and its ablations) trains on an evenly spaced ``LLM_WINDOWS`` = 1,000 of the
-  140,791 training windows (the same each epoch) and selects on 500 validation windows; DLinear and PatchTST on
+- Time-LLM trains on an evenly spaced ``LLM_WINDOWS`` = 1,000 of the 140,791 training windows (the same each
+  epoch: the budget its plateau run in ``docs/results/recipes.md`` used) and selects on 500 validation windows; its
+  three LLM-free ablations on ``ABLATION_WINDOWS`` = 2,000 / 1,000, the budget their recipes were swept at (their
+  patience of 3 epochs was chosen on 2,000-window epochs: on 1,000-window ones the w/o-LLM ablation stopped at epoch
+  5 on noise, its best epoch 2, where its sweep levelled at epoch 19); DLinear and PatchTST on
   ``LIGHT_WINDOWS`` = 20,000 / 5,000 (the caps DLinear's recipe was swept at; all windows would cost PatchTST about
   half an hour per run); Ridge is fit in closed form on every training window;
 - the event ablations, the random backbone, the prompt-less model and the LLM ablations run on MS only;
@@ -38,7 +41,8 @@ from utils.cli import split_list
 from utils.errors import LLMTimeError
 
 # Windows per epoch (training, validation) by model family: change them here. None = every window.
-LLM_WINDOWS = (1_000, 500)  # Time-LLM and its ablations
+LLM_WINDOWS = (1_000, 500)  # Time-LLM and its variants with a language model
+ABLATION_WINDOWS = (2_000, 1_000)  # TimeLLM_woLLM, _LLM2Attn, _LLM2Trsf: the budget of their recipe sweep
 LIGHT_WINDOWS = (20_000, 5_000)  # DLinear, PatchTST
 REFERENCE = "TimeLLM (MS)"  # the row every other row is compared with, patient by patient
 BASELINES = ("Persistence", "Ridge", "DLinear", "PatchTST")
@@ -86,6 +90,8 @@ def windows(model: str) -> tuple[Optional[int], Optional[int]]:
 
     if recipe_for(model) is None:  # nothing to train: Ridge fits on every window, Persistence reads none
         return None, None
+    if model.lower() in {"timellm_wollm", "timellm_llm2attn", "timellm_llm2trsf"}:
+        return ABLATION_WINDOWS
     return LLM_WINDOWS if model_uses_llm(model) else LIGHT_WINDOWS
 
 

@@ -206,7 +206,7 @@ def train_and_test(
     write_outputs(run_dir, forecast, splits.test, label)
     trainable, total = count_parameters(final_model)
     row = results_row(cfg, run_dir, model, metrics, fit, trainable, total, len(splits.test) / max(test_seconds, 1e-9),
-                      time.perf_counter() - t_start, splits)
+                      time.perf_counter() - t_start + fit.earlier_wall_seconds, splits)
     persistence = score(persistence_forecast(splits.test, splits.scaler), splits.test)
     row.update({f"persistence_{k}": persistence["mean_over_patients"][k]
                 for k in ("rmse_30", "rmse_60", "mae_30", "mae_60")})

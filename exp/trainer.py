@@ -73,6 +73,7 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
     train_seconds: float = 0.0
     train_windows_per_s: float = 0.0
+    earlier_wall_seconds: float = 0.0  # wall time spent by earlier, interrupted parts of a resumed fit
 
 
 def _ensure_single_process_env() -> None:
@@ -256,6 +257,7 @@ class Trainer:
         steps = len(train_loader) if cfg.max_steps_per_epoch is None else min(len(train_loader), cfg.max_steps_per_epoch)
         scheduler = make_schedule(cfg, optimizer, steps)
         best, best_state, bad_epochs, windows, seconds, first_epoch = FitResult(-1, math.inf, 0), None, 0, 0, 0.0, 1
+        fit_start, earlier_wall = time.perf_counter(), 0.0
         if resume_path is not None and Path(resume_path).is_file():
             saved = torch.load(resume_path, map_location="cpu", weights_only=True)
             if cfg.use_deepspeed:
@@ -268,6 +270,7 @@ class Trainer:
             _set_rng(saved["rng"], train.generator)
             best, best_state, bad_epochs = FitResult(**saved["best"]), saved["best_state"], saved["bad_epochs"]
             windows, seconds, first_epoch = saved["windows"], saved["seconds"], saved["epoch"] + 1
+            earlier_wall = saved.get("wall", seconds)  # files from before wall time was saved: training time
             if self.is_main:
                 tqdm.write(f"resuming after epoch {saved['epoch']} from {resume_path}")
             if saved.get("stopped"):
@@ -323,7 +326,7 @@ class Trainer:
                     Path(resume_path), model, optimizer,
                     {"epoch": epoch, "scheduler": scheduler.state_dict(), "rng": _get_rng(train.generator),
                      "best": asdict(best), "best_state": best_state, "bad_epochs": bad_epochs, "windows": windows,
-                     "seconds": seconds, "stopped": stop},
+                     "seconds": seconds, "wall": earlier_wall + time.perf_counter() - fit_start, "stopped": stop},
                 )
             if stop:
                 if self.is_main:
@@ -331,6 +334,7 @@ class Trainer:
                 break
         best.epochs_run = max(epoch, best.epochs_run)
         best.train_seconds, best.train_windows_per_s = seconds, windows / max(seconds, 1e-9)
+        best.earlier_wall_seconds = earlier_wall
         if best_state is not None:
             load_trainable_state(self.unwrap(model), best_state)
         if self.accelerator.log_with:

@@ -13,6 +13,7 @@ import pytest
 import data_provider.data_factory
 import exp.run
 from comparison import standard
+from comparison.costs import estimate_seconds
 from comparison.grid import in_shard, variants
 from comparison.markdown import glucose_table
 from comparison.settings import build_grid
@@ -154,12 +155,15 @@ def test_standard_grid_has_its_rows_seeds_recipes_and_budgets(tmp_path):
             assert (cfg.data.max_train_windows, cfg.data.max_val_windows) == (None, None)
             continue
         assert {k: getattr(cfg.train, k) for k in recipe.fields()} == recipe.fields()
-        caps = standard.LLM_WINDOWS if cfg.model.model.startswith("TimeLLM") else standard.LIGHT_WINDOWS
+        caps = (standard.ABLATION_WINDOWS if cfg.model.model in ("TimeLLM_woLLM", "TimeLLM_LLM2Attn", "TimeLLM_LLM2Trsf")
+                else standard.LLM_WINDOWS if cfg.model.model == "TimeLLM" else standard.LIGHT_WINDOWS)
         assert (cfg.data.max_train_windows, cfg.data.max_val_windows) == caps
     dlinear, timellm = _cell(grid, "DLinear (MS)").config, _cell(grid, "TimeLLM (MS)").config
     assert dlinear.train.learning_rate == RECIPES["DLinear"].learning_rate == 1e-3 and dlinear.train.batch_size == 64
     assert timellm.train.learning_rate == RECIPES["TimeLLM"].learning_rate == 3e-3 and timellm.train.warmup_steps == 20
     assert (timellm.data.max_train_windows, timellm.data.max_val_windows) == (1_000, 500)
+    wollm = _cell(grid, "TimeLLM_woLLM (MS)").config  # at the budget its recipe's patience was chosen on
+    assert (wollm.data.max_train_windows, wollm.data.max_val_windows) == (2_000, 1_000)
     text, channels = _cell(grid, "TimeLLM_text (MS)").config.model, _cell(grid, "TimeLLM_channels (MS)").config.model
     assert (text.model, text.event_text, text.event_channels) == ("TimeLLM", True, False)
     assert (channels.event_text, channels.event_channels) == (False, True)
@@ -175,8 +179,8 @@ def test_standard_grid_runs_seed_major_cheap_first_and_flags_override_recipes(tm
     assert seeds == sorted(seeds)  # every cell of a seed before the next seed
     first = [c.variant.label for c in grid.cells[:17]]
     assert first[:4] == ["Persistence (S)", "Persistence (MS)", "Ridge (S)", "Ridge (MS)"]
-    assert set(first[-6:]) == {"TimeLLM (S)", "TimeLLM (MS)", "TimeLLM_text (MS)", "TimeLLM_channels (MS)",
-                               "TimeLLM_random (MS)", "TimeLLM_noprompt (MS)"}
+    costs = [estimate_seconds(c) for c in grid.cells[:17]]
+    assert costs == sorted(costs)  # cheapest first within a seed
     some = _grid(tmp_path, "--models", "dlinear,TimeLLM", "--features", "MS", "--seeds", "5",
                  "--learning-rate", "0.01", "--max-train-windows", "0", "--mixed-precision", "no")
     assert some.labels == ["DLinear (MS)", "TimeLLM (MS)"]

@@ -163,6 +163,7 @@ def _crash_then_resume(cfg, path):
     pred, _ = trainer.predict(make_loader(ds, 100, False, 0))
     assert resumed.best_val_loss == pytest.approx(full.best_val_loss, rel=1e-6)
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    assert resumed.earlier_wall_seconds >= resumed.history[0]["seconds"] > 0  # the crashed part's time counts
     np.testing.assert_allclose(pred, full_pred, rtol=1e-6, atol=1e-7)
 
 
