@@ -14,8 +14,8 @@ overall pair (lowest distilled RMSE at 30 min), the fastest (lowest student CPU 
 against latency. Finished pair/patient rows are skipped and shared teachers are trained once, so a long comparison
 can be interrupted and restarted with the same command.
 
-``--standard`` runs the fixed standard report of ``distillation/standard.py`` (MiniLM teacher, three students, 4
-patients x 3 seeds) into ``docs/results/distillation_standard/`` and summarises it with the paired verdicts of
+``--standard`` runs the fixed standard report of ``distillation/standard.py`` (MiniLM teacher, three students, 12
+patients pooled x 3 seeds) into ``docs/results/distillation_standard/`` and summarises it with the paired verdicts of
 ``distillation/summary.py``; ``--plan`` prints its runs and a time estimate instead.
 
 ``--paths ROW=DIR`` points a backbone row at a local save_pretrained folder (weights and tokenizer), for rows whose
@@ -35,7 +35,8 @@ import pandas as pd
 from distillation.cli import NO_REGRESSION_TEMPERATURE, add_common_arguments, pipeline_config
 from distillation.config import PipelineConfig, plan
 from distillation.pipeline import run_pipeline
-from distillation.standard import STANDARD_DIR, plan_text, standard_configs, write_standard_reports
+from distillation.standard import (SEARCH_SEED, STANDARD_DIR, chosen_weights, plan_text, standard_configs,
+                                   student_key, write_standard_reports)
 from distillation.summary import cell, table
 from models.backbones import BACKBONES, resolve_backbone
 from utils.cli import OneLineArgumentParser, run_cli, spellings
@@ -248,7 +249,14 @@ def run_standard(args: argparse.Namespace) -> int:
     if args.plan or args.dry_run:
         print(plan_text(configs))
         return 0
-    failures = run_pairs(configs)
+    failures = run_pairs([c for c in configs if c.train.seed == SEARCH_SEED])  # the weight search
+    chosen = chosen_weights(configs)
+    later = [c for c in standard_configs(args, out=out, csv=csv, chosen=chosen) if c.train.seed != SEARCH_SEED]
+    failures += run_pairs([c for c in later if student_key(c) in chosen])
+    failures += [{"teacher": c.teacher, "student": c.student, "teacher_layers": c.teacher_layers,
+                  "student_layers": c.student_layers, "patients": f"seed {c.train.seed}",
+                  "reason": f"no weights: the seed {SEARCH_SEED} search of this pair failed"}
+                 for c in later if student_key(c) not in chosen]
     csv = configs[0].csv_path
     write_failures(csv, failures)
     print(write_standard_reports(csv, pair_label), end="")
@@ -275,9 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument(*spellings("summarize", "summarise"), default=None, metavar="CSV",
                    help="only write the summary and chart of an existing pairs/pipeline CSV")
     w.add_argument("--standard", action="store_true",
-                   help="the standard report: MiniLM (6 layers) -> MiniLM:1, MiniLM:2, BERT-tiny (random); patients "
-                        "1001-1004, seeds 2021-2023, --features MS, TimeLLM recipe; rows and summary.csv/.md in "
-                        f"{STANDARD_DIR} (--out: run folders, --csv: rows)")
+                   help="the standard report: MiniLM (6 layers) -> MiniLM:1, MiniLM:2, BERT-tiny (random); pooled "
+                        "over the 12 bundled patients, seeds 2021-2023 (weights searched on 2021), --features MS, "
+                        f"TimeLLM recipe; pooled.csv, rows.csv and summary.csv/.md in {STANDARD_DIR} (--out: run "
+                        "folders, --csv: the pooled rows)")
     p.add_argument("--plan", action="store_true", help="with --standard: list its runs and a time estimate, train "
                                                        "nothing (--dry_run does the same)")
     p.add_argument("--epochs", type=int, default=10, help="epoch budget of every phase (teacher, baseline, distilled)")

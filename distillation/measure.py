@@ -32,18 +32,29 @@ def agreement(teacher_run: Path, student_run: Path, minutes: int, tolerance: flo
 
     Read from both runs' predictions.csv (the forecasts that were scored), matched by patient, time and horizon.
     """
+    return agreement_of(predictions(teacher_run), predictions(student_run), minutes, tolerance,
+                        f"{teacher_run} and {student_run}")
+
+
+def predictions(run_dir: Path) -> pd.DataFrame:
+    """A run's scored test forecasts (predictions.csv)."""
+    return pd.read_csv(Path(run_dir) / "predictions.csv", dtype={"patient": str})
+
+
+def agreement_of(teacher: pd.DataFrame, student: pd.DataFrame, minutes: int, tolerance: float = AGREEMENT_MGDL,
+                 what: str = "the two runs") -> float:
+    """``agreement`` on two runs' predictions tables (or the same patient's part of each)."""
     keys = ["patient", "timestamp", "horizon_min"]
-    t = _at(teacher_run, minutes)
-    s = _at(student_run, minutes)
+    t = _at(teacher, minutes)
+    s = _at(student, minutes)
     both = t.merge(s, on=keys, suffixes=("_teacher", "_student"), validate="one_to_one")
     if len(both) != len(t) or len(both) != len(s):
-        raise RuntimeError(f"{teacher_run} and {student_run} scored different test forecasts")
+        raise RuntimeError(f"{what} scored different test forecasts")
     if both.empty:
         return float("nan")
     close = (both["forecast_teacher"] - both["forecast_student"]).abs() <= tolerance
     return round(100.0 * float(np.mean(close)), 2)
 
 
-def _at(run_dir: Path, minutes: int) -> pd.DataFrame:
-    frame = pd.read_csv(Path(run_dir) / "predictions.csv", dtype={"patient": str})
+def _at(frame: pd.DataFrame, minutes: int) -> pd.DataFrame:
     return frame.loc[frame["horizon_min"] == minutes, ["patient", "timestamp", "horizon_min", "forecast"]]

@@ -7,8 +7,10 @@ Column order is the CSV's, so existing result files keep their layout.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Optional
 
+import pandas as pd
 from torch import nn
 
 from bench.latency import latency_ms
@@ -16,10 +18,12 @@ from configs import RunConfig
 from data_provider.data_factory import Splits
 from distillation.config import PipelineConfig, config_key
 from distillation.losses import backbone_depth, format_layer_map
-from distillation.measure import agreement, checkpoint_mb, size_mb
+from distillation.measure import agreement, agreement_of, checkpoint_mb, predictions, size_mb
 from distillation.phases import Phase
 from distillation.search import Search
+from exp.reuse import read_json
 from exp.trainer import count_parameters
+from utils.error_grids import clarke_zones, zone_shares
 
 LATENCY_WINDOWS = 64
 ACCURACY = ("rmse_30", "rmse_60", "mae_30", "mae_60", "clarke_ab_30", "clarke_ab_60")
@@ -137,3 +141,36 @@ def persistence(teacher: Phase, distilled: Phase) -> dict[str, Optional[float]]:
 
 def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     return round(a / b, 4) if a is not None and b else None
+
+
+PHASES = ("teacher", "baseline", "distilled")
+PER_PATIENT = ("rmse_30", "rmse_60", "mae_30", "mae_60", "mard_30", "mard_60", "lag_30", "lag_60")
+
+
+def per_patient_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per test patient of a pooled row (``--all-patients``): each phase's accuracy on that patient's test
+    windows (from its run's per-patient scores, Clarke A+B from its scored forecasts), persistence on the same
+    windows, retention and agreement on that patient, and its scored targets at 30 and 60 min; the rest (sizes,
+    latency, chosen weights, costs, ``test_windows``) is the pooled row's. ``group`` keeps the pooled row's tag."""
+    runs = {phase: Path(row[f"{phase}_run"]) for phase in PHASES}
+    metrics = {phase: read_json(run / "metrics.json") for phase, run in runs.items()}
+    forecasts = {phase: predictions(run) for phase, run in runs.items()}
+    out = []
+    for pid in sorted(metrics["teacher"]["per_patient"]):
+        r: dict[str, Any] = {**row, "patient": pid, "group": row["patient"]}
+        mine = {phase: f[f["patient"] == pid] for phase, f in forecasts.items()}
+        for phase in PHASES:
+            scores = metrics[phase]["per_patient"][pid]
+            r.update({f"{phase}_{m}": scores.get(m) for m in PER_PATIENT})
+            for minutes in (30, 60):
+                at = mine[phase][mine[phase]["horizon_min"] == minutes].dropna(subset=["truth", "forecast"])
+                r[f"{phase}_clarke_ab_{minutes}"] = zone_shares(clarke_zones(at["truth"], at["forecast"]))["A+B"]
+        persistence = metrics["teacher"]["persistence"]["per_patient"][pid]
+        for minutes in (30, 60):
+            r[f"persistence_rmse_{minutes}"] = persistence[f"rmse_{minutes}"]
+            r[f"retention_{minutes}"] = _ratio(r[f"teacher_rmse_{minutes}"], r[f"distilled_rmse_{minutes}"])
+            r[f"agreement_{minutes}"] = agreement_of(mine["teacher"], mine["distilled"], minutes)
+            r[f"baseline_agreement_{minutes}"] = agreement_of(mine["teacher"], mine["baseline"], minutes)
+            r[f"scored_{minutes}"] = int(persistence[f"n_{minutes}"])  # this patient's scored targets
+        out.append(r)
+    return out

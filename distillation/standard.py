@@ -1,13 +1,24 @@
-"""The standard distillation report (issue 12): one fixed teacher, three students, 4 patients x 3 seeds.
+"""The standard distillation report (issue 12): one fixed teacher, three students, 12 patients x 3 seeds.
 
 Teacher: Time-LLM on MiniLM (6 layers, real weights), events as prompt text and as channels (``--features MS``),
-trained with the TimeLLM recipe (``exp/recipes.py``) in bf16 autocast. Students: MiniLM cut to 1 and to 2 layers
-(real weights) and BERT-tiny with random weights (labelled "(random)"), each trained alone (baseline) and distilled
-(weights chosen on validation among the default grid, which includes the truth-only (1, 0, 0)).
+trained with the TimeLLM recipe (``exp/recipes.py``) in bf16 autocast: the standard comparison's ``TimeLLM (MS)``
+row, with the same settings. Students: MiniLM cut to 1 and to 2 layers (real weights) and BERT-tiny with random
+weights (labelled "(random)"), each trained alone (baseline) and distilled.
 
-Every (pair, seed) is one ``PipelineConfig`` (one row per patient); the three pairs of a seed share the teacher's
-run folder and settings, so the teacher trains once per patient and seed and the later pairs reuse it
-(``exp/reuse.py``). ``plan`` lists the runs and a rough upper bound on the time they take, without loading data.
+Sized for two CPU cores as the standard comparison is (``comparison/standard.py``):
+
+- POOLED: every phase is one model trained on all 12 bundled patients' training windows (an evenly spaced
+  ``STANDARD_WINDOWS`` = 1,000 per epoch, 500 for validation, the comparison's Time-LLM budget) and tested on every
+  test window of every patient; the report has one row per pair, seed and patient (``rows.csv``, from the pooled
+  runs' per-patient scores) and compares distilled with baseline patient by patient (12 pairs per seed) -- the
+  per-patient design (one teacher per patient) would cost 12 teachers per seed;
+- the loss weights are searched on validation on the first seed only (``SEARCH_SEED``, among the default grid, which
+  includes the truth-only (1, 0, 0): "no distillation" can win); the later seeds train one distilled student per
+  pair with the weights that search chose (none when it chose (1, 0, 0): the baseline's run then stands for it).
+
+Every (pair, seed) is one ``PipelineConfig`` (pooled CSV ``pooled.csv``: one row per pair and seed); the three pairs
+of a seed share the teacher's run folder and settings, so the teacher trains once per seed and the later pairs reuse
+it (``exp/reuse.py``). ``plan`` lists the runs and a rough upper bound on the time they take, without loading data.
 """
 
 from __future__ import annotations
@@ -20,7 +31,11 @@ from typing import Optional
 import pandas as pd
 
 from distillation.cli import pipeline_config
-from distillation.config import PipelineConfig, baseline_stands_for, patient_groups, phase_configs, run_names
+from distillation.config import (PipelineConfig, baseline_stands_for, config_key, patient_groups, phase_configs,
+                                 run_names)
+from distillation.losses import LossWeights
+from distillation.pipeline import finished_row
+from distillation.report import per_patient_rows
 from distillation.summary import standard_markdown, summarise_standard
 from exp.recipes import apply_recipe
 from utils.errors import LLMTimeError
@@ -28,34 +43,65 @@ from utils.io import atomic_path, write_text
 
 STANDARD_DIR = Path("docs/results/distillation_standard")
 STANDARD_RUNS = "checkpoints/distill_standard"  # run folders (checkpoints, predictions) stay out of docs/
-STANDARD_PATIENTS = ["1001", "1002", "1003", "1004"]  # the first four bundled patients
+STANDARD_PATIENTS = [str(p) for p in range(1001, 1013)]  # the 12 bundled patients, pooled
 STANDARD_SEEDS = (2021, 2022, 2023)
+SEARCH_SEED = STANDARD_SEEDS[0]  # the seed whose validation search chooses each pair's loss weights
+STANDARD_WINDOWS = (1_000, 500)  # training / validation windows per epoch: the standard comparison's Time-LLM budget
+POOLED_CSV = "pooled.csv"  # the pipeline's rows: one per pair and seed
+ROWS_CSV = "rows.csv"  # one per pair, seed and patient
 # (student row, its first N layers, its weights); the teacher is MiniLM with all 6 layers and real weights
 STANDARD_STUDENTS = (("MiniLM", 1, "pretrained"), ("MiniLM", 2, "pretrained"), ("BERT-tiny", None, "random"))
 TEACHER = "MiniLM"
 # Measured for the default run on this project's 2-core CPU (docs/results/default_run.md): Time-LLM on MiniLM, bf16.
 TRAIN_WINDOWS_PER_S = 22.0
 TEST_WINDOWS_PER_S = 160.0
-TEST_WINDOWS_PER_PATIENT = 2_800
+TEST_WINDOWS = 34_135  # the bundled cohort's test windows, all 12 patients
 
 
-def standard_configs(args: argparse.Namespace, out: Optional[str] = None,
-                     csv: Optional[Path] = None) -> list[PipelineConfig]:
+def student_key(cfg: PipelineConfig) -> tuple:
+    """What tells the pairs of one seed apart (the teacher is the same)."""
+    return cfg.student, cfg.student_layers, cfg.backbone_weights("student")
+
+
+def standard_configs(args: argparse.Namespace, out: Optional[str] = None, csv: Optional[Path] = None,
+                     chosen: Optional[dict[tuple, LossWeights]] = None) -> list[PipelineConfig]:
     """The preset's pipeline settings, seed by seed and pair by pair (teacher first needed, then reused); the
-    parsed shared flags supply what the preset leaves open (window caps, latency repeats, --int8, the grid)."""
-    csv = csv or STANDARD_DIR / "rows.csv"
+    parsed shared flags supply what the preset leaves open (latency repeats, --int8, the grid).
+
+    The search seed's configs search the grid; a later seed's config takes the weights ``chosen`` for its pair
+    (``chosen_weights``); before the search has run (``chosen`` None, as for ``--plan``) it holds the grid's first
+    candidate as a stand-in, so the plan counts one distilled run for it."""
+    csv = csv or STANDARD_DIR / POOLED_CSV
     configs = []
     for seed in STANDARD_SEEDS:
         for student, layers, weights in STANDARD_STUDENTS:
             cfg = pipeline_config(args, teacher=TEACHER, student=student, teacher_layers=None, student_layers=layers,
                                   teacher_weights="pretrained", student_weights=weights, csv=str(csv),
-                                  out=out or STANDARD_RUNS)
+                                  out=out or STANDARD_RUNS, all_patients=True)
             train = apply_recipe(dataclasses.replace(cfg.train, seed=seed, mixed_precision="bf16"), "TimeLLM", {})
             epochs = train.train_epochs
-            configs.append(dataclasses.replace(
-                cfg, data=dataclasses.replace(cfg.data, patients=list(STANDARD_PATIENTS), covariates=True),
-                train=train, teacher_epochs=epochs, student_epochs=epochs, distill_epochs=epochs))
+            data = dataclasses.replace(cfg.data, patients=None, covariates=True,  # None: every bundled patient
+                                       max_train_windows=STANDARD_WINDOWS[0], max_val_windows=STANDARD_WINDOWS[1])
+            cfg = dataclasses.replace(cfg, data=data, model=dataclasses.replace(cfg.model, prompt_domain=False),
+                                      train=train, teacher_epochs=epochs, student_epochs=epochs, distill_epochs=epochs)
+            if seed != SEARCH_SEED:
+                cfg = dataclasses.replace(cfg, weights=(chosen or {}).get(student_key(cfg), cfg.grid[0]))
+            configs.append(cfg)
     return configs
+
+
+def chosen_weights(configs: list[PipelineConfig]) -> dict[tuple, LossWeights]:
+    """The loss weights each pair's search (its search-seed row in the pooled CSV) chose; pairs whose search has no
+    row (it failed) are absent."""
+    chosen = {}
+    for cfg in configs:
+        if cfg.train.seed != SEARCH_SEED:
+            continue
+        (tag, patients), = patient_groups(cfg)
+        row = finished_row(cfg.csv_path, config_key(cfg, phase_configs(cfg, tag, patients)))
+        if row is not None:
+            chosen[student_key(cfg)] = LossWeights(float(row["alpha"]), float(row["beta"]), float(row["gamma"]))
+    return chosen
 
 
 def planned_runs(configs: list[PipelineConfig]) -> pd.DataFrame:
@@ -89,7 +135,7 @@ def estimate_hours(cfg: PipelineConfig, trained_runs: int, cache_fills: int) -> 
     train = cfg.data.max_train_windows or 0
     val = cfg.data.max_val_windows or 0
     per_run = cfg.teacher_epochs * (train / TRAIN_WINDOWS_PER_S + val / TEST_WINDOWS_PER_S) \
-        + TEST_WINDOWS_PER_PATIENT / TEST_WINDOWS_PER_S
+        + TEST_WINDOWS / TEST_WINDOWS_PER_S
     return (trained_runs * per_run + cache_fills * train / TEST_WINDOWS_PER_S) / 3600
 
 
@@ -99,28 +145,31 @@ def plan_text(configs: list[PipelineConfig]) -> str:
     trained = runs[~runs["reused"]]
     first = configs[0]
     pairs = list(dict.fromkeys(runs["pair"]))
-    cache_fills = len(runs[runs["phase"] == "baseline"])  # one teacher-cache pass per (pair, patient, seed)
+    cache_fills = len(runs[(runs["phase"] == "distilled") & ~runs["reused"]])  # at most one per distilled run
     hours = estimate_hours(first, len(trained), cache_fills)
     lines = [
-        f"standard distillation report: {len(pairs)} pairs x {len(STANDARD_PATIENTS)} patients x "
-        f"{len(STANDARD_SEEDS)} seeds = {len(runs[runs['phase'] == 'baseline'])} rows -> {first.csv_path}",
+        f"standard distillation report: {len(pairs)} pairs x {len(STANDARD_SEEDS)} seeds, each phase one model "
+        f"pooled over {len(STANDARD_PATIENTS)} patients = {len(runs[runs['phase'] == 'baseline'])} pooled rows -> "
+        f"{first.csv_path}, {len(pairs) * len(STANDARD_SEEDS) * len(STANDARD_PATIENTS)} per-patient rows -> "
+        f"{first.csv_path.parent / ROWS_CSV}",
         f"teacher: {TEACHER} (6 layers, pretrained), --features MS (events as text and channels), "
         f"recipe {first.train.recipe}: lr {first.train.learning_rate:g}, batch {first.train.batch_size}, "
         f"{first.train.lradj}, {first.train.warmup_steps} warm-up steps, {first.teacher_epochs} epochs, patience "
         f"{first.train.patience}, {first.train.mixed_precision}",
         "pairs: " + ", ".join(pairs),
-        f"patients: {' '.join(STANDARD_PATIENTS)}; seeds: {' '.join(map(str, STANDARD_SEEDS))}; "
+        f"patients: {' '.join(STANDARD_PATIENTS)} (pooled); seeds: {' '.join(map(str, STANDARD_SEEDS))}; "
         f"runs under {first.out}/runs",
-        "weight candidates (validation): " + "; ".join(str(w.as_tuple()) for w in first.candidates)
-        + f"; INT8 student: {'on' if first.int8 else 'off (--int8 0)'}",
+        f"weight candidates (validation, seed {SEARCH_SEED} only): " + "; ".join(str(w.as_tuple()) for w in first.grid)
+        + f"; seeds {' '.join(str(s) for s in STANDARD_SEEDS if s != SEARCH_SEED)}: one distilled run per pair with "
+        f"the weights seed {SEARCH_SEED} chose (listed below with a stand-in); INT8 student: "
+        + ("on" if first.int8 else "off (--int8 0)"),
         f"training runs: {len(trained)} ({', '.join(f'{n} {p}' for p, n in trained['phase'].value_counts().items())}"
         f"); teacher runs named {int((runs['phase'] == 'teacher').sum())} times, trained "
-        f"{int(((runs['phase'] == 'teacher') & ~runs['reused']).sum())} (once per patient and seed, then reused)",
-        f"time, upper bound: ~{hours:,.0f} h at {TRAIN_WINDOWS_PER_S:g} training / {TEST_WINDOWS_PER_S:g} test "
+        f"{int(((runs['phase'] == 'teacher') & ~runs['reused']).sum())} (once per seed, then reused)",
+        f"time, upper bound: ~{hours:,.1f} h at {TRAIN_WINDOWS_PER_S:g} training / {TEST_WINDOWS_PER_S:g} test "
         f"windows/s (Time-LLM MiniLM bf16 on the 2-core CPU), every run at the teacher's speed for "
         f"{first.teacher_epochs} epochs over {first.data.max_train_windows} training / {first.data.max_val_windows} "
-        f"validation windows, {TEST_WINDOWS_PER_PATIENT:,} test windows per patient; students and early stopping "
-        "make it shorter",
+        f"validation windows, {TEST_WINDOWS:,} test windows; students and early stopping make it shorter",
         "runs:",
     ]
     for r in runs.itertuples():
@@ -130,14 +179,19 @@ def plan_text(configs: list[PipelineConfig]) -> str:
     return "\n".join(lines)
 
 
-def write_standard_reports(rows_csv: Path, label) -> str:
-    """summary.csv and summary.md beside the rows CSV; returns the Markdown. ``label`` names a pair from a row."""
-    if not rows_csv.is_file() or not rows_csv.stat().st_size:
-        raise LLMTimeError(f"{rows_csv} does not exist: run the standard report first")
-    rows = pd.read_csv(rows_csv, dtype={"patient": str})
+def write_standard_reports(pooled_csv: Path, label) -> str:
+    """rows.csv (one row per pair, seed and patient, from the pooled rows' runs), summary.csv and summary.md beside
+    the pooled CSV; returns the Markdown. ``label`` names a pair from a row."""
+    if not pooled_csv.is_file() or not pooled_csv.stat().st_size:
+        raise LLMTimeError(f"{pooled_csv} does not exist: run the standard report first")
+    pooled = pd.read_csv(pooled_csv, dtype={"patient": str})
+    pooled = pooled.drop_duplicates("config_key", keep="last")
+    rows = pd.DataFrame([r for row in pooled.to_dict("records") for r in per_patient_rows(row)])
+    with atomic_path(pooled_csv.parent / ROWS_CSV) as tmp:
+        rows.to_csv(tmp, index=False)
     summary = summarise_standard(rows, label)
-    with atomic_path(rows_csv.parent / "summary.csv") as tmp:
+    with atomic_path(pooled_csv.parent / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
     text = "# Standard distillation report\n\n" + standard_markdown(summary)
-    write_text(rows_csv.parent / "summary.md", text)
+    write_text(pooled_csv.parent / "summary.md", text)
     return text

@@ -2,11 +2,14 @@
 plain statements the report exists for: did distillation beat training the student alone, and did the teacher beat
 persistence.
 
-"Beat" is paired: each (patient, seed) row holds a baseline and a distilled student trained on the same windows
-from the same seed, so the comparison is the per-row difference (distilled - baseline RMSE; negative = distillation
-better), counted as wins, averaged, and tested with the Wilcoxon signed-rank test, which needs no normality of
-differences that a dozen runs cannot show. With fewer than ``MIN_WILCOXON_PAIRS`` pairs no two-sided p-value can
-fall below 0.05, so none is reported.
+"Beat" is paired by patient: each patient's baseline and distilled student are tested on the same windows, after
+training from the same seed on the same windows, so the comparison is the per-patient difference (distilled -
+baseline RMSE, averaged over the seeds; negative = distillation better), counted as wins, averaged, and tested with
+the Wilcoxon signed-rank test across patients, which needs no normality of differences that a dozen patients cannot
+show. Patients, not (patient, seed) rows, are the unit: the seeds of one patient are not independent of each other,
+and with pooled training one seed's patients share one model. With fewer than ``MIN_WILCOXON_PAIRS`` patients no
+two-sided p-value can fall below 0.05, so none is reported. The ``_sd`` columns are the standard deviation over seeds
+of the mean over patients (how much a rerun moves the headline figure).
 """
 
 from __future__ import annotations
@@ -55,18 +58,22 @@ def summarise_standard(rows: pd.DataFrame, label) -> pd.DataFrame:
                                "seeds": " ".join(map(str, sorted(set(group["seed"]))))}
         for col in MEANS:
             rec[col] = round(float(group[col].mean()), 4) if col in group else math.nan
+        by_seed = group.groupby("seed")
         for col in WITH_SD:
-            rec[f"{col}_sd"] = round(float(group[col].std(ddof=1)), 4) if len(group) > 1 else math.nan
+            rec[f"{col}_sd"] = round(float(by_seed[col].mean().std(ddof=1)), 4) if by_seed.ngroups > 1 else math.nan
+        by_patient = group.groupby("patient").mean(numeric_only=True)
         for m in (30, 60):
-            d = paired(group[f"distilled_rmse_{m}"], group[f"baseline_rmse_{m}"])
+            d = paired(by_patient[f"distilled_rmse_{m}"], by_patient[f"baseline_rmse_{m}"])
             rec.update({f"distill_wins_{m}": d["wins"], f"distill_pairs_{m}": d["n"],
                         f"distill_minus_baseline_{m}": round(d["mean_diff"], 4), f"distill_wilcoxon_p_{m}": d["p"]})
-            persist = group.get(f"persistence_rmse_{m}", pd.Series(np.nan, index=group.index))
-            t = paired(group[f"teacher_rmse_{m}"], persist)
+            persist = by_patient.get(f"persistence_rmse_{m}", pd.Series(np.nan, index=by_patient.index))
+            t = paired(by_patient[f"teacher_rmse_{m}"], persist)
             rec.update({f"teacher_beats_persistence_{m}": t["wins"], f"teacher_persistence_pairs_{m}": t["n"],
                         f"teacher_minus_persistence_{m}": round(t["mean_diff"], 4)})
+        chosen = group.drop_duplicates(["group", "seed"]) if "group" in group else group
         rec["chosen_alpha_beta_gamma"] = "; ".join(
-            f"{r.patient}/s{r.seed}: {r.alpha:g}/{r.beta:g}/{r.gamma:g}" for r in group.itertuples())
+            f"{getattr(r, 'group', r.patient)}/s{r.seed}: {r.alpha:g}/{r.beta:g}/{r.gamma:g}"
+            for r in chosen.itertuples())
         out.append(rec)
     return pd.DataFrame(out)
 
@@ -82,8 +89,8 @@ def verdicts(r: pd.Series) -> list[str]:
         test = (f"Wilcoxon p = {p:.3g}" if p is not None and not pd.isna(p)
                 else f"too few pairs for a Wilcoxon test (< {MIN_WILCOXON_PAIRS})")
         lines.append(f"{m} min: distillation {'beat' if beat else 'did not beat'} training the student alone: "
-                     f"better in {wins} of {n} patient x seed pairs, mean difference {diff:+.2f} mg/dL "
-                     f"(distilled - baseline), {test}"
+                     f"better on {wins} of {n} patients (each patient's mean over seeds), mean difference "
+                     f"{diff:+.2f} mg/dL (distilled - baseline), {test}"
                      + (" (significant at 0.05)" if p is not None and not pd.isna(p) and p < 0.05 else "") + ".")
     for m in (30, 60):
         n, wins, diff = r[f"teacher_persistence_pairs_{m}"], r[f"teacher_beats_persistence_{m}"], \
@@ -91,8 +98,8 @@ def verdicts(r: pd.Series) -> list[str]:
         if not n:
             lines.append(f"{m} min: no persistence figures in these rows (written before they were recorded).")
             continue
-        lines.append(f"{m} min: the teacher {'beat' if wins == n else 'did NOT always beat'} persistence: better in "
-                     f"{wins} of {n} runs, mean difference {diff:+.2f} mg/dL (teacher - persistence).")
+        lines.append(f"{m} min: the teacher {'beat' if wins == n else 'did NOT always beat'} persistence: better on "
+                     f"{wins} of {n} patients, mean difference {diff:+.2f} mg/dL (teacher - persistence).")
     return lines
 
 

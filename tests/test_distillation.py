@@ -34,6 +34,7 @@ from distillation.losses import (
     uniform_layer_map,
 )
 from distillation.phases import Phase, distill_builder
+from distillation.standard import write_standard_reports
 from distillation.teacher_cache import TeacherCache, estimate_bytes
 from configs import DataConfig, ModelConfig, TrainConfig
 from exp.run import evaluate_saved
@@ -294,6 +295,40 @@ def test_pipeline_end_to_end_writes_a_complete_row(cohort, tiny_backbones, tmp_p
     assert cli.main(args) == 0
     assert len(pd.read_csv(tmp_path / "distillation.csv")) == 1
     assert "skipped" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_pooled_rows_split_into_per_patient_rows(tiny_backbones, tmp_path):
+    """--all-patients trains one model per phase over two patients; the standard report's rows.csv has one row per
+    patient with that patient's scores (from each run's per-patient metrics), its persistence and agreement."""
+    root = tmp_path / "cohort"
+    for spec in cohort_specs(2, 1.0, 0.25, seed=3):
+        generate_patient(spec, root)
+    args = ["--teacher", "gpt2", "--student", "google-bert/bert-base-uncased",
+            "--teacher-path", str(tiny_backbones["gpt2"]), "--student-path", str(tiny_backbones["bert"]),
+            "--root-path", str(root), "--all-patients", "1", "--max-train-windows", "48", "--max-val-windows", "24",
+            "--teacher-epochs", "1", "--student-epochs", "1", "--distill-epochs", "1", "--latency-repeats", "2",
+            "--int8", "0", "--grid", "0.5,0.5,0;1,0,0", "--out", str(tmp_path / "runs"), *TINY_FLAGS]
+    assert cli.main(args) == 0
+    pooled_csv = tmp_path / "runs" / "distillation.csv"
+    pooled = pd.read_csv(pooled_csv, dtype={"patient": str})
+    assert list(pooled["patient"]) == ["all"]
+    text = write_standard_reports(pooled_csv, compare.pair_label)
+    rows = pd.read_csv(tmp_path / "runs" / "rows.csv", dtype={"patient": str})
+    assert list(rows["patient"]) == ["1001", "1002"] and set(rows["group"]) == {"all"}
+    for phase in ("teacher", "baseline", "distilled"):
+        metrics = pd.read_json(Path(pooled.iloc[0][f"{phase}_run"]) / "metrics.json", typ="series")
+        for r in rows.itertuples():
+            assert getattr(r, f"{phase}_rmse_30") == pytest.approx(metrics["per_patient"][r.patient]["rmse_30"])
+            assert 0 <= getattr(r, f"{phase}_clarke_ab_30") <= 100
+    teacher = pd.read_json(Path(pooled.iloc[0]["teacher_run"]) / "metrics.json", typ="series")
+    for r in rows.itertuples():
+        assert r.persistence_rmse_60 == pytest.approx(teacher["persistence"]["per_patient"][r.patient]["rmse_60"])
+        assert 0 <= r.agreement_30 <= 100 and r.scored_30 > 0
+        assert r.retention_30 == pytest.approx(r.teacher_rmse_30 / r.distilled_rmse_30, rel=1e-3)
+    scored = pd.read_csv(Path(pooled.iloc[0]["teacher_run"]) / "predictions.csv").query("horizon_min == 30")
+    assert rows["scored_30"].sum() == len(scored)  # every scored test target, once
+    assert "better on" in text and (tmp_path / "runs" / "summary.csv").is_file()
 
 
 def test_dry_run_trains_nothing_and_bad_flags_exit_2(cohort, tiny_backbones, tmp_path, capsys):

@@ -18,7 +18,8 @@ from distillation import cli, compare
 from distillation.config import DEFAULT_GRID, PipelineConfig, baseline_stands_for, config_key, phase_configs
 from distillation.losses import LossWeights, distillation_loss, parse_grid
 from distillation.pipeline import finished_row
-from distillation.standard import STANDARD_PATIENTS, STANDARD_SEEDS, planned_runs, standard_configs
+from distillation.standard import (SEARCH_SEED, STANDARD_PATIENTS, STANDARD_SEEDS, STANDARD_WINDOWS, chosen_weights,
+                                   planned_runs, standard_configs)
 from distillation.summary import MIN_WILCOXON_PAIRS, standard_markdown, summarise_standard
 from exp.trainer import masked_mse
 from utils.results import append_row
@@ -56,14 +57,15 @@ def test_rows_written_before_the_new_columns_still_load(tmp_path):
     assert finished_row(csv, "def")["int8_size_mb"] == 12.0
 
 
-def _rows(diffs, teacher=20.0, persistence=25.0):
-    """A hand-made table: one pair, one row per (patient, seed), distilled = baseline + diff."""
+def _rows(diffs, teacher=20.0, persistence=25.0, seeds=1):
+    """A hand-made table: one pair, one row per (patient, seed), distilled = baseline + diff; ``seeds`` rows per
+    patient (consecutive diffs)."""
     n = len(diffs)
     base = 20.0 + np.arange(n)
     return pd.DataFrame({
         "teacher": "MiniLM", "student": "MiniLM", "teacher_layers": 6, "student_layers": 2,
         "teacher_weights": "pretrained", "student_weights": "pretrained",
-        "patient": [str(1001 + k % 4) for k in range(n)], "seed": [2021 + k // 4 for k in range(n)],
+        "patient": [str(1001 + k // seeds) for k in range(n)], "seed": [2021 + k % seeds for k in range(n)],
         "teacher_rmse_30": teacher, "baseline_rmse_30": base, "distilled_rmse_30": base + np.asarray(diffs),
         "persistence_rmse_30": persistence, "teacher_rmse_60": teacher + 8, "baseline_rmse_60": base + 8,
         "distilled_rmse_60": base + 8 + np.asarray(diffs), "persistence_rmse_60": persistence + 8,
@@ -77,47 +79,81 @@ def test_summary_states_wins_mean_difference_and_wilcoxon():
     assert (r["runs"], r["distill_wins_30"], r["distill_pairs_30"]) == (12, 10, 12)
     assert r["distill_minus_baseline_30"] == pytest.approx(np.mean(diffs), abs=1e-4)
     assert r["distill_wilcoxon_p_30"] == pytest.approx(wilcoxon(diffs).pvalue)
-    assert r["patients"] == "1001 1002 1003 1004" and r["seeds"] == "2021 2022 2023"
+    assert r["patients"] == " ".join(str(p) for p in range(1001, 1013)) and r["seeds"] == "2021"
     assert r["teacher_beats_persistence_30"] == 12 and r["teacher_minus_persistence_30"] == pytest.approx(-5.0)
     text = standard_markdown(summary)
-    assert "30 min: distillation beat training the student alone: better in 10 of 12" in text
+    assert "30 min: distillation beat training the student alone: better on 10 of 12 patients" in text
     assert f"Wilcoxon p = {wilcoxon(diffs).pvalue:.3g} (significant at 0.05)" in text
-    assert "30 min: the teacher beat persistence: better in 12 of 12 runs" in text
+    assert "30 min: the teacher beat persistence: better on 12 of 12 patients" in text
+
+
+def test_summary_pairs_patients_over_their_seeds_and_gives_the_seed_sd():
+    """Patients are the unit: a patient's seeds are averaged before the signed-rank test; the sd is over seeds."""
+    diffs = [-1.0, 0.2, -0.5, -0.5, 0.3, 0.1, -2.0, 1.0, -0.4, -0.2, -0.6, -0.8]  # 6 patients x 2 seeds
+    rows = _rows(diffs, seeds=2)
+    r = summarise_standard(rows, compare.pair_label).iloc[0]
+    per_patient = np.asarray(diffs).reshape(6, 2).mean(axis=1)
+    assert (r["runs"], r["distill_pairs_30"], r["distill_wins_30"]) == (12, 6, int((per_patient < 0).sum()))
+    assert r["distill_wilcoxon_p_30"] == pytest.approx(wilcoxon(per_patient).pvalue)
+    seed_means = rows.groupby("seed")["distilled_rmse_30"].mean()
+    assert r["distilled_rmse_30_sd"] == pytest.approx(seed_means.std(ddof=1), abs=1e-4)
 
 
 def test_summary_says_plainly_when_distillation_lost_or_pairs_are_too_few():
     few = summarise_standard(_rows([0.5, -0.1, 0.2], teacher=30.0), compare.pair_label)
     assert few.iloc[0]["distill_wilcoxon_p_30"] is None and MIN_WILCOXON_PAIRS > 3
     text = standard_markdown(few)
-    assert "distillation did not beat training the student alone: better in 1 of 3" in text
+    assert "distillation did not beat training the student alone: better on 1 of 3 patients" in text
     assert "too few pairs for a Wilcoxon test" in text
-    assert "the teacher did NOT always beat persistence: better in 0 of 3 runs" in text
+    assert "the teacher did NOT always beat persistence: better on 0 of 3 patients" in text
     # rows written before persistence was recorded: said so, not a crash
     old = _rows([0.1] * 3).drop(columns=["persistence_rmse_30", "persistence_rmse_60"])
     assert "no persistence figures" in standard_markdown(summarise_standard(old, compare.pair_label))
 
 
-def test_standard_plan_lists_three_pairs_four_patients_three_seeds_one_teacher_each(capsys):
+def test_standard_plan_pools_twelve_patients_three_seeds_one_teacher_each(capsys):
     args = compare.build_parser().parse_args(["--standard", "--plan"])
     configs = standard_configs(args)
-    assert len(configs) == 3 * len(STANDARD_SEEDS)
+    assert len(configs) == 3 * len(STANDARD_SEEDS) and len(STANDARD_PATIENTS) == 12
+    assert all(c.all_patients and c.data.patients is None for c in configs)  # pooled over every bundled patient
     assert all(c.data.covariates and c.model.event_text and c.model.event_channels for c in configs)
-    assert all(c.train.recipe.startswith("TimeLLM") and TRUTH_ONLY in c.candidates for c in configs)
+    assert all((c.data.max_train_windows, c.data.max_val_windows) == STANDARD_WINDOWS for c in configs)
+    assert all(c.train.recipe.startswith("TimeLLM") and c.model.prompt_domain is False for c in configs)
     assert [(c.student, c.student_layers, c.backbone_weights("student")) for c in configs[:3]] == [
         ("MiniLM", 1, "pretrained"), ("MiniLM", 2, "pretrained"), ("BERT-tiny", None, "random")]
+    # the weight search runs on the first seed only; the later seeds get one candidate (a stand-in until chosen)
+    assert all(TRUTH_ONLY in c.candidates and len(c.candidates) == 4 for c in configs if c.train.seed == SEARCH_SEED)
+    assert all(len(c.candidates) == 1 for c in configs if c.train.seed != SEARCH_SEED)
     runs = planned_runs(configs)
     rows = runs[runs["phase"] == "baseline"]
-    assert len(rows) == 3 * 4 * 3 and set(rows["patient"]) == set(STANDARD_PATIENTS)
+    assert len(rows) == 3 * 3 and set(rows["patient"]) == {"all"}
     assert set(rows["seed"]) == set(STANDARD_SEEDS) and rows["pair"].nunique() == 3
     teachers = runs[runs["phase"] == "teacher"]
-    assert len(teachers) == 36 and teachers["run"].nunique() == 4 * 3 and (~teachers["reused"]).sum() == 12
+    assert len(teachers) == 9 and teachers["run"].nunique() == 3 and (~teachers["reused"]).sum() == 3
     # the shared teacher is reused only if its RunConfig is identical across the pairs (exp/reuse.py's rule)
     for seed_configs in (configs[k:k + 3] for k in range(0, len(configs), 3)):
-        teacher = {str(phase_configs(c, "1001", ["1001"])["teacher"].to_dict()) for c in seed_configs}
+        teacher = {str(phase_configs(c, "all", None)["teacher"].to_dict()) for c in seed_configs}
         assert len(teacher) == 1
     assert compare.main(["--standard", "--plan"]) == 0
     out = capsys.readouterr().out
-    assert "36 rows" in out and "trained 12 (once per patient and seed" in out and " h at 22 training" in out
+    assert "9 pooled rows" in out and "108 per-patient rows" in out and "trained 3 (once per seed" in out
+
+
+def test_later_seeds_take_the_weights_the_search_seed_chose(tmp_path):
+    args = compare.build_parser().parse_args(["--standard"])
+    csv = tmp_path / "pooled.csv"
+    configs = standard_configs(args, out=str(tmp_path), csv=csv)
+    assert chosen_weights(configs) == {}  # nothing searched yet
+    picks = [(0.2, 0.8, 0.0), (1.0, 0.0, 0.0)]  # the first two pairs' searches finished, the third did not
+    for cfg, (a, b, g) in zip(configs[:2], picks):
+        append_row(csv, {"config_key": config_key(cfg, phase_configs(cfg, "all", None)), "patient": "all",
+                         "seed": SEARCH_SEED, "alpha": a, "beta": b, "gamma": g})
+    chosen = chosen_weights(configs)
+    assert [w.as_tuple() for w in chosen.values()] == picks and len(chosen) == 2
+    later = [c for c in standard_configs(args, out=str(tmp_path), csv=csv, chosen=chosen) if c.train.seed != SEARCH_SEED]
+    assert [c.weights.as_tuple() for c in later if c.student_layers == 2] == [picks[1]] * 2
+    # a chosen (1, 0, 0) trains nothing more: the baseline's run stands for the distilled student
+    assert all(baseline_stands_for(c, c.weights) for c in later if c.student_layers == 2)
 
 
 def test_truth_only_weights_are_scored_on_the_baseline_run_not_retrained():
@@ -131,6 +167,6 @@ def test_truth_only_weights_are_scored_on_the_baseline_run_not_retrained():
     assert not baseline_stands_for(dataclasses.replace(cfg, distill_epochs=cfg.student_epochs + 1), TRUTH_ONLY)
     runs = planned_runs(configs)
     truth = runs[(runs["phase"] == "distilled") & (runs["weights"] == TRUTH_ONLY.as_tuple())]
-    assert len(truth) == 36 and truth["reused"].all()
+    assert len(truth) == 3 and truth["reused"].all()  # one per pair, in the search seed
     baselines = set(runs[runs["phase"] == "baseline"]["run"])
     assert set(truth["run"]) <= baselines
