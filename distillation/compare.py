@@ -242,25 +242,38 @@ def write_reports(rows_csv: Path) -> tuple[pd.DataFrame, str]:
 
 
 def run_standard(args: argparse.Namespace) -> int:
-    """``--standard``: its plan, or its runs (finished rows skipped) then summary.csv and summary.md."""
+    """``--standard``: its plan (``--plan``), its reports alone (``--report``), or its runs (finished rows skipped),
+    the reports rewritten after every pair so a stopped run leaves a partial report that says what it covers."""
     out = None if args.out == PipelineConfig.__dataclass_fields__["out"].default else args.out
     csv = Path(args.csv) if args.csv else None
     configs = standard_configs(args, out=out, csv=csv)
+    pooled = configs[0].csv_path
     if args.plan or args.dry_run:
         print(plan_text(configs))
         return 0
-    failures = run_pairs([c for c in configs if c.train.seed == SEARCH_SEED])  # the weight search
+    if args.report:
+        print(write_standard_reports(pooled, pair_label, planned=len(configs)), end="")
+        return 0
+
+    def run(batch: list[PipelineConfig]) -> list[dict[str, Any]]:
+        failures = []
+        for cfg in batch:
+            failures += run_pairs([cfg])
+            if pooled.is_file() and pooled.stat().st_size:
+                write_standard_reports(pooled, pair_label, planned=len(configs))
+        return failures
+
+    failures = run([c for c in configs if c.train.seed == SEARCH_SEED])  # the weight search
     chosen = chosen_weights(configs)
     later = [c for c in standard_configs(args, out=out, csv=csv, chosen=chosen) if c.train.seed != SEARCH_SEED]
-    failures += run_pairs([c for c in later if student_key(c) in chosen])
+    failures += run([c for c in later if student_key(c) in chosen])
     failures += [{"teacher": c.teacher, "student": c.student, "teacher_layers": c.teacher_layers,
                   "student_layers": c.student_layers, "patients": f"seed {c.train.seed}",
                   "reason": f"no weights: the seed {SEARCH_SEED} search of this pair failed"}
                  for c in later if student_key(c) not in chosen]
-    csv = configs[0].csv_path
-    write_failures(csv, failures)
-    print(write_standard_reports(csv, pair_label), end="")
-    print(f"rows: {csv}")
+    write_failures(pooled, failures)
+    print(write_standard_reports(pooled, pair_label, planned=len(configs)), end="")
+    print(f"rows: {pooled}")
     return 1 if failures else 0
 
 
@@ -289,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "folders, --csv: the pooled rows)")
     p.add_argument("--plan", action="store_true", help="with --standard: list its runs and a time estimate, train "
                                                        "nothing (--dry_run does the same)")
+    p.add_argument("--report", action="store_true", help="with --standard: only rewrite rows.csv and the summary "
+                                                         "from the pooled rows so far (a run rewrites them after "
+                                                         "every pair)")
     p.add_argument("--epochs", type=int, default=10, help="epoch budget of every phase (teacher, baseline, distilled)")
     p.add_argument("--paths", nargs="+", default=None, metavar="ROW=DIR",
                    help="local save_pretrained folder of a backbone row (weights + tokenizer)")
@@ -306,8 +322,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise LLMTimeError("give exactly one of --mode, --custom_pairs, --summarize or --standard")
         if args.standard:
             return run_standard(args)
-        if args.plan:
-            raise LLMTimeError("--plan goes with --standard; other comparisons print their plan with --dry_run")
+        if args.plan or args.report:
+            raise LLMTimeError(f"--{'plan' if args.plan else 'report'} goes with --standard; other comparisons print "
+                               "their plan with --dry_run and their summary with --summarize")
         if args.summarize:
             print(write_reports(Path(args.summarize))[1], end="")
             return 0

@@ -179,9 +179,10 @@ def plan_text(configs: list[PipelineConfig]) -> str:
     return "\n".join(lines)
 
 
-def write_standard_reports(pooled_csv: Path, label) -> str:
+def write_standard_reports(pooled_csv: Path, label, planned: Optional[int] = None) -> str:
     """rows.csv (one row per pair, seed and patient, from the pooled rows' runs), summary.csv and summary.md beside
-    the pooled CSV; returns the Markdown. ``label`` names a pair from a row."""
+    the pooled CSV; returns the Markdown. ``label`` names a pair from a row; with ``planned`` (the preset's pooled
+    rows) a report that covers fewer says so at its top."""
     if not pooled_csv.is_file() or not pooled_csv.stat().st_size:
         raise LLMTimeError(f"{pooled_csv} does not exist: run the standard report first")
     pooled = pd.read_csv(pooled_csv, dtype={"patient": str})
@@ -192,6 +193,9 @@ def write_standard_reports(pooled_csv: Path, label) -> str:
     summary = summarise_standard(rows, label)
     with atomic_path(pooled_csv.parent / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
-    text = "# Standard distillation report\n\n" + standard_markdown(summary)
+    partial = (f"**Partial**: this report covers {len(pooled)} of the {planned} planned pooled rows (pair x seed); "
+               "run the same command again to continue (finished rows are kept).\n\n"
+               if planned is not None and len(pooled) < planned else "")
+    text = "# Standard distillation report\n\n" + partial + standard_markdown(summary)
     write_text(pooled_csv.parent / "summary.md", text)
     return text

@@ -328,7 +328,8 @@ def test_pooled_rows_split_into_per_patient_rows(tiny_backbones, tmp_path):
         assert r.retention_30 == pytest.approx(r.teacher_rmse_30 / r.distilled_rmse_30, rel=1e-3)
     scored = pd.read_csv(Path(pooled.iloc[0]["teacher_run"]) / "predictions.csv").query("horizon_min == 30")
     assert rows["scored_30"].sum() == len(scored)  # every scored test target, once
-    assert "better on" in text and (tmp_path / "runs" / "summary.csv").is_file()
+    assert "better on" in text and (tmp_path / "runs" / "summary.csv").is_file() and "Partial" not in text
+    assert "covers 1 of the 9 planned pooled rows" in write_standard_reports(pooled_csv, compare.pair_label, planned=9)
 
 
 def test_dry_run_trains_nothing_and_bad_flags_exit_2(cohort, tiny_backbones, tmp_path, capsys):

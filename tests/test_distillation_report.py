@@ -170,3 +170,10 @@ def test_truth_only_weights_are_scored_on_the_baseline_run_not_retrained():
     assert len(truth) == 3 and truth["reused"].all()  # one per pair, in the search seed
     baselines = set(runs[runs["phase"] == "baseline"]["run"])
     assert set(truth["run"]) <= baselines
+
+
+def test_report_alone_needs_rows_and_the_standard_preset(tmp_path, capsys):
+    assert compare.main(["--standard", "--report", "--csv", str(tmp_path / "pooled.csv")]) == 2
+    assert "does not exist: run the standard report first" in capsys.readouterr().err
+    assert compare.main(["--mode", "quick", "--report"]) == 2
+    assert "--report goes with --standard" in capsys.readouterr().err
