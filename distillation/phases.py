@@ -9,7 +9,7 @@ so a retrained teacher makes older distilled runs stale.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -20,7 +20,7 @@ from configs import RunConfig
 from data_provider.data_factory import Splits
 from distillation.losses import DistillStudent, LayerPairs, split_state
 from exp.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from exp.reuse import EXTRA_SETTINGS_NAME, finished_run, read_json, rebuild
+from exp.reuse import EXTRA_SETTINGS_NAME, changed_settings, finished_run, read_json, rebuild
 from exp.run import train_and_test
 from exp.trainer import Objective, forecast_objective
 from models import build_model
@@ -57,6 +57,7 @@ def train_phase(
         return phase
     for stale in ("metrics.json", EXTRA_SETTINGS_NAME):  # their presence marks a finished run
         (run_dir / stale).unlink(missing_ok=True)
+    cfg = continuing(run_dir, cfg, extra)
     result = train_and_test(cfg, objective=make_objective(), splits=splits, model=build(), name=name)
     model = result.model
     if isinstance(model, DistillStudent):
@@ -66,6 +67,18 @@ def train_phase(
         write_json(run_dir / EXTRA_SETTINGS_NAME, extra)
     fit = (read_json(run_dir / "metrics.json") or {})["fit"]
     return Phase(run_dir, result.row, fit, model.eval(), False)
+
+
+def continuing(run_dir: Path, cfg: RunConfig, extra: Optional[dict]) -> RunConfig:
+    """``cfg`` set to continue an interrupted teacher or baseline run of the same settings (its ``last.pt``), so a
+    stopped report loses at most an epoch; a distilled phase starts afresh, since its first epochs may have learnt
+    from a teacher that has been retrained since."""
+    if extra is not None or not (run_dir / "last.pt").is_file():
+        return cfg
+    saved = read_json(run_dir / "config.json")
+    if saved is None or changed_settings(saved, cfg):
+        return cfg
+    return replace(cfg, train=replace(cfg.train, resume=True))
 
 
 def _reuse(run_dir: Path, cfg: RunConfig, splits: Splits, extra: Optional[dict]) -> Optional[Phase]:

@@ -17,11 +17,13 @@ from scipy.stats import wilcoxon
 from distillation import cli, compare
 from distillation.config import DEFAULT_GRID, PipelineConfig, baseline_stands_for, config_key, phase_configs
 from distillation.losses import LossWeights, distillation_loss, parse_grid
+from distillation.phases import continuing
 from distillation.pipeline import finished_row
 from distillation.standard import (SEARCH_SEED, STANDARD_PATIENTS, STANDARD_SEEDS, STANDARD_WINDOWS, chosen_weights,
                                    planned_runs, standard_configs)
 from distillation.summary import MIN_WILCOXON_PAIRS, standard_markdown, summarise_standard
 from exp.trainer import masked_mse
+from utils.io import write_json
 from utils.results import append_row
 
 TRUTH_ONLY = LossWeights(1.0, 0.0, 0.0)
@@ -177,3 +179,17 @@ def test_report_alone_needs_rows_and_the_standard_preset(tmp_path, capsys):
     assert "does not exist: run the standard report first" in capsys.readouterr().err
     assert compare.main(["--mode", "quick", "--report"]) == 2
     assert "--report goes with --standard" in capsys.readouterr().err
+
+
+def test_an_interrupted_teacher_or_baseline_continues_a_distilled_run_restarts(tmp_path):
+    args = compare.build_parser().parse_args(["--standard"])
+    cfg = phase_configs(standard_configs(args, out=str(tmp_path))[0], "all", None)["teacher"]
+    run_dir = tmp_path / "teacher_MiniLM"
+    run_dir.mkdir()
+    assert continuing(run_dir, cfg, None).train.resume is False  # nothing to continue
+    write_json(run_dir / "config.json", cfg.to_dict())
+    (run_dir / "last.pt").write_bytes(b"state")
+    assert continuing(run_dir, cfg, None).train.resume is True
+    assert continuing(run_dir, cfg, {"weights": [0.5, 0.5, 0.0]}).train.resume is False
+    other = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, learning_rate=1e-4))
+    assert continuing(run_dir, other, None).train.resume is False  # other settings: start afresh, never mix
