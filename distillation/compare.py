@@ -191,11 +191,13 @@ def write_failures(rows_csv: Path, failures: list[dict[str, Any]]) -> None:
         pd.DataFrame(failures, columns=FAILED_COLUMNS).to_csv(tmp, index=False)
 
 
-def run_pairs(configs: Sequence[PipelineConfig]) -> list[dict[str, Any]]:
-    """Run every pair; a pair that fails is kept with its one-line reason and the next one runs."""
+def run_pairs(configs: Sequence[PipelineConfig], first: int = 1, total: Optional[int] = None) -> list[dict[str, Any]]:
+    """Run every pair; a pair that fails is kept with its one-line reason and the next one runs. ``first`` and
+    ``total`` number the pairs in the progress lines when they are part of a longer list."""
     failures = []
-    for k, c in enumerate(configs, 1):
-        print(f"=== pair {k}/{len(configs)}: {c.teacher} -> {c.student}", flush=True)
+    for k, c in enumerate(configs, first):
+        print(f"=== pair {k}/{total or len(configs)}: {c.teacher} -> {c.student}"
+              + (f" (seed {c.train.seed})" if total else ""), flush=True)
         try:
             run_pipeline(c)
         except (LLMTimeError, RuntimeError) as err:  # user-side (weights absent) or a run that broke (diverged, OOM)
@@ -255,18 +257,19 @@ def run_standard(args: argparse.Namespace) -> int:
         print(write_standard_reports(pooled, pair_label, planned=len(configs)), end="")
         return 0
 
-    def run(batch: list[PipelineConfig]) -> list[dict[str, Any]]:
+    def run(batch: list[PipelineConfig], first: int) -> list[dict[str, Any]]:
         failures = []
-        for cfg in batch:
-            failures += run_pairs([cfg])
+        for k, cfg in enumerate(batch, first):
+            failures += run_pairs([cfg], first=k, total=len(configs))
             if pooled.is_file() and pooled.stat().st_size:
                 write_standard_reports(pooled, pair_label, planned=len(configs))
         return failures
 
-    failures = run([c for c in configs if c.train.seed == SEARCH_SEED])  # the weight search
+    search = [c for c in configs if c.train.seed == SEARCH_SEED]
+    failures = run(search, 1)  # the weight search
     chosen = chosen_weights(configs)
     later = [c for c in standard_configs(args, out=out, csv=csv, chosen=chosen) if c.train.seed != SEARCH_SEED]
-    failures += run([c for c in later if student_key(c) in chosen])
+    failures += run([c for c in later if student_key(c) in chosen], len(search) + 1)
     failures += [{"teacher": c.teacher, "student": c.student, "teacher_layers": c.teacher_layers,
                   "student_layers": c.student_layers, "patients": f"seed {c.train.seed}",
                   "reason": f"no weights: the seed {SEARCH_SEED} search of this pair failed"}
