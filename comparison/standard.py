@@ -1,6 +1,8 @@
-"""The standard comparison (issue 12): the grid that ranks the methods, sized for about 4 hours on 2 CPU cores
-(``--plan`` estimates 4.9 h counting every epoch up to each recipe's maximum; the light models stop early, and the
-language-model family's 6 full rows, about 3.6 h of it, are where further cuts would go: ``LLM_WINDOWS``).
+"""The standard comparison (issue 12): the grid that ranks the methods on 2 CPU cores. ``--plan`` estimates 7.2 h
+counting every epoch up to each recipe's maximum at the rates measured in its first seed (``comparison/costs.py``);
+early stopping ends most runs sooner. The language-model family's 9 rows are most of it: the windows per epoch below
+are where further cuts would go. Run as two 1-thread shards, which train ~30% more windows/s together than one
+2-thread process on this CPU.
 
 What runs (``python -m scripts.compare_models --standard``, ``--plan`` prints it with a time estimate):
 
