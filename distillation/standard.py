@@ -8,7 +8,7 @@ weights (labelled "(random)"), each trained alone (baseline) and distilled.
 Sized for two CPU cores as the standard comparison is (``comparison/standard.py``):
 
 - POOLED: every phase is one model trained on all 12 bundled patients' training windows (an evenly spaced
-  ``STANDARD_WINDOWS`` = 1,000 per epoch, 500 for validation, the comparison's Time-LLM budget) and tested on every
+  ``STANDARD_WINDOWS`` = 2,000 per epoch, 1,000 for validation, the comparison's Time-LLM budget) and tested on every
   test window of every patient; the report has one row per pair, seed and patient (``rows.csv``, from the pooled
   runs' per-patient scores) and compares distilled with baseline patient by patient (12 pairs per seed) -- the
   per-patient design (one teacher per patient) would cost 12 teachers per seed;
@@ -46,7 +46,7 @@ STANDARD_RUNS = "checkpoints/distill_standard"  # run folders (checkpoints, pred
 STANDARD_PATIENTS = [str(p) for p in range(1001, 1013)]  # the 12 bundled patients, pooled
 STANDARD_SEEDS = (2021, 2022, 2023)
 SEARCH_SEED = STANDARD_SEEDS[0]  # the seed whose validation search chooses each pair's loss weights
-STANDARD_WINDOWS = (1_000, 500)  # training / validation windows per epoch: the standard comparison's Time-LLM budget
+STANDARD_WINDOWS = (2_000, 1_000)  # training / validation windows per epoch: the standard comparison's Time-LLM budget
 POOLED_CSV = "pooled.csv"  # the pipeline's rows: one per pair and seed
 ROWS_CSV = "rows.csv"  # one per pair, seed and patient
 # (student row, its first N layers, its weights); the teacher is MiniLM with all 6 layers and real weights

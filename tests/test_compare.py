@@ -155,14 +155,13 @@ def test_standard_grid_has_its_rows_seeds_recipes_and_budgets(tmp_path):
             assert (cfg.data.max_train_windows, cfg.data.max_val_windows) == (None, None)
             continue
         assert {k: getattr(cfg.train, k) for k in recipe.fields()} == recipe.fields()
-        caps = (standard.ABLATION_WINDOWS if cfg.model.model in ("TimeLLM_woLLM", "TimeLLM_LLM2Attn", "TimeLLM_LLM2Trsf")
-                else standard.LLM_WINDOWS if cfg.model.model == "TimeLLM" else standard.LIGHT_WINDOWS)
+        caps = standard.LLM_WINDOWS if cfg.model.model.startswith("TimeLLM") else standard.LIGHT_WINDOWS
         assert (cfg.data.max_train_windows, cfg.data.max_val_windows) == caps
     dlinear, timellm = _cell(grid, "DLinear (MS)").config, _cell(grid, "TimeLLM (MS)").config
     assert dlinear.train.learning_rate == RECIPES["DLinear"].learning_rate == 1e-3 and dlinear.train.batch_size == 64
     assert timellm.train.learning_rate == RECIPES["TimeLLM"].learning_rate == 3e-3 and timellm.train.warmup_steps == 20
-    assert (timellm.data.max_train_windows, timellm.data.max_val_windows) == (1_000, 500)
-    wollm = _cell(grid, "TimeLLM_woLLM (MS)").config  # at the budget its recipe's patience was chosen on
+    wollm = _cell(grid, "TimeLLM_woLLM (MS)").config  # one budget for Time-LLM and its ablations
+    assert (timellm.data.max_train_windows, timellm.data.max_val_windows) == (2_000, 1_000)
     assert (wollm.data.max_train_windows, wollm.data.max_val_windows) == (2_000, 1_000)
     text, channels = _cell(grid, "TimeLLM_text (MS)").config.model, _cell(grid, "TimeLLM_channels (MS)").config.model
     assert (text.model, text.event_text, text.event_channels) == ("TimeLLM", True, False)
