@@ -35,8 +35,8 @@ import pandas as pd
 from distillation.cli import NO_REGRESSION_TEMPERATURE, add_common_arguments, pipeline_config
 from distillation.config import PipelineConfig, plan
 from distillation.pipeline import run_pipeline
-from distillation.standard import (SEARCH_SEED, STANDARD_DIR, chosen_weights, plan_text, standard_configs,
-                                   student_key, write_standard_reports)
+from distillation.standard import (COMPARISON_RUNS, SEARCH_SEED, STANDARD_DIR, adopt_teacher, chosen_weights,
+                                   plan_text, standard_configs, student_key, write_standard_reports)
 from distillation.summary import cell, table
 from models.backbones import BACKBONES, resolve_backbone
 from utils.cli import OneLineArgumentParser, run_cli, spellings
@@ -260,6 +260,10 @@ def run_standard(args: argparse.Namespace) -> int:
     def run(batch: list[PipelineConfig], first: int) -> list[dict[str, Any]]:
         failures = []
         for k, cfg in enumerate(batch, first):
+            adopted = adopt_teacher(cfg, Path(args.comparison_runs))
+            if adopted is not None:
+                print(f"teacher (seed {cfg.train.seed}): the standard comparison's finished run {adopted}, same "
+                      "settings", flush=True)
             failures += run_pairs([cfg], first=k, total=len(configs))
             if pooled.is_file() and pooled.stat().st_size:
                 write_standard_reports(pooled, pair_label, planned=len(configs))
@@ -305,6 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "folders, --csv: the pooled rows)")
     p.add_argument("--plan", action="store_true", help="with --standard: list its runs and a time estimate, train "
                                                        "nothing (--dry_run does the same)")
+    p.add_argument(*spellings("comparison_runs"), default=COMPARISON_RUNS, metavar="DIR",
+                   help="with --standard: the standard comparison's run folders; its finished TimeLLM (MS) run of a "
+                        "seed, if there, is that seed's teacher (same settings) instead of training it again "
+                        "(default: %(default)s)")
     p.add_argument("--report", action="store_true", help="with --standard: only rewrite rows.csv and the summary "
                                                          "from the pooled rows so far (a run rewrites them after "
                                                          "every pair)")

@@ -18,13 +18,15 @@ Sized for two CPU cores as the standard comparison is (``comparison/standard.py`
 
 Every (pair, seed) is one ``PipelineConfig`` (pooled CSV ``pooled.csv``: one row per pair and seed); the three pairs
 of a seed share the teacher's run folder and settings, so the teacher trains once per seed and the later pairs reuse
-it (``exp/reuse.py``). ``plan`` lists the runs and a rough upper bound on the time they take, without loading data.
+it (``exp/reuse.py``); when the standard comparison has already finished its ``TimeLLM (MS)`` run of that seed (same
+settings), that run is the teacher (``adopt_teacher``). ``plan`` lists the runs and a rough upper bound on the time they take, without loading data.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -38,11 +40,13 @@ from distillation.pipeline import finished_row
 from distillation.report import per_patient_rows
 from distillation.summary import standard_markdown, summarise_standard
 from exp.recipes import apply_recipe
+from exp.reuse import finished_run
 from utils.errors import LLMTimeError
 from utils.io import atomic_path, write_text
 
 STANDARD_DIR = Path("docs/results/distillation_standard")
 STANDARD_RUNS = "checkpoints/distill_standard"  # run folders (checkpoints, predictions) stay out of docs/
+COMPARISON_RUNS = "checkpoints/compare/standard"  # the standard comparison's run folders (its default --out)
 STANDARD_PATIENTS = [str(p) for p in range(1001, 1013)]  # the 12 bundled patients, pooled
 STANDARD_SEEDS = (2021, 2022, 2023)
 SEARCH_SEED = STANDARD_SEEDS[0]  # the seed whose validation search chooses each pair's loss weights
@@ -80,7 +84,7 @@ def standard_configs(args: argparse.Namespace, out: Optional[str] = None, csv: O
                                   out=out or STANDARD_RUNS, all_patients=True)
             train = apply_recipe(dataclasses.replace(cfg.train, seed=seed, mixed_precision="bf16"), "TimeLLM", {})
             epochs = train.train_epochs
-            data = dataclasses.replace(cfg.data, patients=None, covariates=True,  # None: every bundled patient
+            data = dataclasses.replace(cfg.data, patients=list(STANDARD_PATIENTS), covariates=True,
                                        max_train_windows=STANDARD_WINDOWS[0], max_val_windows=STANDARD_WINDOWS[1])
             cfg = dataclasses.replace(cfg, data=data, model=dataclasses.replace(cfg.model, prompt_domain=False),
                                       train=train, teacher_epochs=epochs, student_epochs=epochs, distill_epochs=epochs)
@@ -88,6 +92,25 @@ def standard_configs(args: argparse.Namespace, out: Optional[str] = None, csv: O
                 cfg = dataclasses.replace(cfg, weights=(chosen or {}).get(student_key(cfg), cfg.grid[0]))
             configs.append(cfg)
     return configs
+
+
+def adopt_teacher(cfg: PipelineConfig, runs: Path) -> Optional[Path]:
+    """Put the standard comparison's finished ``TimeLLM (MS)`` run of this seed into the teacher's run folder when
+    its result-relevant settings are exactly the teacher's (the preset makes them so), so the report's teacher is
+    that row's very run and is not trained twice. Returns the run adopted; None when the teacher's folder already
+    holds a finished run or ``runs`` has none to give (the pipeline then trains the teacher)."""
+    (tag, patients), = patient_groups(cfg)
+    configs = phase_configs(cfg, tag, patients)
+    teacher = configs["teacher"]
+    target = Path(teacher.checkpoints) / run_names(configs, cfg.candidates[0], cfg.init_from_baseline)["teacher"]
+    if finished_run(target, teacher) is not None or not Path(runs).is_dir():
+        return None
+    for run in sorted(Path(runs).iterdir()):
+        if run.is_dir() and finished_run(run, teacher) is not None:
+            shutil.rmtree(target, ignore_errors=True)  # an unfinished teacher of its own: the finished one wins
+            shutil.copytree(run, target, ignore=shutil.ignore_patterns("last.pt", "tensorboard"))
+            return run
+    return None
 
 
 def chosen_weights(configs: list[PipelineConfig]) -> dict[tuple, LossWeights]:

@@ -70,9 +70,10 @@ def summarise_standard(rows: pd.DataFrame, label) -> pd.DataFrame:
             t = paired(by_patient[f"teacher_rmse_{m}"], persist)
             rec.update({f"teacher_beats_persistence_{m}": t["wins"], f"teacher_persistence_pairs_{m}": t["n"],
                         f"teacher_minus_persistence_{m}": round(t["mean_diff"], 4)})
-        chosen = group.drop_duplicates(["group", "seed"]) if "group" in group else group
+        pooled = "group" in group  # per-patient rows of pooled runs: one choice per seed
+        chosen = group.drop_duplicates(["group", "seed"]) if pooled else group
         rec["chosen_alpha_beta_gamma"] = "; ".join(
-            f"{getattr(r, 'group', r.patient)}/s{r.seed}: {r.alpha:g}/{r.beta:g}/{r.gamma:g}"
+            f"{'' if pooled else f'{r.patient}/'}s{r.seed}: {r.alpha:g}/{r.beta:g}/{r.gamma:g}"
             for r in chosen.itertuples())
         out.append(rec)
     return pd.DataFrame(out)

@@ -15,11 +15,12 @@ import torch
 from scipy.stats import wilcoxon
 
 from distillation import cli, compare
-from distillation.config import DEFAULT_GRID, PipelineConfig, baseline_stands_for, config_key, phase_configs
+from distillation.config import (DEFAULT_GRID, PipelineConfig, baseline_stands_for, config_key, patient_groups,
+                                 phase_configs)
 from distillation.losses import LossWeights, distillation_loss, parse_grid
 from distillation.phases import continuing
 from distillation.pipeline import finished_row
-from distillation.standard import (SEARCH_SEED, STANDARD_PATIENTS, STANDARD_SEEDS, STANDARD_WINDOWS, chosen_weights,
+from distillation.standard import (SEARCH_SEED, adopt_teacher, STANDARD_PATIENTS, STANDARD_SEEDS, STANDARD_WINDOWS, chosen_weights,
                                    planned_runs, standard_configs)
 from distillation.summary import MIN_WILCOXON_PAIRS, standard_markdown, summarise_standard
 from exp.trainer import masked_mse
@@ -117,7 +118,7 @@ def test_standard_plan_pools_twelve_patients_three_seeds_one_teacher_each(capsys
     args = compare.build_parser().parse_args(["--standard", "--plan"])
     configs = standard_configs(args)
     assert len(configs) == 3 * len(STANDARD_SEEDS) and len(STANDARD_PATIENTS) == 12
-    assert all(c.all_patients and c.data.patients is None for c in configs)  # pooled over every bundled patient
+    assert all(c.all_patients and c.data.patients == STANDARD_PATIENTS for c in configs)  # pooled, all 12
     assert all(c.data.covariates and c.model.event_text and c.model.event_channels for c in configs)
     assert all((c.data.max_train_windows, c.data.max_val_windows) == STANDARD_WINDOWS for c in configs)
     assert all(c.train.recipe.startswith("TimeLLM") and c.model.prompt_domain is False for c in configs)
@@ -128,13 +129,13 @@ def test_standard_plan_pools_twelve_patients_three_seeds_one_teacher_each(capsys
     assert all(len(c.candidates) == 1 for c in configs if c.train.seed != SEARCH_SEED)
     runs = planned_runs(configs)
     rows = runs[runs["phase"] == "baseline"]
-    assert len(rows) == 3 * 3 and set(rows["patient"]) == {"all"}
+    assert len(rows) == 3 * 3 and set(rows["patient"]) == {"+".join(STANDARD_PATIENTS)}
     assert set(rows["seed"]) == set(STANDARD_SEEDS) and rows["pair"].nunique() == 3
     teachers = runs[runs["phase"] == "teacher"]
     assert len(teachers) == 9 and teachers["run"].nunique() == 3 and (~teachers["reused"]).sum() == 3
     # the shared teacher is reused only if its RunConfig is identical across the pairs (exp/reuse.py's rule)
     for seed_configs in (configs[k:k + 3] for k in range(0, len(configs), 3)):
-        teacher = {str(phase_configs(c, "all", None)["teacher"].to_dict()) for c in seed_configs}
+        teacher = {str(phase_configs(c, *patient_groups(c)[0])["teacher"].to_dict()) for c in seed_configs}
         assert len(teacher) == 1
     assert compare.main(["--standard", "--plan"]) == 0
     out = capsys.readouterr().out
@@ -148,7 +149,7 @@ def test_later_seeds_take_the_weights_the_search_seed_chose(tmp_path):
     assert chosen_weights(configs) == {}  # nothing searched yet
     picks = [(0.2, 0.8, 0.0), (1.0, 0.0, 0.0)]  # the first two pairs' searches finished, the third did not
     for cfg, (a, b, g) in zip(configs[:2], picks):
-        append_row(csv, {"config_key": config_key(cfg, phase_configs(cfg, "all", None)), "patient": "all",
+        append_row(csv, {"config_key": config_key(cfg, phase_configs(cfg, *patient_groups(cfg)[0])), "patient": "all",
                          "seed": SEARCH_SEED, "alpha": a, "beta": b, "gamma": g})
     chosen = chosen_weights(configs)
     assert [w.as_tuple() for w in chosen.values()] == picks and len(chosen) == 2
@@ -183,7 +184,8 @@ def test_report_alone_needs_rows_and_the_standard_preset(tmp_path, capsys):
 
 def test_an_interrupted_teacher_or_baseline_continues_a_distilled_run_restarts(tmp_path):
     args = compare.build_parser().parse_args(["--standard"])
-    cfg = phase_configs(standard_configs(args, out=str(tmp_path))[0], "all", None)["teacher"]
+    first = standard_configs(args, out=str(tmp_path))[0]
+    cfg = phase_configs(first, *patient_groups(first)[0])["teacher"]
     run_dir = tmp_path / "teacher_MiniLM"
     run_dir.mkdir()
     assert continuing(run_dir, cfg, None).train.resume is False  # nothing to continue
@@ -193,3 +195,31 @@ def test_an_interrupted_teacher_or_baseline_continues_a_distilled_run_restarts(t
     assert continuing(run_dir, cfg, {"weights": [0.5, 0.5, 0.0]}).train.resume is False
     other = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, learning_rate=1e-4))
     assert continuing(run_dir, other, None).train.resume is False  # other settings: start afresh, never mix
+
+
+def test_the_comparisons_finished_teacher_run_is_adopted_only_with_the_same_settings(tmp_path):
+    """The standard comparison's TimeLLM (MS) run of a seed becomes that seed's teacher when its result settings are
+    the teacher's; a run with other settings, or an unfinished one, is left alone."""
+    args = compare.build_parser().parse_args(["--standard"])
+    cfg = standard_configs(args, out=str(tmp_path / "distill"))[0]
+    teacher = phase_configs(cfg, *patient_groups(cfg)[0])["teacher"]
+    runs = tmp_path / "compare"
+
+    def fake_run(name, config, finished=True):
+        run = runs / name
+        run.mkdir(parents=True)
+        write_json(run / "config.json", {**config.to_dict(), "model_id": "compare", "des": "standard"})
+        (run / "checkpoint.pt").write_bytes(b"weights")
+        if finished:
+            write_json(run / "metrics.json", {"summary": {"rmse_30": 20.0}})
+
+    other = dataclasses.replace(teacher, train=dataclasses.replace(teacher.train, seed=2022))
+    fake_run("A_other_seed", other)
+    fake_run("B_unfinished", teacher, finished=False)
+    assert adopt_teacher(cfg, runs) is None  # nothing with the teacher's settings has finished
+    fake_run("C_same", teacher)
+    assert adopt_teacher(cfg, runs) == runs / "C_same"
+    target = tmp_path / "distill" / "runs"
+    assert len(list(target.glob("*/teacher_MiniLM/metrics.json"))) == 1
+    assert adopt_teacher(cfg, runs) is None  # already there: nothing copied twice
+    assert adopt_teacher(cfg, tmp_path / "absent") is None
