@@ -1,8 +1,8 @@
 """The standard comparison (issue 12): the grid that ranks the methods on 2 CPU cores. ``--plan`` estimates 9.6 h
 counting every epoch up to each recipe's maximum at the rates measured in its first seed (``comparison/costs.py``);
 early stopping ends most runs sooner. The language-model family's 9 rows are most of it: the windows per epoch below
-are where further cuts would go. Run as two 1-thread shards, which train ~30% more windows/s together than one
-2-thread process on this CPU.
+are where further cuts would go. On 2 cores it runs as two 1-thread shards (``--shard 1/2``, ``2/2``, then
+``--merge``), one core each.
 
 What runs (``python -m scripts.compare_models --standard``, ``--plan`` prints it with a time estimate):
 
