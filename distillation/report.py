@@ -165,12 +165,12 @@ def per_patient_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
             for minutes in (30, 60):
                 at = mine[phase][mine[phase]["horizon_min"] == minutes].dropna(subset=["truth", "forecast"])
                 r[f"{phase}_clarke_ab_{minutes}"] = zone_shares(clarke_zones(at["truth"], at["forecast"]))["A+B"]
-        persistence = metrics["teacher"]["persistence"]["per_patient"][pid]
+        last_reading = metrics["teacher"]["persistence"]["per_patient"][pid]  # not the module's persistence()
         for minutes in (30, 60):
-            r[f"persistence_rmse_{minutes}"] = persistence[f"rmse_{minutes}"]
+            r[f"persistence_rmse_{minutes}"] = last_reading[f"rmse_{minutes}"]
             r[f"retention_{minutes}"] = _ratio(r[f"teacher_rmse_{minutes}"], r[f"distilled_rmse_{minutes}"])
             r[f"agreement_{minutes}"] = agreement_of(mine["teacher"], mine["distilled"], minutes)
             r[f"baseline_agreement_{minutes}"] = agreement_of(mine["teacher"], mine["baseline"], minutes)
-            r[f"scored_{minutes}"] = int(persistence[f"n_{minutes}"])  # this patient's scored targets
+            r[f"scored_{minutes}"] = int(last_reading[f"n_{minutes}"])  # this patient's scored targets
         out.append(r)
     return out

@@ -19,7 +19,8 @@ Sized for two CPU cores as the standard comparison is (``comparison/standard.py`
 Every (pair, seed) is one ``PipelineConfig`` (pooled CSV ``pooled.csv``: one row per pair and seed); the three pairs
 of a seed share the teacher's run folder and settings, so the teacher trains once per seed and the later pairs reuse
 it (``exp/reuse.py``); when the standard comparison has already finished its ``TimeLLM (MS)`` run of that seed (same
-settings), that run is the teacher (``adopt_teacher``). ``plan`` lists the runs and a rough upper bound on the time they take, without loading data.
+settings), that run is the teacher (``adopt_teacher``). ``plan`` lists the runs and a rough upper bound on the time
+they take, without loading data.
 """
 
 from __future__ import annotations
