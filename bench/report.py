@@ -67,6 +67,8 @@ def flat_row(label: str, args: argparse.Namespace, model: nn.Module, result: dic
     for kind, values in (result.get("deployables") or {}).items():
         for key in ("max_abs_mgdl", "mean_abs_mgdl", "latency_ms_p50", "windows_per_s", "file_mb"):
             row[f"{kind}_{key}"] = values.get(key, "")  # the float model has no file of its own here
+        if "float_ops" in values:
+            row[f"{kind}_float_ops"] = len(values["float_ops"])
     return row
 
 
@@ -97,5 +99,6 @@ def format_table(label: str, result: dict) -> str:
     for kind, v in (result.get("deployables") or {}).items():
         lines.append(f"  {kind:<6} vs float      max {v['max_abs_mgdl']:.4f} mg/dL, mean {v['mean_abs_mgdl']:.4f} mg/dL,"
                      f" batch-1 p50 {v['latency_ms_p50']:.2f} ms, {v['windows_per_s']:.0f} windows/s"
-                     + (f", file {v['file_mb']:.2f} MB" if "file_mb" in v else ""))
+                     + (f", file {v['file_mb']:.2f} MB" if "file_mb" in v else "")
+                     + (f", {len(v['float_ops'])} of {v['ops']} ops left in float" if "float_ops" in v else ""))
     return "\n".join(lines)

@@ -138,14 +138,16 @@ def run_from_args(args: argparse.Namespace, settings: BenchSettings) -> tuple[st
     extra = None
     with tempfile.TemporaryDirectory() as tmp:
         if args.export:
-            from bench.export import compare_deployables
+            from bench.export import INT8_CALIBRATION_WINDOWS, compare_deployables
 
             onnx_path = args.onnx_path or str(Path(tmp) / "model.onnx")
             std = splits.scaler.glucose[1]
             x_cmp = x[:: max(1, len(x) // 256)][:256]  # up to 256 windows spread over the drawn ones
+            val = subset(splits.val, INT8_CALIBRATION_WINDOWS)  # the INT8 graph is calibrated apart from x_cmp
+            x_val = val.__getitems__(list(range(len(val))))["x"]
 
             def extra(m: torch.nn.Module) -> dict:
-                return {"deployables": compare_deployables(m, x_cmp, std, onnx_path, args.latency_calls,
+                return {"deployables": compare_deployables(m, x_cmp, std, onnx_path, x_val, args.latency_calls,
                                                            args.batch)}
 
         started = time.time()

@@ -29,7 +29,8 @@ MEANS = ["teacher_rmse_30", "baseline_rmse_30", "distilled_rmse_30", "persistenc
          "teacher_rmse_60", "baseline_rmse_60", "distilled_rmse_60", "persistence_rmse_60",
          "retention_30", "retention_60", "agreement_30", "agreement_60", "speedup_b1",
          "student_params_total", "teacher_params_total", "size_reduction_pct",
-         "int8_size_mb", "int8_latency_b1_ms", "int8_max_abs_diff_mgdl"]
+         "int8_size_mb", "int8_latency_b1_ms", "int8_max_abs_diff_mgdl", "onnx_size_mb", "int8_float_ops",
+         "int8_ops"]
 WITH_SD = ("teacher_rmse_30", "baseline_rmse_30", "distilled_rmse_30", "teacher_rmse_60", "baseline_rmse_60",
            "distilled_rmse_60")
 
@@ -111,8 +112,9 @@ def standard_markdown(summary: pd.DataFrame) -> str:
             ("persistence_rmse_30", "persistence RMSE30"), ("distilled_rmse_60", "distilled RMSE60"),
             ("persistence_rmse_60", "persistence RMSE60"), ("retention_30", "retention30"),
             ("agreement_30", "agree30 %"), ("speedup_b1", "speed-up (b1)"), ("size_reduction_pct", "size -%"),
-            ("int8_size_mb", "INT8 MiB"), ("int8_latency_b1_ms", "INT8 ms (b1)"),
-            ("int8_max_abs_diff_mgdl", "INT8 max |Δ| mg/dL")]
+            ("onnx_size_mb", "ONNX MiB"), ("int8_size_mb", "INT8 MiB"), ("int8_latency_b1_ms", "INT8 ms (b1)"),
+            ("int8_max_abs_diff_mgdl", "INT8 max |Δ| mg/dL"), ("int8_float_ops", "INT8 ops in float"),
+            ("int8_ops", "of ops")]
     lines = table(summary, cols)
     lines.append("")
     for _, r in summary.iterrows():

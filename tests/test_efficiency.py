@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from bench.export import OnnxForecaster, export_onnx, quantize_onnx_int8
+from bench.export import (OnnxForecaster, calibrated_int8, export_onnx, forecast_error_mgdl, quantisable_ops,
+                         quantize_onnx_int8)
 from bench.footprint import parameter_counts
 from bench.latency import batch1_latency_ms, latency_ms
 from bench.run import run_benchmark
@@ -115,13 +116,8 @@ def test_every_baseline_exports_to_onnx(splits, tmp_path, name):
 
 
 def test_int8_onnx_student_runs_close_to_float(tiny_backbones, splits, tmp_path):
-    """ONNX Runtime's quantiser: MatMul weights stored as int8 in the file, forecasts close to float."""
+    """ONNX Runtime's quantiser: MatMul and embedding weights stored as int8 in the file, forecasts close to float."""
     import onnx
-    from onnx import numpy_helper
-
-    def float_bytes(graph_path) -> int:
-        inits = onnx.load(str(graph_path)).graph.initializer
-        return sum(numpy_helper.to_array(i).nbytes for i in inits if i.data_type == onnx.TensorProto.FLOAT)
 
     model = tiny_student(tiny_backbones, splits).eval()
     x = windows(splits, 16)
@@ -129,12 +125,66 @@ def test_int8_onnx_student_runs_close_to_float(tiny_backbones, splits, tmp_path)
     path = quantize_onnx_int8(tmp_path / "student.onnx", tmp_path / "student.int8.onnx")
     ops = {node.op_type for node in onnx.load(str(path)).graph.node}
     assert "MatMulInteger" in ops  # torch's deprecated quantize_dynamic gives no ONNX graph at all
-    assert float_bytes(path) < float_bytes(tmp_path / "student.onnx")
+    assert float_bytes(path) < 0.5 * float_bytes(tmp_path / "student.onnx")  # the word-embedding table too
     quantized = OnnxForecaster(path, runner.model, runner.width)
     with torch.no_grad():
         ref, out = model(x), quantized(x)
     assert out.shape == ref.shape and torch.isfinite(out).all()
     assert (out - ref).abs().max() < 0.1 * ref.abs().max()  # scaled units: close, not equal
+
+
+def float_bytes(graph_path) -> int:
+    import onnx
+    from onnx import numpy_helper
+
+    inits = onnx.load(str(graph_path)).graph.initializer
+    return sum(numpy_helper.to_array(i).nbytes for i in inits if i.data_type == onnx.TensorProto.FLOAT)
+
+
+def test_int8_ops_kept_in_float_are_not_quantised(tiny_backbones, splits, tmp_path):
+    """Every quantisable op named (the head's Gemm included, which the quantiser renames) stays float: the graph is
+    then the float one, forecast for forecast; the weights' products and lookups are what is counted."""
+    import onnx
+
+    model = tiny_student(tiny_backbones, splits).eval()
+    x = windows(splits, 16)
+    runner = export_onnx(model, x[:4], tmp_path / "student.onnx")
+    ops = quantisable_ops(tmp_path / "student.onnx")
+    graph = onnx.load(str(tmp_path / "student.onnx")).graph
+    kinds = {n.name: n.op_type for n in graph.node}
+    assert {kinds[op] for op in ops} == {"MatMul", "Gemm", "Gather"}
+    assert "/model/word_embeddings/Gather" in ops
+    assert not any(op.endswith("attention/self/MatMul") for op in ops)  # query x key: two activations
+    path = quantize_onnx_int8(tmp_path / "student.onnx", tmp_path / "float.int8.onnx", keep_float=ops)
+    assert not {"MatMulInteger", "DynamicQuantizeLinear"} & {n.op_type for n in onnx.load(str(path)).graph.node}
+    with torch.no_grad():
+        torch.testing.assert_close(OnnxForecaster(path, runner.model, runner.width)(x), model(x), atol=1e-4,
+                                   rtol=1e-4)
+
+
+def test_calibrated_int8_keeps_the_most_sensitive_ops_float(tiny_backbones, splits, tmp_path):
+    """Calibration on one set of windows: no tolerance -> everything quantised; a tolerance below the all-INT8
+    error -> the ops left float bring the calibration windows within it, and they are the worst ones first."""
+    model = tiny_student(tiny_backbones, splits).eval()
+    x = windows(splits, 16)
+    onnx_path, int8_path = tmp_path / "student.onnx", tmp_path / "student.int8.onnx"
+    runner = export_onnx(model, x[:4], onnx_path)
+    std = splits.scaler.glucose[1]
+
+    def forecast(path):
+        return OnnxForecaster(path, runner.model, runner.width)(x)
+
+    with torch.no_grad():
+        ref = model(x)
+    _, keep, ops = calibrated_int8(onnx_path, int8_path, forecast, ref, std, tolerance_mgdl=float("inf"))
+    assert keep == [] and ops == len(quantisable_ops(onnx_path))
+    everything = forecast_error_mgdl(ref, forecast(int8_path), std)["max_abs_mgdl"]
+    assert everything > 0
+    tolerance = everything / 4
+    path, keep, _ = calibrated_int8(onnx_path, int8_path, forecast, ref, std, tolerance_mgdl=tolerance)
+    error = forecast_error_mgdl(ref, forecast(path), std)["max_abs_mgdl"]
+    assert keep and (error <= tolerance or len(keep) == ops)
+    assert error < everything
 
 
 @pytest.mark.slow
@@ -154,8 +204,30 @@ def test_cli_writes_json_and_csv_with_export(tiny_backbones, tmp_path, capsys):
     assert "tiny" in (tmp_path / "benchmark.csv").read_text() and "int8_file_mb" in (tmp_path / "benchmark.csv").read_text()
     printed = capsys.readouterr().out
     assert "onnx   vs float" in printed and "int8   vs float" in printed and "MB" in printed.split("int8   vs float")[1]
+    assert f"{len(int8['float_ops'])} of {int8['ops']} ops left in float" in printed
     assert benchmark.main(["--summarize", str(tmp_path / "benchmark.csv")]) == 0
     assert "| tiny | 1 |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_int8_calibration_cli_on_a_saved_run(tiny_backbones, tmp_path, capsys):
+    """The calibration report on a trained tiny Time-LLM run: the ops' own errors, worst first, and the calibrated
+    graph; a folder without a run is one error line."""
+    from configs import RunConfig, TrainConfig
+    from exp.run import train_and_test
+    from scripts import int8_calibration
+
+    model = ModelConfig(llm_model="BERT", llm_path=str(tiny_backbones["bert"]), **TINY)
+    run_dir = train_and_test(RunConfig(checkpoints=str(tmp_path / "runs"), data=DATA, model=model,
+                                       train=TrainConfig(train_epochs=1))).run_dir
+    capsys.readouterr()
+    assert int8_calibration.main(["--checkpoint", str(run_dir), "--windows", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "per-tensor  weights" in out and "per-channel weights" in out and "calibrated:" in out
+    errors = [float(line.split()[0]) for line in out.split("mg/dL:\n")[1].split("calibrated:")[0].splitlines()]
+    assert errors == sorted(errors, reverse=True) and len(errors) > 5
+    assert int8_calibration.main(["--checkpoint", str(tmp_path / "nothing")]) == 2
+    assert capsys.readouterr().err.startswith("error: no checkpoint at")
 
 
 def test_cli_user_errors(capsys):
