@@ -12,8 +12,8 @@ Tan et al. (NeurIPS 2024) found that Time-LLM with its language model removed be
 their comparisons. This runner repeats that check on glucose: every model of the grid goes through the same engine
 (``exp.run.train_and_test``), the same splits and the same metrics, on every test window.
 
-``--standard`` is issue 12's grid (``comparison/standard.py`` says what it runs and what was cut to fit about 4 hours
-on 2 CPU cores): 12 patients pooled, 3 seeds, every model with its own recipe to its validation plateau, Time-LLM
+``--standard`` is issue 12's grid (``comparison/standard.py`` says what it runs, what was cut to fit 2 CPU cores and
+why it still takes about 10 hours there; ``--plan`` gives the estimate): 12 patients pooled, 3 seeds, every model with its own recipe to its validation plateau, Time-LLM
 with and without events and its ablations, and per-patient paired statistics. The other presets train every model
 with one setting: ``--quick`` (a smoke run, not a result), ``--full`` (12 patients, one model each, 3 seeds, no caps:
 GPU hours) and, with no preset flag, the settings given. Their grid is models x backbones (models that run a
