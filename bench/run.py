@@ -29,7 +29,7 @@ from bench.settings import BenchSettings, model_device
 from bench.throughput import inference_throughput, summary, training_throughput
 from configs import DataConfig, ModelConfig
 from configs.flags import config_from_namespace
-from data_provider.data_factory import build_splits, make_loader, subset
+from data_provider.data_factory import build_splits, make_loader, subset, window_inputs
 from exp.run import provenance
 from utils.io import write_json
 from utils.results import append_row
@@ -132,7 +132,7 @@ def run_from_args(args: argparse.Namespace, settings: BenchSettings) -> tuple[st
     if args.compile:
         model = torch.compile(model)
     windows = subset(splits.train, args.windows)
-    x = windows.__getitems__(list(range(len(windows))))["x"]
+    x = window_inputs(windows)
     loader = make_loader(windows, args.batch, shuffle=True, seed=0)
     label = args.label or label_for(args, model)
     extra = None
@@ -143,8 +143,7 @@ def run_from_args(args: argparse.Namespace, settings: BenchSettings) -> tuple[st
             onnx_path = args.onnx_path or str(Path(tmp) / "model.onnx")
             std = splits.scaler.glucose[1]
             x_cmp = x[:: max(1, len(x) // 256)][:256]  # up to 256 windows spread over the drawn ones
-            val = subset(splits.val, INT8_CALIBRATION_WINDOWS)  # the INT8 graph is calibrated apart from x_cmp
-            x_val = val.__getitems__(list(range(len(val))))["x"]
+            x_val = window_inputs(splits.val, INT8_CALIBRATION_WINDOWS)  # INT8 calibrated apart from x_cmp
 
             def extra(m: torch.nn.Module) -> dict:
                 return {"deployables": compare_deployables(m, x_cmp, std, onnx_path, x_val, args.latency_calls,

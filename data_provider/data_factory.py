@@ -334,6 +334,12 @@ def subset(ds: WindowDataset, cap: int | None) -> WindowDataset:
     return out
 
 
+def window_inputs(ds: WindowDataset, cap: int | None = None) -> torch.Tensor:
+    """The input windows of ``subset(ds, cap)``, stacked: [windows, seq_len, channels], scaled."""
+    part = subset(ds, cap)
+    return part.__getitems__(list(range(len(part))))["x"]
+
+
 def make_loader(ds: WindowDataset, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0) -> DataLoader:
     """Shuffling and worker seeds both come from one generator seeded with ``seed``, so a run repeats exactly."""
     if num_workers < 0:

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from bench.export import INT8_CALIBRATION_WINDOWS, compare_deployables
-from data_provider.data_factory import Splits, WindowDataset
+from data_provider.data_factory import Splits, window_inputs
 
-INT8_WINDOWS = 32  # test windows compared (spread over the test set): enough for a max error, cheap to export
+INT8_WINDOWS = 256  # test windows compared (spread over the test set), as many as the calibration's validation ones
 INT8_LATENCY_CALLS = 50
 INT8_COLUMNS = ("int8_size_mb", "int8_latency_b1_ms", "int8_max_abs_diff_mgdl", "onnx_size_mb", "int8_float_ops",
                 "int8_ops")
@@ -32,7 +32,7 @@ def int8_figures(student: nn.Module, splits: Splits, enabled: bool, threads: int
     (``--int8 0``)."""
     if not enabled:
         return dict.fromkeys(INT8_COLUMNS)
-    x, calibration = spread(splits.test, INT8_WINDOWS), spread(splits.val, INT8_CALIBRATION_WINDOWS)
+    x, calibration = window_inputs(splits.test, INT8_WINDOWS), window_inputs(splits.val, INT8_CALIBRATION_WINDOWS)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)  # onnxruntime's session takes torch's thread count too
     try:
@@ -46,8 +46,3 @@ def int8_figures(student: nn.Module, splits: Splits, enabled: bool, threads: int
             "int8_max_abs_diff_mgdl": round(int8["max_abs_mgdl"], 4), "onnx_size_mb": round(out["onnx"]["file_mb"], 3),
             "int8_float_ops": len(int8["float_ops"]), "int8_ops": int8["ops"]}
 
-
-def spread(ds: WindowDataset, n: int) -> torch.Tensor:
-    """Up to ``n`` input windows evenly spaced over ``ds``."""
-    step = max(1, len(ds) // n)
-    return ds.__getitems__(list(range(0, len(ds), step))[:n])["x"]

@@ -29,15 +29,14 @@ def main(argv: list[str] | None = None) -> int:
 
         from bench.export import (INT8_CALIBRATION_WINDOWS, OnnxForecaster, calibrated_int8, export_onnx,
                                   forecast_error_mgdl, int8_error, op_sensitivity)
-        from data_provider.data_factory import build_splits
-        from distillation.deploy import spread
+        from data_provider.data_factory import build_splits, window_inputs
         from exp.checkpoint import rebuild_model
 
         cfg, scaler, model, _ = rebuild_model(args.checkpoint)
         data = cfg.data if not args.patients else dataclasses.replace(cfg.data, patients=args.patients,
                                                                      test_patients=None)
         splits = build_splits(data, scaler=scaler)
-        x_val, x_test = spread(splits.val, INT8_CALIBRATION_WINDOWS), spread(splits.test, args.windows)
+        x_val, x_test = window_inputs(splits.val, INT8_CALIBRATION_WINDOWS), window_inputs(splits.test, args.windows)
         std = scaler.glucose[1]
         model.eval()
         with torch.no_grad():
