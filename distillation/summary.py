@@ -87,13 +87,18 @@ def verdicts(r: pd.Series) -> list[str]:
     for m in (30, 60):
         n, wins, diff, p = r[f"distill_pairs_{m}"], r[f"distill_wins_{m}"], r[f"distill_minus_baseline_{m}"], \
             r[f"distill_wilcoxon_p_{m}"]
-        beat = diff < 0 and wins > n / 2
-        test = (f"Wilcoxon p = {p:.3g}" if p is not None and not pd.isna(p)
-                else f"too few pairs for a Wilcoxon test (< {MIN_WILCOXON_PAIRS})")
-        lines.append(f"{m} min: distillation {'beat' if beat else 'did not beat'} training the student alone: "
+        tested = p is not None and not pd.isna(p)
+        if not tested:  # too few patients for a test: the direction alone
+            verdict = "beat" if diff < 0 and wins > n / 2 else "did not beat"
+        elif p >= 0.05:
+            verdict = "did not measurably beat (Wilcoxon p >= 0.05)"
+        else:
+            verdict = "beat" if diff < 0 else "was significantly WORSE than"
+        test = f"Wilcoxon p = {p:.3g}" if tested else f"too few pairs for a Wilcoxon test (< {MIN_WILCOXON_PAIRS})"
+        lines.append(f"{m} min: distillation {verdict} training the student alone: "
                      f"better on {wins} of {n} patients (each patient's mean over seeds), mean difference "
                      f"{diff:+.2f} mg/dL (distilled - baseline), {test}"
-                     + (" (significant at 0.05)" if p is not None and not pd.isna(p) and p < 0.05 else "") + ".")
+                     + (" (significant at 0.05)" if tested and p < 0.05 else "") + ".")
     for m in (30, 60):
         n, wins, diff = r[f"teacher_persistence_pairs_{m}"], r[f"teacher_beats_persistence_{m}"], \
             r[f"teacher_minus_persistence_{m}"]

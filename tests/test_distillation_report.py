@@ -102,6 +102,17 @@ def test_summary_pairs_patients_over_their_seeds_and_gives_the_seed_sd():
     assert r["distilled_rmse_30_sd"] == pytest.approx(seed_means.std(ddof=1), abs=1e-4)
 
 
+def test_summary_separates_a_lower_mean_from_a_significant_win_and_says_a_significant_loss():
+    """A lower mean RMSE with p >= 0.05 is not called a win; a significant rise is called worse."""
+    mixed = [-1.0, 0.8, -0.5, 0.6, -0.9, 0.4, -0.3, 0.2, -0.7, 0.5, -0.2, 0.1]  # mean < 0, p far above 0.05
+    text = standard_markdown(summarise_standard(_rows(mixed), compare.pair_label))
+    assert np.mean(mixed) < 0 and wilcoxon(mixed).pvalue >= 0.05
+    assert "30 min: distillation did not measurably beat (Wilcoxon p >= 0.05) training the student alone" in text
+    worse = [abs(d) + 0.1 for d in mixed]
+    text = standard_markdown(summarise_standard(_rows(worse), compare.pair_label))
+    assert "30 min: distillation was significantly WORSE than training the student alone: better on 0 of 12" in text
+
+
 def test_summary_says_plainly_when_distillation_lost_or_pairs_are_too_few():
     few = summarise_standard(_rows([0.5, -0.1, 0.2], teacher=30.0), compare.pair_label)
     assert few.iloc[0]["distill_wilcoxon_p_30"] is None and MIN_WILCOXON_PAIRS > 3
