@@ -3,6 +3,7 @@
     python -m scripts.compare_models --standard               # the comparison that ranks the methods (~hours, CPU)
     python -m scripts.compare_models --standard --plan        # its cells and estimated time; trains nothing
     python -m scripts.compare_models --standard --shard 2/4   # task 2 of a 4-task job array
+    accelerate launch --multi_gpu --num_processes 4 -m scripts.compare_models --standard --shard auto  # 1 per GPU
     python -m scripts.compare_models --standard --merge       # join the shards' tables, write the report
     python -m scripts.compare_models --quick --out docs/results/quick   # a smoke run: minutes on a CPU
     python -m scripts.compare_models --models Persistence,Ridge,TimeLLM,TimeLLM_woLLM --backbones MiniLM \\
@@ -13,21 +14,22 @@ their comparisons. This runner repeats that check on glucose: every model of the
 (``exp.run.train_and_test``), the same splits and the same metrics, on every test window.
 
 ``--standard`` is issue 12's grid (``comparison/standard.py`` says what it runs, what was cut to fit 2 CPU cores and
-why it still takes about 10 hours there; ``--plan`` gives the estimate): 12 patients pooled, 3 seeds, every model with its own recipe to its validation plateau, Time-LLM
-with and without events and its ablations, and per-patient paired statistics. The other presets train every model
-with one setting: ``--quick`` (a smoke run, not a result), ``--full`` (12 patients, one model each, 3 seeds, no caps:
-GPU hours) and, with no preset flag, the settings given. Their grid is models x backbones (models that run a
-language model only) x patient groups (one per patient, or one pooled group with ``--pooled``) x seeds; with
-``TimeLLM`` in it, ``--random-backbone`` and ``--no-prompt-ablation`` add Time-LLM on a random backbone and without
-its prompt prefix (on in presets).
+why it still takes about 10 hours there; ``--plan`` gives the estimate): 12 patients pooled, 3 seeds, every model
+with its own recipe to its validation plateau, Time-LLM with and without events and its ablations, and per-patient
+paired statistics. The other presets train every model with one setting: ``--quick`` (a smoke run, not a result),
+``--full`` (12 patients, one model each, 3 seeds, no caps: GPU hours) and, with no preset flag, the settings given.
+Their grid is models x backbones (models that run a language model only) x patient groups (one per patient, or one
+pooled group with ``--pooled``) x seeds; with ``TimeLLM`` in it, ``--random-backbone`` and ``--no-prompt-ablation``
+add Time-LLM on a random backbone and without its prompt prefix (on in presets).
 
 Outputs in ``--out`` (default with --standard: docs/results/standard): ``tidy.csv`` (one row per run),
 ``per_patient.csv`` (one row per run and patient), ``summary.csv``, ``summary.md`` and ``rmse_by_model.png`` /
 ``rmse_by_model_60.png``, rewritten after every finished run. ``--shard I/N`` runs every N-th cell of the ordered
-grid into ``tidy.shard-I-of-N.csv`` (a cluster job array: ``--shard $SLURM_ARRAY_TASK_ID/$N``); ``--merge`` joins
-the shards into tidy.csv and writes the report. Run folders go to ``--runs-dir``, outside ``--out``. Running the
-same command again skips every finished cell; a cell's key includes a fingerprint of its settings, so changed
-settings run afresh.
+grid into ``tidy.shard-I-of-N.csv`` (a cluster job array: ``--shard $SLURM_ARRAY_TASK_ID/$N``; the processes of
+``accelerate launch`` or ``torchrun``: ``--shard auto``, one shard and one GPU each, ``comparison/launch.py``);
+``--merge`` joins the shards into tidy.csv and writes the report. Run folders go to ``--runs-dir``, outside
+``--out``. Running the same command again skips every finished cell; a cell's key includes a fingerprint of its
+settings, so changed settings run afresh.
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="join every shard table in --out into tidy.csv and write the report; train nothing")
     mode.add_argument("--report", action="store_true", help="rewrite the report from --out's tables; train nothing")
     p.add_argument("--shard", default=None, metavar="I/N",
-                   help="run only the cells at positions I, I+N, I+2N, ... of the ordered grid (1-based)")
+                   help="run only the cells at positions I, I+N, I+2N, ... of the ordered grid (1-based); 'auto' "
+                        "under accelerate launch / torchrun: each process its own shard (RANK+1 of WORLD_SIZE)")
     p.add_argument("--models", default=None,
                    help="comma-separated model names (default: all eight; with --standard: its row names, e.g. "
                         "DLinear,TimeLLM_text, to run only those rows)")
@@ -134,7 +137,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise LLMTimeError("--out is required (only --standard has a default, docs/results/standard)")
         if args.shard is not None and (args.merge or args.report):
             raise LLMTimeError("--merge and --report read every shard of --out: leave out --shard")
-        shard = parse_shard(args.shard) if args.shard is not None else None
+        shard = None
+        if args.shard == "auto":
+            from comparison.launch import launcher_shard
+
+            shard = launcher_shard()
+        elif args.shard is not None:
+            shard = parse_shard(args.shard)
         out = Path(args.out) if args.out is not None else STANDARD_OUT
         runs_dir = Path(args.runs_dir) if args.runs_dir else Path("checkpoints") / "compare" / out.name
         grid = build_grid(args, preset, runs_dir)

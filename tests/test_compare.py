@@ -390,3 +390,43 @@ def test_only_an_interrupted_cell_is_resumed(tmp_path):
     (tmp_path / cell.run_name / "last.pt").write_bytes(b"")
     assert resumable(cell).train.resume is True
     assert resumable(cell).to_dict() == cell.config.to_dict()
+
+
+def test_shard_auto_takes_the_launchers_rank_and_leaves_each_process_alone():
+    """Under a launcher, process RANK of WORLD_SIZE takes shard RANK+1 and the launcher's variables are removed, so
+    the engine forms no process group; started alone, --shard auto is a one-line error."""
+    from comparison.launch import LAUNCHER_VARIABLES, launcher_shard
+
+    env = {"RANK": "2", "WORLD_SIZE": "4", "LOCAL_RANK": "0", "MASTER_ADDR": "node1", "MASTER_PORT": "29500",
+           "ACCELERATE_MIXED_PRECISION": "bf16"}
+    assert launcher_shard(env) == (3, 4)
+    assert not set(LAUNCHER_VARIABLES) & set(env) and env == {"ACCELERATE_MIXED_PRECISION": "bf16"}
+    with pytest.raises(LLMTimeError, match="give --shard I/N"):
+        launcher_shard({})
+    with pytest.raises(LLMTimeError, match="outside WORLD_SIZE"):
+        launcher_shard({"RANK": "4", "WORLD_SIZE": "4"})
+
+
+@pytest.mark.slow
+def test_a_launcher_splits_the_grid_over_its_processes(tmp_path):
+    """``torchrun --nproc_per_node 2 ... --shard auto`` on the CPU (``accelerate launch --multi_gpu`` starts its
+    processes through the same torchrun machinery, with the same variables): each process writes its own shard (each
+    cell once), and --merge joins them into the grid's table."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    grid = ["--models", "persistence,Ridge", "--patients", "1001,1002", "--seeds", "7", "--out", str(out),
+            "--runs-dir", str(runs)]
+    launcher = Path(sys.executable).parent / "torchrun"
+    env = {**os.environ, "LLMTIME_NO_BARS": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([str(launcher), "--standalone", "--nproc_per_node", "2", "-m", "scripts.compare_models",
+                           *grid, "--shard", "auto"], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    shards = [pd.read_csv(out / f"tidy.shard-{i}-of-2.csv") for i in (1, 2)]
+    assert [len(s) for s in shards] == [2, 2]  # 4 cells: positions 1, 3 and 2, 4
+    assert not set(shards[0]["cell_key"]) & set(shards[1]["cell_key"])
+    assert cm.main([*grid, "--merge"]) == 0
+    assert len(pd.read_csv(out / "tidy.csv")) == 4
