@@ -14,16 +14,17 @@ training (the text prototypes and their reprogramming keys/values) is folded int
 30M-parameter vocabulary mapping is not part of it.
 
 INT8: ONNX Runtime's dynamic quantiser (``onnxruntime.quantization.quantize_dynamic``) on the exported graph:
-weights of matrix products and embedding tables stored as int8 (one scale per output channel), activations
-quantised per batch at run time. It replaces torch's ``torch.ao.quantization.quantize_dynamic``, which is
-deprecated, and yields a file that is deployed as it is, with the runner above. Quantising every such op moved the
-standard report's distilled 1-layer MiniLM student's forecasts by up to 21.6 mg/dL with one scale per tensor and
-10.1 with one per channel, most of it from the feed-forward layers, whose activations have outliers that one int8
-scale per batch cannot hold (``python -m scripts.int8_calibration`` prints each op's own error). So the INT8 graph is calibrated: on windows the caller names (validation windows, never the
-test windows its error is reported on), each op is quantised alone to measure its own error, and the most sensitive
-ones stay in float, worst first, until the whole graph's largest forecast change is within ``INT8_TOLERANCE_MGDL``;
-the result says how many stayed float. The reprogramming's keys and values, constants in the graph, feed ``Einsum``
-ops, which the dynamic quantiser does not take: they stay in float.
+weights of matrix products and embedding tables stored as int8 (one scale per output channel), activations quantised
+per batch at run time. It replaces torch's ``torch.ao.quantization.quantize_dynamic``, which is deprecated, and
+yields a file that is deployed as it is, with the runner above. Quantising every such op moved the standard report's
+distilled 1-layer MiniLM student's forecasts by up to 21.6 mg/dL with one scale per tensor and 10.1 with one per
+channel, most of it from the feed-forward layers, whose activations have outliers that one int8 scale per batch
+cannot hold (``python -m scripts.int8_calibration`` prints each op's own error). So the INT8 graph is calibrated: on
+windows the caller names (validation windows, never the test windows its error is reported on), each op is quantised
+alone to measure its own error, and the most sensitive ones stay in float, worst first, until the whole graph's
+largest forecast change is within ``INT8_TOLERANCE_MGDL``; the result says how many stayed float. The
+reprogramming's keys and values, constants in the graph, feed ``Einsum`` ops, which the dynamic quantiser does not
+take: they stay in float.
 """
 
 from __future__ import annotations
@@ -252,7 +253,7 @@ def calibrated_int8(onnx_path: str | Path, int8_path: str | Path, forecast: Fore
 
 def _no_preprocessing_advice(record: logging.LogRecord) -> bool:
     """Drop the quantiser's "consider pre-processing" log line: that step (shape inference and graph fusion) is for
-    static, calibrated quantisation; the dynamic quantisation here quantises the same MatMul weights without it."""
+    static, calibrated quantisation; the dynamic quantisation here quantises the same weights without it."""
     return "pre-processing before quantization" not in record.getMessage()
 
 

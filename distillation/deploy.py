@@ -43,6 +43,6 @@ def int8_figures(student: nn.Module, splits: Splits, enabled: bool, threads: int
         torch.set_num_threads(previous)
     int8 = out["int8"]
     return {"int8_size_mb": round(int8["file_mb"], 3), "int8_latency_b1_ms": round(int8["latency_ms_p50"], 3),
-            "int8_max_abs_diff_mgdl": round(int8["max_abs_mgdl"], 4), "onnx_size_mb": round(out["onnx"]["file_mb"], 3),
-            "int8_float_ops": len(int8["float_ops"]), "int8_ops": int8["ops"]}
-
+            "int8_max_abs_diff_mgdl": round(int8["max_abs_mgdl"], 4),
+            "onnx_size_mb": round(out["onnx"]["file_mb"], 3), "int8_float_ops": len(int8["float_ops"]),
+            "int8_ops": int8["ops"]}
