@@ -41,7 +41,7 @@ from distillation.pipeline import finished_row
 from distillation.report import per_patient_rows
 from distillation.summary import standard_markdown, summarise_standard
 from exp.recipes import apply_recipe
-from exp.reuse import finished_run
+from exp.reuse import finished_run, read_json
 from utils.errors import LLMTimeError
 from utils.io import atomic_path, write_text
 
@@ -220,6 +220,19 @@ def write_standard_reports(pooled_csv: Path, label, planned: Optional[int] = Non
     partial = (f"**Partial**: this report covers {len(pooled)} of the {planned} planned pooled rows (pair x seed); "
                "run the same command again to continue (finished rows are kept).\n\n"
                if planned is not None and len(pooled) < planned else "")
-    text = "# Standard distillation report\n\n" + partial + standard_markdown(summary)
+    hours, runs = training_hours(pooled)
+    cost = (f"Run time: {hours:.1f} h, the sum of the wall times of the {runs} finished training runs of these "
+            "rows' seeds (teachers, students alone, every distilled student the weight search trained); a teacher "
+            "taken from the standard comparison counts there too.\n\n")
+    text = "# Standard distillation report\n\n" + partial + cost + standard_markdown(summary)
     write_text(pooled_csv.parent / "summary.md", text)
     return text
+
+
+def training_hours(pooled: pd.DataFrame) -> tuple[float, int]:
+    """(hours, runs): the wall time of every finished run folder in the rows' seed folders (each pipeline row's runs
+    share its seed's folder, so the weight search's students are counted too, and a shared teacher once)."""
+    folders = {Path(run).parent for run in pooled["teacher_run"]}
+    walls = [metrics["summary"]["wall_seconds"] for folder in sorted(folders) for run in sorted(folder.iterdir())
+             if (metrics := read_json(run / "metrics.json")) is not None]
+    return sum(walls) / 3600, len(walls)

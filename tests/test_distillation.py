@@ -330,6 +330,11 @@ def test_pooled_rows_split_into_per_patient_rows(tiny_backbones, tmp_path):
     scored = pd.read_csv(Path(pooled.iloc[0]["teacher_run"]) / "predictions.csv").query("horizon_min == 30")
     assert rows["scored_30"].sum() == len(scored)  # every scored test target, once
     assert "better on" in text and (tmp_path / "runs" / "summary.csv").is_file() and "Partial" not in text
+    # its run time: the teacher, the baseline and the one distilled student the grid trained ((1, 0, 0) is the
+    # baseline's run), each run's own wall time
+    walls = [pd.read_json(Path(pooled.iloc[0][f"{phase}_run"]) / "metrics.json", typ="series")["summary"]
+             ["wall_seconds"] for phase in ("teacher", "baseline", "distilled")]
+    assert f"Run time: {sum(walls) / 3600:.1f} h, the sum of the wall times of the 3 finished training runs" in text
     assert "covers 1 of the 9 planned pooled rows" in write_standard_reports(pooled_csv, compare.pair_label, planned=9)
 
 
