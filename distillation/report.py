@@ -6,6 +6,7 @@ Column order is the CSV's, so existing result files keep their layout.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -59,7 +60,8 @@ def report_row(
     """The CSV row of one patient (or pooled group); ``t_start`` is when the group began (perf_counter); ``int8`` is
     ``distillation.deploy.int8_figures`` of the distilled student.
 
-    The columns added later (persistence, size reduction, INT8) come last, so older CSVs keep their layout."""
+    The columns added later (persistence, size reduction, INT8, machine load) come last, so older CSVs keep their
+    layout."""
     distilled, chosen = search.distilled, search.weights
     t_train, t_total = count_parameters(teacher.model)
     s_train, s_total = count_parameters(distilled.model)
@@ -127,6 +129,9 @@ def report_row(
         **persistence(teacher, distilled),
         "size_reduction_pct": round(100.0 * (1.0 - s_total / t_total), 2),
         **int8,
+        # how busy the machine was as latencies were taken: other jobs inflate the ms (less so the speed-ups)
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "cpu_count": os.cpu_count(),
     })
     return row
 

@@ -30,7 +30,7 @@ MEANS = ["teacher_rmse_30", "baseline_rmse_30", "distilled_rmse_30", "persistenc
          "retention_30", "retention_60", "agreement_30", "agreement_60", "speedup_b1",
          "student_params_total", "teacher_params_total", "size_reduction_pct",
          "int8_size_mb", "int8_latency_b1_ms", "int8_max_abs_diff_mgdl", "onnx_size_mb", "int8_float_ops",
-         "int8_ops"]
+         "int8_ops", "load_average_1min", "cpu_count"]
 WITH_SD = ("teacher_rmse_30", "baseline_rmse_30", "distilled_rmse_30", "teacher_rmse_60", "baseline_rmse_60",
            "distilled_rmse_60")
 
@@ -122,6 +122,13 @@ def standard_markdown(summary: pd.DataFrame) -> str:
             ("int8_ops", "of ops")]
     lines = table(summary, cols)
     lines.append("")
+    load = summary.get("load_average_1min", pd.Series(dtype=float)).dropna()
+    cores = summary.get("cpu_count", pd.Series(dtype=float)).dropna()
+    if len(load) and len(cores):
+        busy = load.max() > cores.min()
+        lines += [f"Speed was measured with a 1-minute load average of {load.min():.1f}-{load.max():.1f} on "
+                  f"{cores.min():.0f} CPU cores" + (": other jobs shared the CPU, so the ms are inflated; teacher and "
+                  "student were timed back to back, so the speed-ups are the fairer figures." if busy else "."), ""]
     for _, r in summary.iterrows():
         lines.append(f"### {r['pair']} (patients {r['patients']}; seeds {r['seeds']})")
         lines += [f"- {line}" for line in verdicts(r)]

@@ -113,6 +113,17 @@ def test_summary_separates_a_lower_mean_from_a_significant_win_and_says_a_signif
     assert "30 min: distillation was significantly WORSE than training the student alone: better on 0 of 12" in text
 
 
+def test_summary_says_how_busy_the_machine_was_when_speed_was_measured():
+    diffs = [-1.0, -0.5, -2.0, 0.3, -0.7, -1.5]
+    quiet = standard_markdown(summarise_standard(_rows(diffs).assign(load_average_1min=0.4, cpu_count=2),
+                                                 compare.pair_label))
+    assert "Speed was measured with a 1-minute load average of 0.4-0.4 on 2 CPU cores." in quiet
+    busy = standard_markdown(summarise_standard(_rows(diffs).assign(load_average_1min=3.1, cpu_count=2),
+                                                compare.pair_label))
+    assert "on 2 CPU cores: other jobs shared the CPU, so the ms are inflated" in busy
+    assert "load average" not in standard_markdown(summarise_standard(_rows(diffs), compare.pair_label))
+
+
 def test_summary_says_plainly_when_distillation_lost_or_pairs_are_too_few():
     few = summarise_standard(_rows([0.5, -0.1, 0.2], teacher=30.0), compare.pair_label)
     assert few.iloc[0]["distill_wilcoxon_p_30"] is None and MIN_WILCOXON_PAIRS > 3
