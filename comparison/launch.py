@@ -34,8 +34,8 @@ def launcher_shard(environ: MutableMapping[str, str] = os.environ) -> tuple[int,
         raise LLMTimeError("--shard auto: the launcher's RANK, WORLD_SIZE and LOCAL_RANK must be integers") from None
     if world < 2:
         raise LLMTimeError(
-            "--shard auto splits the grid over the processes of a launcher (accelerate launch --num_processes N, "
-            "torchrun --nproc_per_node N); this process was started alone: give --shard I/N"
+            "--shard auto splits the grid over the processes of a launcher (accelerate launch --multi_gpu "
+            "--num_processes N, torchrun --nproc_per_node N); this process was started alone: give --shard I/N"
         )
     if not 0 <= rank < world:
         raise LLMTimeError(f"--shard auto: RANK {rank} is outside WORLD_SIZE {world}")

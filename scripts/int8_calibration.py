@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from utils.cli import OneLineArgumentParser, run_cli
+from utils.errors import LLMTimeError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--patients", nargs="+", help="score on these patients only (default: the run's)")
         p.add_argument("--windows", type=int, default=256, help="test windows the errors are reported on")
         args = p.parse_args(argv)
+        if args.windows < 1:
+            raise LLMTimeError(f"--windows must be >= 1, got {args.windows}")
         import torch
 
         from bench.export import (INT8_CALIBRATION_WINDOWS, OnnxForecaster, calibrated_int8, export_onnx,

@@ -228,6 +228,8 @@ def test_int8_calibration_cli_on_a_saved_run(tiny_backbones, tmp_path, capsys):
     assert errors == sorted(errors, reverse=True) and len(errors) > 5
     assert int8_calibration.main(["--checkpoint", str(tmp_path / "nothing")]) == 2
     assert capsys.readouterr().err.startswith("error: no checkpoint at")
+    assert int8_calibration.main(["--checkpoint", str(run_dir), "--windows", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --windows must be >= 1, got 0"
 
 
 def test_cli_user_errors(capsys):
