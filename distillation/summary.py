@@ -127,8 +127,9 @@ def standard_markdown(summary: pd.DataFrame) -> str:
     if len(load) and len(cores):
         busy = load.max() > cores.min()
         lines += [f"Speed was measured with a 1-minute load average of {load.min():.1f}-{load.max():.1f} on "
-                  f"{cores.min():.0f} CPU cores" + (": other jobs shared the CPU, so the ms are inflated; teacher and "
-                  "student were timed back to back, so the speed-ups are the fairer figures." if busy else "."), ""]
+                  f"{cores.min():.0f} CPU cores" + (": other jobs shared the CPU, so the latencies and the speed-ups "
+                  "built from them are noisy and only indicative; time them on an idle machine before quoting them."
+                  if busy else "."), ""]
     for _, r in summary.iterrows():
         lines.append(f"### {r['pair']} (patients {r['patients']}; seeds {r['seeds']})")
         lines += [f"- {line}" for line in verdicts(r)]

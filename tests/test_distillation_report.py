@@ -120,7 +120,7 @@ def test_summary_says_how_busy_the_machine_was_when_speed_was_measured():
     assert "Speed was measured with a 1-minute load average of 0.4-0.4 on 2 CPU cores." in quiet
     busy = standard_markdown(summarise_standard(_rows(diffs).assign(load_average_1min=3.1, cpu_count=2),
                                                 compare.pair_label))
-    assert "on 2 CPU cores: other jobs shared the CPU, so the ms are inflated" in busy
+    assert "on 2 CPU cores: other jobs shared the CPU, so the latencies and the speed-ups" in busy
     assert "load average" not in standard_markdown(summarise_standard(_rows(diffs), compare.pair_label))
 
 
