@@ -132,6 +132,12 @@ def standard_markdown(summary: pd.DataFrame) -> str:
                   if busy else "."), ""]
     for _, r in summary.iterrows():
         lines.append(f"### {r['pair']} (patients {r['patients']}; seeds {r['seeds']})")
+        chosen = str(r.get("chosen_alpha_beta_gamma", ""))
+        if chosen and chosen != "nan":
+            alone = all(part.split(": ")[-1] == "1/0/0" for part in chosen.split("; "))
+            lines.append(f"- Loss weights (alpha/beta/gamma) chosen on validation: {chosen}" + (
+                ": (1, 0, 0) is the student's own objective, so the search preferred no distillation and the "
+                "distilled row is the baseline's run." if alone else "."))
         lines += [f"- {line}" for line in verdicts(r)]
         lines.append("")
     if summary["pair"].str.contains(r"\(random\)").any():

@@ -87,6 +87,10 @@ def test_summary_states_wins_mean_difference_and_wilcoxon():
     text = standard_markdown(summary)
     assert "30 min: distillation beat training the student alone: better on 10 of 12 patients" in text
     assert f"Wilcoxon p = {wilcoxon(diffs).pvalue:.3g} (significant at 0.05)" in text
+    assert "- Loss weights (alpha/beta/gamma) chosen on validation: 1001/s2021: 0.5/0.5/0; 1002/s2021" in text
+    assert "preferred no distillation" not in text
+    alone = standard_markdown(summarise_standard(_rows(diffs).assign(alpha=1.0, beta=0.0), compare.pair_label))
+    assert "the search preferred no distillation and the distilled row is the baseline's run" in alone
     assert "30 min: the teacher beat persistence: better on 12 of 12 patients" in text
 
 
