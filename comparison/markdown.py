@@ -164,6 +164,11 @@ def patient_findings(summary: pd.DataFrame, per_patient: pd.DataFrame, grid: Gri
     n = per_patient.loc[per_patient["label"] == ref, "patient"].nunique()
     return [
         "",
+        f"### Does {ref} earn its cost?",
+        "",
+        *(f"- {stats.verdict(per_patient, ref, others, h)}" for h in HORIZONS),
+        f"- {cost_line(summary, ref)}",
+        "",
         f"### {ref}, patient by patient",
         "",
         f"Each line: the mean over the {n} patients of {ref}'s RMSE minus the other row's (each patient's RMSE "
@@ -178,6 +183,26 @@ def patient_findings(summary: pd.DataFrame, per_patient: pd.DataFrame, grid: Gri
         "",
         *(stats.statements(per_patient, ref, baselines) or ["- none finished yet"]),
     ]
+
+
+def _cost(s: pd.Series) -> str:
+    speed = ("fitted without gradient steps" if np.isnan(s["train_windows_per_s"])
+             else f"trained at {s['train_windows_per_s']:.0f} windows/s")
+    return f"{count(s['trainable_params'])} trainable of {count(s['total_params'])} parameters, {speed}"
+
+
+def cost_line(summary: pd.DataFrame, ref: str) -> str:
+    """What the reference costs beside the most accurate row at each horizon (same table, same machine)."""
+    by_label = summary.set_index("label")
+    best = {h: summary.loc[summary[f"rmse_{h}_mean"].idxmin(), "label"] for h in HORIZONS}
+    leaders = " and ".join(f"{h}" for h in HORIZONS)
+    if len(set(best.values())) == 1:
+        label = best[HORIZONS[0]]
+        others = f"{label}, the most accurate at {leaders} min: {_cost(by_label.loc[label])}"
+    else:
+        others = "; ".join(f"{best[h]}, the most accurate at {h} min: {_cost(by_label.loc[best[h]])}"
+                           for h in HORIZONS)
+    return f"Cost: {ref} has {_cost(by_label.loc[ref])} ({others})."
 
 
 def standard_markdown(summary: pd.DataFrame, rows: pd.DataFrame, per_patient: pd.DataFrame, grid: Grid,

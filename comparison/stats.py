@@ -3,7 +3,8 @@
 Each patient's RMSE is first averaged over the seeds both rows ran, so a patient counts once; the difference is
 reference minus other (positive: the reference is worse). Across patients: the mean difference, on how many
 patients each row is lower, and the two-sided Wilcoxon signed-rank p-value (patients with no difference drop out,
-scipy's default).
+scipy's default). A difference counts as a win or a loss only at p < ALPHA; a lower mean without it is said to be
+no measurable difference, so a reader never takes noise for a ranking.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 import pandas as pd
+
+ALPHA = 0.05  # two-sided significance level of the signed-rank test
 
 
 @dataclass(frozen=True)
@@ -61,15 +64,44 @@ def _mgdl(value: float) -> str:
     return f"{value:.2f}" if value < 1 else f"{value:.1f}"
 
 
+def outcome(c: Paired) -> str:
+    """'better' or 'worse' when the Wilcoxon test across patients says so at ALPHA, else 'level'."""
+    if math.isnan(c.p) or c.p >= ALPHA or abs(c.mean_diff) < 0.005:
+        return "level"
+    return "worse" if c.mean_diff > 0 else "better"
+
+
 def statement(c: Paired) -> str:
-    """E.g. 'TimeLLM (MS) is worse than DLinear (S) at 30 min on 11 of 12 patients, by 4.1 mg/dL, p = 0.001.'"""
+    """E.g. 'TimeLLM (MS) is worse than DLinear (S) at 30 min: higher RMSE on 11 of 12 patients, by 4.1 mg/dL on
+    average, p = 0.001.' A difference without p < ALPHA is called no measurable difference, with its numbers."""
     where = f"{c.other} at {c.horizon} min"
-    if abs(c.mean_diff) < 0.005:
-        return (f"{c.reference} is level with {where} (lower RMSE on {c.better}, higher on {c.worse} of "
-                f"{c.patients} patients), {_p_text(c.p)}.")
-    verb, count = ("worse than", c.worse) if c.mean_diff > 0 else ("better than", c.better)
-    return (f"{c.reference} is {verb} {where} on {count} of {c.patients} patients, by "
-            f"{_mgdl(abs(c.mean_diff))} mg/dL, {_p_text(c.p)}.")
+    side = "higher" if c.mean_diff > 0 else "lower"
+    count = c.worse if c.mean_diff > 0 else c.better
+    result = outcome(c)
+    if result == "level":
+        if abs(c.mean_diff) < 0.005:
+            detail = f"lower RMSE on {c.better}, higher on {c.worse} of {c.patients} patients"
+        else:
+            detail = (f"{side} RMSE on {count} of {c.patients} patients, {_mgdl(abs(c.mean_diff))} mg/dL {side} on "
+                      "average")
+        return f"{c.reference} is not measurably different from {where} ({detail}, {_p_text(c.p)})."
+    return (f"{c.reference} is {result} than {where}: {side} RMSE on {count} of {c.patients} patients, by "
+            f"{_mgdl(abs(c.mean_diff))} mg/dL on average, {_p_text(c.p)}.")
+
+
+def verdict(per_patient: pd.DataFrame, reference: str, others: list[str], horizon: int) -> str:
+    """One sentence grouping the other rows by outcome at ``horizon``: what the reference beats, what beats it,
+    and where no difference is measurable."""
+    groups: dict[str, list[str]] = {"better": [], "worse": [], "level": []}
+    for other in others:
+        c = paired(per_patient, reference, other, horizon)
+        if c is not None:
+            groups[outcome(c)].append(other)
+    parts = [f"beats {', '.join(groups['better'])}" if groups["better"] else "beats none",
+             f"loses to {', '.join(groups['worse'])}" if groups["worse"] else "loses to none",
+             f"is not measurably different from {', '.join(groups['level'])}" if groups["level"] else ""]
+    return (f"At {horizon} min (Wilcoxon across patients, p < {ALPHA}), {reference} "
+            + "; ".join(p for p in parts if p) + ".")
 
 
 def statements(per_patient: pd.DataFrame, reference: str, others: list[str], horizons=(30, 60)) -> list[str]:
