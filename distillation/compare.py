@@ -16,7 +16,9 @@ can be interrupted and restarted with the same command.
 
 ``--standard`` runs the fixed standard report of ``distillation/standard.py`` (MiniLM teacher, three students, 12
 patients pooled x 3 seeds) into ``docs/results/distillation_standard/`` and summarises it with the paired verdicts of
-``distillation/summary.py``; ``--plan`` prints its runs and a time estimate instead.
+``distillation/summary.py``; ``--plan`` prints its runs and a time estimate instead, ``--report`` rewrites its
+summary alone, and ``--retime`` measures its finished rows' latencies again (``distillation/retime.py``), best on an
+otherwise idle machine once every row is in.
 
 ``--paths ROW=DIR`` points a backbone row at a local save_pretrained folder (weights and tokenizer), for rows whose
 real weights are not in the Hugging Face cache; the CSV records the folder as the weights source.
@@ -35,6 +37,7 @@ import pandas as pd
 from distillation.cli import NO_REGRESSION_TEMPERATURE, add_common_arguments, pipeline_config
 from distillation.config import PipelineConfig, plan
 from distillation.pipeline import run_pipeline
+from distillation.retime import retime_csv
 from distillation.standard import (COMPARISON_RUNS, SEARCH_SEED, STANDARD_DIR, adopt_teacher, chosen_weights,
                                    plan_text, standard_configs, student_key, write_standard_reports)
 from distillation.summary import cell, table
@@ -256,6 +259,12 @@ def run_standard(args: argparse.Namespace) -> int:
     if args.report:
         print(write_standard_reports(pooled, pair_label, planned=len(configs)), end="")
         return 0
+    if args.retime:
+        first = configs[0]
+        timed = retime_csv(pooled, first.latency_repeats, first.latency_threads, first.int8)
+        print(f"timed {timed} row(s) of {pooled} again", flush=True)
+        print(write_standard_reports(pooled, pair_label, planned=len(configs)), end="")
+        return 0
 
     def run(batch: list[PipelineConfig], first: int) -> list[dict[str, Any]]:
         failures = []
@@ -316,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", action="store_true", help="with --standard: only rewrite rows.csv and the summary "
                                                          "from the pooled rows so far (a run rewrites them after "
                                                          "every pair)")
+    p.add_argument("--retime", action="store_true",
+                   help="with --standard: measure the CPU latency and the INT8 student of every finished row again "
+                        "(from its run folders; run it on an otherwise idle machine, so the speed-ups are comparable), "
+                        "then rewrite the report; trains nothing")
     p.add_argument("--epochs", type=int, default=10, help="epoch budget of every phase (teacher, baseline, distilled)")
     p.add_argument("--paths", nargs="+", default=None, metavar="ROW=DIR",
                    help="local save_pretrained folder of a backbone row (weights + tokenizer)")
@@ -333,9 +346,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise LLMTimeError("give exactly one of --mode, --custom_pairs, --summarize or --standard")
         if args.standard:
             return run_standard(args)
-        if args.plan or args.report:
-            raise LLMTimeError(f"--{'plan' if args.plan else 'report'} goes with --standard; other comparisons print "
-                               "their plan with --dry_run and their summary with --summarize")
+        if args.plan or args.report or args.retime:
+            flag = "plan" if args.plan else "report" if args.report else "retime"
+            raise LLMTimeError(f"--{flag} goes with --standard; other comparisons print their plan with --dry_run and "
+                               "their summary with --summarize")
         if args.summarize:
             print(write_reports(Path(args.summarize))[1], end="")
             return 0

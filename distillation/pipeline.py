@@ -84,7 +84,7 @@ def run_group(cfg: PipelineConfig, tag: str, patients: Optional[list[str]]) -> d
     student_build = seeded_builder(configs["baseline"], splits)
     search = search_weights(cfg, tag, configs, splits, teacher, baseline, student_build, student_depth)
     tqdm.write(f"[{tag}] 4/4 evaluation (CPU latency over {cfg.latency_repeats} repeats)")
-    lat = measure_latency(cfg, splits, teacher.model, search.distilled.model)
+    lat = measure_latency(splits, teacher.model, search.distilled.model, cfg.latency_repeats, cfg.latency_threads)
     if cfg.int8:
         tqdm.write(f"[{tag}] INT8: exporting the distilled student to ONNX and quantising it")
     int8 = int8_figures(search.distilled.model, splits, cfg.int8, cfg.latency_threads)

@@ -31,18 +31,26 @@ ACCURACY = ("rmse_30", "rmse_60", "mae_30", "mae_60", "clarke_ab_30", "clarke_ab
 LATER_ACCURACY = ("mard_30", "mard_60", "lag_30", "lag_60")  # absent from runs reused from before they existed
 
 
-def measure_latency(cfg: PipelineConfig, splits: Splits, teacher: nn.Module, student: nn.Module) -> dict[str, float]:
+def measure_latency(splits: Splits, teacher: nn.Module, student: nn.Module, repeats: int,
+                    threads: int) -> dict[str, float]:
     """CPU ms per window of teacher and student at batch 1 and batch ``LATENCY_WINDOWS``, on the first test
-    windows; batch 1 gets --latency-repeats, the large batch a quarter (at least 3)."""
+    windows, with the speed-ups built from them; batch 1 gets ``repeats`` (--latency-repeats), the large batch a
+    quarter (at least 3)."""
     test = splits.test
     windows = test.__getitems__(list(range(min(LATENCY_WINDOWS, len(test)))))["x"]
     lat = {}
     for role, model in (("teacher", teacher), ("student", student)):
         for batch in (1, LATENCY_WINDOWS):
-            repeats = cfg.latency_repeats if batch == 1 else max(3, cfg.latency_repeats // 4)
-            lat[f"{role}_latency_b{batch}_ms"] = round(
-                latency_ms(model, windows, batch, repeats, cfg.latency_threads), 3)
+            n = repeats if batch == 1 else max(3, repeats // 4)
+            lat[f"{role}_latency_b{batch}_ms"] = round(latency_ms(model, windows, batch, n, threads), 3)
+    for batch in (1, LATENCY_WINDOWS):
+        lat[f"speedup_b{batch}"] = round(lat[f"teacher_latency_b{batch}_ms"] / lat[f"student_latency_b{batch}_ms"], 3)
     return lat
+
+
+def machine_load() -> dict[str, Any]:
+    """How busy the machine is as latencies are taken: other jobs inflate the ms (less so the speed-ups)."""
+    return {"load_average_1min": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count()}
 
 
 def report_row(
@@ -84,10 +92,7 @@ def report_row(
         "student_size_mb": size_mb(s_total),
         "teacher_checkpoint_mb": checkpoint_mb(teacher.run_dir),
         "student_checkpoint_mb": checkpoint_mb(distilled.run_dir),
-        **lat,
-        "speedup_b1": round(lat["teacher_latency_b1_ms"] / lat["student_latency_b1_ms"], 3),
-        f"speedup_b{LATENCY_WINDOWS}": round(
-            lat[f"teacher_latency_b{LATENCY_WINDOWS}_ms"] / lat[f"student_latency_b{LATENCY_WINDOWS}_ms"], 3),
+        **lat,  # the four latencies, then the two speed-ups
         "latency_threads": cfg.latency_threads,
     }
     for prefix, phase in (("teacher", teacher), ("baseline", baseline), ("distilled", distilled)):
@@ -129,9 +134,7 @@ def report_row(
         **persistence(teacher, distilled),
         "size_reduction_pct": round(100.0 * (1.0 - s_total / t_total), 2),
         **int8,
-        # how busy the machine was as latencies were taken: other jobs inflate the ms (less so the speed-ups)
-        "load_average_1min": round(os.getloadavg()[0], 2),
-        "cpu_count": os.cpu_count(),
+        **machine_load(),
     })
     return row
 

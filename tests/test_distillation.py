@@ -34,6 +34,7 @@ from distillation.losses import (
     uniform_layer_map,
 )
 from distillation.phases import Phase, distill_builder
+from distillation.retime import retime_csv
 from distillation.standard import write_standard_reports
 from distillation.teacher_cache import TeacherCache, estimate_bytes
 from configs import DataConfig, ModelConfig, TrainConfig
@@ -297,6 +298,27 @@ def test_pipeline_end_to_end_writes_a_complete_row(cohort, tiny_backbones, tmp_p
     assert cli.main(args) == 0
     assert len(pd.read_csv(tmp_path / "distillation.csv")) == 1
     assert "skipped" in capsys.readouterr().out
+
+    # timing the finished row again reloads its two models: new latencies, the same INT8 error, nothing else moves
+    csv = tmp_path / "distillation.csv"
+    assert retime_csv(csv, repeats=2, threads=1, int8=True) == 1
+    timed = pd.read_csv(csv, dtype={"patient": str}).iloc[0]
+    speed = {"teacher_latency_b1_ms", "student_latency_b1_ms", "teacher_latency_b64_ms", "student_latency_b64_ms",
+             "speedup_b1", "speedup_b64", "int8_latency_b1_ms", "load_average_1min", "cpu_count", "int8_size_mb"}
+    assert all(timed[c] > 0 for c in speed - {"load_average_1min"})
+    assert timed["speedup_b1"] == pytest.approx(timed["teacher_latency_b1_ms"] / timed["student_latency_b1_ms"],
+                                                rel=1e-2)
+    assert timed["int8_max_abs_diff_mgdl"] == pytest.approx(row["int8_max_abs_diff_mgdl"], abs=0.01)
+    assert all(timed[c] == row[c] for c in rows.columns if c not in speed and c != "int8_max_abs_diff_mgdl"
+               and not pd.isna(row[c]))
+    # a row whose INT8 error the reloaded student does not reproduce was made from other runs: nothing is written
+    wrong = pd.read_csv(csv, dtype={"patient": str})
+    wrong.loc[0, "int8_max_abs_diff_mgdl"] += 5.0
+    wrong.to_csv(csv, index=False)
+    before = csv.read_bytes()
+    with pytest.raises(LLMTimeError, match="Nothing was written"):
+        retime_csv(csv, repeats=2, threads=1, int8=True)
+    assert csv.read_bytes() == before
 
 
 @pytest.mark.slow

@@ -206,6 +206,10 @@ def test_report_alone_needs_rows_and_the_standard_preset(tmp_path, capsys):
     assert "does not exist: run the standard report first" in capsys.readouterr().err
     assert compare.main(["--mode", "quick", "--report"]) == 2
     assert "--report goes with --standard" in capsys.readouterr().err
+    assert compare.main(["--standard", "--retime", "--csv", str(tmp_path / "pooled.csv")]) == 2
+    assert "there are no finished rows to time" in capsys.readouterr().err
+    assert compare.main(["--mode", "quick", "--retime"]) == 2
+    assert "--retime goes with --standard" in capsys.readouterr().err
 
 
 def test_an_interrupted_teacher_or_baseline_continues_a_distilled_run_restarts(tmp_path):
