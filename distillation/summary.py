@@ -118,9 +118,12 @@ def standard_markdown(summary: pd.DataFrame) -> str:
             ("persistence_rmse_60", "persistence RMSE60"), ("retention_30", "retention30"),
             ("agreement_30", "agree30 %"), ("speedup_b1", "speed-up (b1)"), ("size_reduction_pct", "size -%"),
             ("onnx_size_mb", "ONNX MiB"), ("int8_size_mb", "INT8 MiB"), ("int8_latency_b1_ms", "INT8 ms (b1)"),
-            ("int8_max_abs_diff_mgdl", "INT8 max |Δ| mg/dL"), ("int8_float_ops", "INT8 ops in float"),
-            ("int8_ops", "of ops")]
-    lines = table(summary, cols)
+            ("int8_max_abs_diff_mgdl", "INT8 max |Δ| mg/dL"), ("int8_kept_float", "INT8 ops left float")]
+    shown = summary.assign(int8_kept_float=[
+        f"{kept:.3g} of {ops:.3g}" if pd.notna(kept) and pd.notna(ops) else None  # means over seeds: "7.67 of 12"
+        for kept, ops in zip(summary.get("int8_float_ops", [None] * len(summary)),
+                             summary.get("int8_ops", [None] * len(summary)))])
+    lines = table(shown, cols)
     lines.append("")
     load = summary.get("load_average_1min", pd.Series(dtype=float)).dropna()
     cores = summary.get("cpu_count", pd.Series(dtype=float)).dropna()

@@ -92,6 +92,11 @@ def test_summary_states_wins_mean_difference_and_wilcoxon():
     alone = standard_markdown(summarise_standard(_rows(diffs).assign(alpha=1.0, beta=0.0), compare.pair_label))
     assert "the search preferred no distillation and the distilled row is the baseline's run" in alone
     assert "30 min: the teacher beat persistence: better on 12 of 12 patients" in text
+    assert "| INT8 ops left float |" in text
+    assert [line for line in text.splitlines() if line.startswith("| MiniLM")][0].endswith("| - |")  # no INT8 here
+    int8 = standard_markdown(summarise_standard(_rows(diffs).assign(int8_float_ops=[8, 7] * 6, int8_ops=12),
+                                                compare.pair_label))
+    assert "| 7.5 of 12 |" in int8  # the mean over the rows, as every other cell
 
 
 def test_summary_pairs_patients_over_their_seeds_and_gives_the_seed_sd():
