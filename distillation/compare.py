@@ -38,8 +38,9 @@ from distillation.cli import NO_REGRESSION_TEMPERATURE, add_common_arguments, pi
 from distillation.config import PipelineConfig, plan
 from distillation.pipeline import run_pipeline
 from distillation.retime import retime_csv
-from distillation.standard import (COMPARISON_RUNS, SEARCH_SEED, STANDARD_DIR, adopt_teacher, chosen_weights,
-                                   plan_text, standard_configs, student_key, write_standard_reports)
+from distillation.standard import (COMPARISON_RUNS, SEARCH_SEED, STANDARD_DIR, STANDARD_SEEDS, adopt_teacher,
+                                   chosen_weights, plan_text, standard_configs, standard_seeds, student_key,
+                                   write_standard_reports)
 from distillation.summary import cell, table
 from models.backbones import BACKBONES, resolve_backbone
 from utils.cli import OneLineArgumentParser, run_cli, spellings
@@ -247,10 +248,12 @@ def write_reports(rows_csv: Path) -> tuple[pd.DataFrame, str]:
 
 
 def run_standard(args: argparse.Namespace) -> int:
-    """``--standard``: its plan (``--plan``), its reports alone (``--report``), or its runs (finished rows skipped),
-    the reports rewritten after every pair so a stopped run leaves a partial report that says what it covers."""
+    """``--standard``: its plan (``--plan``), its reports alone (``--report``), its rows timed again (``--retime``),
+    or its runs (finished rows skipped; ``--seeds`` some seeds only), the reports rewritten after every pair so a
+    stopped run leaves a partial report that says what it covers."""
     out = None if args.out == PipelineConfig.__dataclass_fields__["out"].default else args.out
     csv = Path(args.csv) if args.csv else None
+    seeds = standard_seeds(args.seeds)
     configs = standard_configs(args, out=out, csv=csv)
     pooled = configs[0].csv_path
     if args.plan or args.dry_run:
@@ -279,14 +282,16 @@ def run_standard(args: argparse.Namespace) -> int:
         return failures
 
     search = [c for c in configs if c.train.seed == SEARCH_SEED]
-    failures = run(search, 1)  # the weight search
+    failures = run(search, 1) if SEARCH_SEED in seeds else []  # the weight search
     chosen = chosen_weights(configs)
-    later = [c for c in standard_configs(args, out=out, csv=csv, chosen=chosen) if c.train.seed != SEARCH_SEED]
+    later = [c for c in standard_configs(args, out=out, csv=csv, chosen=chosen)
+             if c.train.seed != SEARCH_SEED and c.train.seed in seeds]
     failures += run([c for c in later if student_key(c) in chosen], len(search) + 1)
+    why = (f"the seed {SEARCH_SEED} search of this pair failed" if SEARCH_SEED in seeds else
+           f"the seed {SEARCH_SEED} search of this pair has not finished (run --seeds {SEARCH_SEED} first)")
     failures += [{"teacher": c.teacher, "student": c.student, "teacher_layers": c.teacher_layers,
                   "student_layers": c.student_layers, "patients": f"seed {c.train.seed}",
-                  "reason": f"no weights: the seed {SEARCH_SEED} search of this pair failed"}
-                 for c in later if student_key(c) not in chosen]
+                  "reason": f"no weights: {why}"} for c in later if student_key(c) not in chosen]
     write_failures(pooled, failures)
     print(write_standard_reports(pooled, pair_label, planned=len(configs)), end="")
     print(f"rows: {pooled}")
@@ -325,6 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", action="store_true", help="with --standard: only rewrite rows.csv and the summary "
                                                          "from the pooled rows so far (a run rewrites them after "
                                                          "every pair)")
+    p.add_argument("--seeds", default=None, metavar="S1,S2",
+                   help=f"with --standard: run only these of its seeds (default all: "
+                        f"{','.join(map(str, STANDARD_SEEDS))}); the later seeds use the loss weights seed "
+                        f"{SEARCH_SEED}'s search chose, so they need its rows; processes given different seeds share "
+                        "the work (same --out and --csv)")
     p.add_argument("--retime", action="store_true",
                    help="with --standard: measure the CPU latency and the INT8 student of every finished row again "
                         "(from its run folders; run it on an otherwise idle machine, so the speed-ups are comparable), "
@@ -346,8 +356,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise LLMTimeError("give exactly one of --mode, --custom_pairs, --summarize or --standard")
         if args.standard:
             return run_standard(args)
-        if args.plan or args.report or args.retime:
-            flag = "plan" if args.plan else "report" if args.report else "retime"
+        if args.plan or args.report or args.retime or args.seeds is not None:
+            flag = "plan" if args.plan else "report" if args.report else "retime" if args.retime else "seeds"
             raise LLMTimeError(f"--{flag} goes with --standard; other comparisons print their plan with --dry_run and "
                                "their summary with --summarize")
         if args.summarize:

@@ -42,6 +42,7 @@ from distillation.report import per_patient_rows
 from distillation.summary import standard_markdown, summarise_standard
 from exp.recipes import apply_recipe
 from exp.reuse import finished_run, read_json
+from utils.cli import split_list
 from utils.errors import LLMTimeError
 from utils.io import atomic_path, write_text
 
@@ -61,6 +62,21 @@ TEACHER = "MiniLM"
 TRAIN_WINDOWS_PER_S = 22.0
 TEST_WINDOWS_PER_S = 160.0
 TEST_WINDOWS = 34_135  # the bundled cohort's test windows, all 12 patients
+
+
+def standard_seeds(text: Optional[str]) -> tuple[int, ...]:
+    """The seeds ``--seeds`` picks out of STANDARD_SEEDS (all of them when not given), in the preset's order."""
+    if text is None:
+        return STANDARD_SEEDS
+    try:
+        wanted = {int(s) for s in split_list(text, unique=True)}
+    except ValueError:
+        raise LLMTimeError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    unknown = sorted(wanted - set(STANDARD_SEEDS))
+    if not wanted or unknown:
+        raise LLMTimeError(f"--seeds must be some of the standard report's seeds {', '.join(map(str, STANDARD_SEEDS))}"
+                           f", got {text!r}")
+    return tuple(s for s in STANDARD_SEEDS if s in wanted)
 
 
 def student_key(cfg: PipelineConfig) -> tuple:

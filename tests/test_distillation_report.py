@@ -190,6 +190,33 @@ def test_later_seeds_take_the_weights_the_search_seed_chose(tmp_path):
     assert all(baseline_stands_for(c, c.weights) for c in later if c.student_layers == 2)
 
 
+def test_seeds_split_the_standard_report_and_later_seeds_wait_for_the_search(tmp_path, monkeypatch, capsys):
+    """--seeds 2022 trains that seed's pairs only, with the weights seed 2021 chose; a pair whose search has not
+    finished is a failure that says to run the search seed first; --seeds outside the preset is a one-line error."""
+    trained = []
+    monkeypatch.setattr(compare, "run_pairs", lambda cfgs, first, total: trained.extend(cfgs) or [])
+    monkeypatch.setattr(compare, "write_standard_reports", lambda *a, **k: "")
+    csv = tmp_path / "pooled.csv"
+    flags = ["--standard", "--csv", str(csv), "--out", str(tmp_path), "--comparison-runs", str(tmp_path / "none")]
+    configs = standard_configs(compare.build_parser().parse_args(flags), out=str(tmp_path), csv=csv)
+    cfg = configs[0]  # the first pair's search finished and chose (0.2, 0.8, 0)
+    append_row(csv, {"config_key": config_key(cfg, phase_configs(cfg, *patient_groups(cfg)[0])), "patient": "all",
+                     "seed": SEARCH_SEED, "alpha": 0.2, "beta": 0.8, "gamma": 0.0})
+    assert compare.main([*flags, "--seeds", "2022"]) == 1  # two pairs have no weights yet
+    assert [(c.train.seed, c.student_layers, c.weights.as_tuple()) for c in trained] == [(2022, 1, (0.2, 0.8, 0.0))]
+    failed = pd.read_csv(compare.failed_path(csv))
+    assert len(failed) == 2 and set(failed["patients"]) == {"seed 2022"}
+    assert failed["reason"].str.contains(f"has not finished \\(run --seeds {SEARCH_SEED} first\\)").all()
+    trained.clear()
+    assert compare.main([*flags, "--seeds", f"{SEARCH_SEED}"]) == 0
+    assert {c.train.seed for c in trained} == {SEARCH_SEED} and len(trained) == 3
+    capsys.readouterr()
+    assert compare.main([*flags, "--seeds", "2024"]) == 2
+    assert "--seeds must be some of the standard report's seeds 2021, 2022, 2023, got '2024'" in capsys.readouterr().err
+    assert compare.main(["--mode", "quick", "--seeds", "2022"]) == 2
+    assert "--seeds goes with --standard" in capsys.readouterr().err
+
+
 def test_truth_only_weights_are_scored_on_the_baseline_run_not_retrained():
     """(1, 0, 0) is the baseline's objective: with the same epochs and no initialisation from the baseline, the
     baseline's run stands for it (the plan counts it as reused); otherwise it trains like any candidate."""
