@@ -14,7 +14,7 @@ import pandas as pd
 
 from comparison import standard, stats
 from comparison.grid import Grid
-from comparison.summary import EVENT_STATS, HORIZONS, METRICS, best_lines, findings, pm
+from comparison.summary import EVENT_STATS, HORIZONS, METRICS, best_lines, findings, pm, worse_than_persistence
 from exp.recipes import recipe_for
 
 LEGACY_NOTES = (
@@ -123,7 +123,7 @@ def legacy_markdown(summary: pd.DataFrame, rows: pd.DataFrame, grid: Grid, comma
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     body = [f"| {s['label']} | {s['runs']} | " + _metric_cells(s) for _, s in summary.iterrows()]
-    notes = ["", "## Findings", "", *findings(rows, summary), "", LEGACY_NOTES]
+    notes = ["", "## Findings", "", *findings(rows, summary), *worse_than_persistence(rows), "", LEGACY_NOTES]
     if grid.preset == "quick":
         notes.append(QUICK_NOTE)
     return "\n".join(head + body + glucose_table(summary) + notes) + "\n"
@@ -173,7 +173,9 @@ def patient_findings(summary: pd.DataFrame, per_patient: pd.DataFrame, grid: Gri
         "",
         f"Each line: the mean over the {n} patients of {ref}'s RMSE minus the other row's (each patient's RMSE "
         "averaged over the seeds both ran), on how many patients it is worse (or better), and the two-sided "
-        "Wilcoxon signed-rank p-value across patients.",
+        f"Wilcoxon signed-rank p-value across patients; a difference with p >= {stats.ALPHA} is called not "
+        f"measurable. {' and '.join(f'`{name}`' for name in standard.PAIRED_PLOTS.values())} draw every patient's "
+        "difference.",
         "",
         "Against its event variants and ablations:",
         "",
@@ -239,8 +241,8 @@ def standard_markdown(summary: pd.DataFrame, rows: pd.DataFrame, per_patient: pd
         converged = "–" if np.isnan(s["converged"]) else f"{int(s['converged'])}/{s['runs']}"
         best = "–" if np.isnan(s["best_epoch_mean"]) else f"{s['best_epoch_mean']:.1f}"
         body.append(f"| {s['model']} | {s['features']} | {s['runs']} | {converged} | {best} | " + _metric_cells(s))
-    notes = ["", "## Findings", "", *best_lines(summary), *patient_findings(summary, per_patient, grid), "",
-             STANDARD_NOTES]
+    notes = ["", "## Findings", "", *best_lines(summary), *worse_than_persistence(rows),
+             *patient_findings(summary, per_patient, grid), "", STANDARD_NOTES]
     return "\n".join(head + body + glucose_table(summary) + notes) + "\n"
 
 

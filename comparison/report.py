@@ -1,5 +1,6 @@
 """The comparison's report in ``--out``: ``summary.csv`` (one row per grid row), ``summary.md`` (the tables, the
-command, plain findings) and RMSE charts at 30 and 60 minutes, written from the finished runs of the grid.
+command, plain findings) and RMSE charts at 30 and 60 minutes (the standard grid adds Time-LLM (MS) minus each other
+row, patient by patient), written from the finished runs of the grid.
 
 Rewritten after every finished cell, so a partial grid always has a valid partial report that says how many of the
 planned runs it covers; ``--merge`` and ``--report`` rewrite it without training.
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from comparison import tables
+from comparison import standard, stats, tables
 from comparison.grid import Grid
 from comparison.markdown import markdown
 from comparison.summary import summarise
@@ -55,5 +56,26 @@ def write_reports(out: Path, grid: Grid, command: str) -> str:
     for h, name in PLOTS.items():
         plot_bars(list(summary["label"]), summary[f"rmse_{h}_mean"].to_numpy(), summary[f"rmse_{h}_sd"].to_numpy(),
                   out / name, f"RMSE at {h} min (mean ± sd over {spread})", "RMSE (mg/dL)")
+    if grid.preset == "standard":
+        paired_charts(out, summary, per_patient)
     return text + (f"\n{note}\n" if note else "")
+
+
+def paired_charts(out: Path, summary: pd.DataFrame, per_patient: pd.DataFrame) -> None:
+    """The standard report's per-patient picture of its findings: Time-LLM (MS) minus every other row, one dot per
+    patient, coloured by the Wilcoxon verdict (``comparison.stats``), at 30 and 60 min."""
+    from utils.plots import plot_paired
+
+    ref = standard.REFERENCE
+    others = [label for label in summary["label"] if label != ref]
+    if ref not in set(summary["label"]) or per_patient.empty:
+        return
+    for h, name in standard.PAIRED_PLOTS.items():
+        diffs = {o: stats.differences(per_patient, ref, o, h) for o in others}
+        diffs = {o: d for o, d in diffs.items() if len(d)}
+        if diffs:
+            outcomes = {o: stats.outcome(stats.paired(per_patient, ref, o, h)) for o in diffs}
+            plot_paired(diffs, outcomes, out / name, f"{ref} minus each row at {h} min, one dot per patient",
+                        "RMSE difference, mg/dL (< 0: TimeLLM better; green / red: better / worse at Wilcoxon "
+                        f"p < {stats.ALPHA}, grey: not measurably different)")
 

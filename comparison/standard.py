@@ -49,6 +49,7 @@ LLM_WINDOWS = (2_000, 1_000)  # Time-LLM, its variants and its LLM-free ablation
 LIGHT_WINDOWS = (20_000, 5_000)  # DLinear, PatchTST
 REFERENCE = "TimeLLM (MS)"  # the row every other row is compared with, patient by patient
 BASELINES = ("Persistence", "Ridge", "DLinear", "PatchTST")
+PAIRED_PLOTS = {30: "timellm_minus_each_30.png", 60: "timellm_minus_each_60.png"}  # REFERENCE minus each row
 
 
 def rows(backbone: str) -> list[Variant]:

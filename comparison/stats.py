@@ -30,18 +30,24 @@ class Paired:
     p: float  # Wilcoxon signed-rank, two-sided; nan when no patient differs
 
 
-def paired(per_patient: pd.DataFrame, reference: str, other: str, horizon: int) -> Optional[Paired]:
-    """The comparison at ``horizon`` minutes from per-patient rows (label, patient, seed, rmse_<h>); None when the
-    two rows share no (patient, seed)."""
+def differences(per_patient: pd.DataFrame, reference: str, other: str, horizon: int) -> pd.Series:
+    """Per patient (index), the reference's RMSE at ``horizon`` minus the other row's, each averaged over the seeds
+    both rows ran; empty when they share no (patient, seed)."""
     col = f"rmse_{horizon}"
     keys = ["patient", "seed"]
     a = per_patient.loc[per_patient["label"] == reference, keys + [col]]
     b = per_patient.loc[per_patient["label"] == other, keys + [col]]
     both = a.merge(b, on=keys, suffixes=("_ref", "_other")).dropna()
-    if both.empty:
-        return None
     by_patient = both.groupby("patient")[[f"{col}_ref", f"{col}_other"]].mean()
-    diff = by_patient[f"{col}_ref"] - by_patient[f"{col}_other"]
+    return by_patient[f"{col}_ref"] - by_patient[f"{col}_other"]
+
+
+def paired(per_patient: pd.DataFrame, reference: str, other: str, horizon: int) -> Optional[Paired]:
+    """The comparison at ``horizon`` minutes from per-patient rows (label, patient, seed, rmse_<h>); None when the
+    two rows share no (patient, seed)."""
+    diff = differences(per_patient, reference, other, horizon)
+    if diff.empty:
+        return None
     return Paired(reference, other, horizon, len(diff), int((diff < 0).sum()), int((diff > 0).sum()),
                   float(diff.mean()), wilcoxon_p(diff))
 

@@ -56,6 +56,30 @@ def summarise(rows: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def worse_than_persistence(rows: pd.DataFrame) -> list[str]:
+    """A line per trained run whose RMSE (mean over its patients) is above persistence's on the same test windows at
+    30 or 60 min, or one line saying there is none. Such runs stay in their row's mean and sd: leaving them out
+    would choose runs on the test set, so the report names them instead."""
+    if not {f"persistence_rmse_{h}" for h in HORIZONS} <= set(rows.columns):
+        return []
+    runs = rows[rows["model"] != "Persistence"]
+    worse = runs[np.logical_or.reduce([runs[f"rmse_{h}"] > runs[f"persistence_rmse_{h}"] for h in HORIZONS])]
+    if worse.empty:
+        return ["- Every trained run forecasts better than persistence at 30 and 60 min (mean RMSE over its "
+                "patients, on the same test windows)."]
+    lines = [f"- **{len(worse)} of {len(runs)} runs forecast worse than persistence** (mean RMSE over their patients, "
+             "same test windows); they count in their row's mean and sd, since leaving them out would pick runs on "
+             "the test set:"]
+    for _, r in worse.iterrows():
+        where = f"patients {r['patients']}, " if len(str(r["patients"]).split()) < 12 else ""
+        epochs = (f"; best validation epoch {int(r['best_epoch'])} of {int(r['epochs_run'])}, curve "
+                  f"{r.get('convergence', '?')}" if r.get("epochs_run", 0) > 0 else "")
+        lines.append(f"  - {r['label']}, {where}seed {r['seed']}: RMSE " + ", ".join(
+            f"{r[f'rmse_{h}']:.2f} against {r[f'persistence_rmse_{h}']:.2f} at {h} min" for h in HORIZONS) + epochs
+            + ".")
+    return lines
+
+
 def paired_wins(rows: pd.DataFrame, ref: str, other: str) -> tuple[int, int]:
     """(ref beat other, comparisons): RMSE per horizon on each (patients, seed) both ran."""
     cols = ["patients", "seed"] + [f"rmse_{h}" for h in HORIZONS]

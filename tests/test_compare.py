@@ -18,7 +18,7 @@ from comparison.grid import in_shard, variants
 from comparison.markdown import glucose_table
 from comparison.settings import build_grid
 from comparison.stats import outcome, paired, statement, statements, verdict
-from comparison.summary import findings, summarise
+from comparison.summary import findings, summarise, worse_than_persistence
 from comparison.tables import finished_keys, merge
 from exp.recipes import RECIPES
 from exp.trainer import native_bf16
@@ -277,6 +277,22 @@ def test_a_difference_is_a_win_or_a_loss_only_when_the_signed_rank_test_says_so(
         "different from Mixed (S).")
 
 
+def test_runs_worse_than_persistence_are_named_and_kept():
+    def run(label, model, seed, rmse30, rmse60, patients="1001 1002"):
+        return {"label": label, "model": model, "seed": seed, "patients": patients, "rmse_30": rmse30,
+                "rmse_60": rmse60, "persistence_rmse_30": 21.0, "persistence_rmse_60": 35.0, "best_epoch": 9,
+                "epochs_run": 10, "convergence": "levelled"}
+    rows = pd.DataFrame([run("Persistence (S)", "Persistence", 1, 21.0, 35.0), run("A (MS)", "A", 1, 19.0, 30.0),
+                         run("A (MS)", "A", 2, 26.6, 35.6), run("B (S)", "B", 1, 20.0, 35.2)])
+    lines = worse_than_persistence(rows)
+    assert lines[0].startswith("- **2 of 3 runs forecast worse than persistence**") and len(lines) == 3
+    assert lines[1] == ("  - A (MS), patients 1001 1002, seed 2: RMSE 26.60 against 21.00 at 30 min, 35.60 against "
+                        "35.00 at 60 min; best validation epoch 9 of 10, curve levelled.")
+    assert "B (S), patients 1001 1002, seed 1: RMSE 20.00 against 21.00 at 30 min, 35.20 against 35.00" in lines[2]
+    assert worse_than_persistence(rows.iloc[:2])[0].startswith("- Every trained run forecasts better than persistence")
+    assert worse_than_persistence(rows.drop(columns="persistence_rmse_60")) == []  # rows from before it was recorded
+
+
 BASE_RMSE = {"Persistence": 20.0, "DLinear": 15.0, "TimeLLM": 19.0, "TimeLLM_woLLM": 17.0}
 
 
@@ -293,7 +309,8 @@ def _fake_train_and_test(calls):
                "rmse_60": 2 * rmse, "mae_30": 1.0, "mae_60": 2.0, "clarke_ab_30": 99.0, "clarke_ab_60": 98.0,
                "trainable_params": 10, "total_params": 20, "best_epoch": 2, "epochs_run": 4,
                "convergence": "plateau", "train_windows": 100, "test_windows": 50, "train_windows_per_s": 5.0,
-               "test_windows_per_s": 50.0, "wall_seconds": 3.0}
+               "test_windows_per_s": 50.0, "wall_seconds": 3.0, "persistence_rmse_30": 30.0,
+               "persistence_rmse_60": 50.0}
         metrics = {"per_patient": per, "persistence": {"per_patient": {p: {"rmse_30": 30.0, "rmse_60": 40.0,
                                                                            "mae_30": 3.0, "mae_60": 4.0}
                                                                        for p in patients}}}
@@ -338,9 +355,11 @@ def test_standard_run_writes_rows_reports_as_it_goes_and_reuses_finished_runs(tm
     assert ("- TimeLLM (MS) is not measurably different from DLinear (MS) at 30 min (higher RMSE on 2 of 2 patients, "
             "4.0 mg/dL higher on average, p = 0.500).") in text
     assert "### Does TimeLLM (MS) earn its cost?" in text and "At 60 min (Wilcoxon across patients" in text
+    assert "- Every trained run forecasts better than persistence at 30 and 60 min" in text
     assert ("- Cost: TimeLLM (MS) has 10 trainable of 20 parameters, trained at 5 windows/s (DLinear (S), the most "
             "accurate at 30 and 60 min: 10 trainable of 20 parameters, trained at 5 windows/s).") in text
-    for name in ("rmse_by_model.png", "rmse_by_model_60.png"):
+    for name in ("rmse_by_model.png", "rmse_by_model_60.png", "timellm_minus_each_30.png",
+                 "timellm_minus_each_60.png"):
         assert (out / name).stat().st_size > 0
     fake_engine.clear()
     assert cm.main(argv) == 0 and not fake_engine  # every cell found finished

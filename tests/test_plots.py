@@ -17,6 +17,7 @@ from utils.plots import (
     plot_bars,
     plot_clarke,
     plot_forecast,
+    plot_paired,
     plot_parkes,
     plot_scatter,
 )
@@ -89,6 +90,16 @@ def test_gap_breaks_insert_nan_only_at_missing_rows() -> None:
     stamps, values = _with_gap_breaks(times, np.arange(5.0))
     assert len(stamps) == 6
     assert np.isnan(values[3]) and np.count_nonzero(np.isnan(values)) == 1
+
+
+def test_plot_paired_writes_png_and_needs_an_outcome_per_row(tmp_path: Path) -> None:
+    diffs = {"Ridge (MS)": [1.0, 3.5, 2.0], "Persistence (S)": np.array([-2.0, -1.0, -3.0]), "Empty (S)": []}
+    plot_paired(diffs, {"Ridge (MS)": "worse", "Persistence (S)": "better", "Empty (S)": "level"},
+                tmp_path / "paired.png", "TimeLLM (MS) minus each row", "mg/dL")
+    _assert_png(tmp_path / "paired.png")
+    with pytest.raises(LLMTimeError, match="an outcome for each"):
+        plot_paired(diffs, {"Ridge (MS)": "worse"}, tmp_path / "bad.png", "t", "x")
+    assert not (tmp_path / "bad.png").exists()
 
 
 def test_plot_bars_writes_png(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""PNG figures for reports: Clarke and Parkes error grids, forecast traces, comparison bars and scatter.
+"""PNG figures for reports: Clarke and Parkes error grids, forecast traces, comparison bars, paired per-patient
+differences and scatter.
 
 Figures are built on ``matplotlib.figure.Figure`` directly rather than through ``pyplot``: no global backend switch,
 no open-figure registry to leak memory across hundreds of plots, and rendering goes through Agg without a display.
@@ -206,6 +207,36 @@ def plot_bars(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
+    _save(fig, path)
+
+
+def plot_paired(
+    differences: Mapping[str, ArrayLike],
+    outcomes: Mapping[str, str],
+    path: str | os.PathLike,
+    title: str,
+    xlabel: str,
+) -> None:
+    """One line per compared row: its per-patient differences as dots, their mean as a bar, a zero line, coloured by
+    ``outcomes`` ("better" green, "worse" red, anything else grey), so wins, losses and noise read at a glance."""
+    labels = list(differences)
+    if not labels or not set(labels) <= set(outcomes):
+        raise LLMTimeError("plot_paired needs at least one row and an outcome for each")
+    colours = {"better": "tab:green", "worse": "tab:red"}
+    fig = Figure(figsize=(7.5, 0.42 * len(labels) + 1.6))
+    ax = fig.add_subplot()
+    for i, label in enumerate(labels):
+        d = np.asarray(differences[label], dtype=float)
+        colour = colours.get(outcomes[label], "tab:gray")
+        ax.scatter(d, np.full(len(d), i), s=14, color=colour, alpha=0.7)
+        if len(d):
+            ax.plot([d.mean()] * 2, [i - 0.3, i + 0.3], color=colour, linewidth=2.5)
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_yticks(np.arange(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
     _save(fig, path)
 
 
