@@ -131,7 +131,7 @@ def run_point(cfg: RunConfig, splits: Splits) -> dict[str, Any]:
 
 def sweep(base: RunConfig, grid: dict[str, list[Any]], out_csv: Path, log=print) -> pd.DataFrame:
     """Run every grid point not yet in ``out_csv``; return the CSV's rows for this base configuration."""
-    done = set(pd.read_csv(out_csv)["key"]) if out_csv.is_file() else set()
+    done = set(pd.read_csv(out_csv, dtype={"key": str})["key"]) if out_csv.is_file() else set()  # hex, as text
     splits_cache: dict[str, Splits] = {}
     points = grid_points(grid)
     for i, point in enumerate(points, 1):
@@ -154,7 +154,7 @@ def sweep(base: RunConfig, grid: dict[str, list[Any]], out_csv: Path, log=print)
             f"{row.get('val_rmse_60', float('nan')):.2f} vs persistence "
             f"{row.get('persistence_val_rmse_30', float('nan')):.2f}/"
             f"{row.get('persistence_val_rmse_60', float('nan')):.2f} mg/dL; {row['seconds']:.0f} s")
-    return pd.read_csv(out_csv)
+    return pd.read_csv(out_csv, dtype={"key": str})
 
 
 def draw_best_curves(rows: pd.DataFrame, folder: Path) -> list[Path]:

@@ -55,7 +55,7 @@ def test_train_test_outputs_and_checkpoint_round_trip(tmp_path, tiny_backbones, 
     assert metrics["fit"]["best_epoch"] == min(history, key=lambda r: r["val_loss"])["epoch"]
     config = json.loads((run_dir / "config.json").read_text())
     assert config["provenance"]["packages"]["torch"] and config["weights_source"].startswith("pretrained")
-    row = pd.read_csv(tmp_path / "results.csv").iloc[-1]
+    row = pd.read_csv(tmp_path / "results.csv", dtype={"config_hash": str}).iloc[-1]  # hex: "1961e791" is no float
     assert row["model"] == "TimeLLM" and row["backbone"] == "BERT" and str(row["patients"]) == "1001"
     # the settings that tell runs apart are in the row, and the hash in it is the one in the folder name
     assert row["learning_rate"] == 0.005 and row["d_ff"] == 32 and row["lradj"] == "COS" and row["features"] == "MS"
@@ -74,7 +74,7 @@ def test_train_test_outputs_and_checkpoint_round_trip(tmp_path, tiny_backbones, 
 def test_deepspeed_zero2_runs_time_llm_on_cpu(tmp_path, tiny_backbones):
     pytest.importorskip("deepspeed")
     run_dir = _run(tmp_path, tiny_backbones["bert"], "--train_epochs", "1", "--use_deepspeed")
-    row = pd.read_csv(tmp_path / "results.csv").iloc[-1]
+    row = pd.read_csv(tmp_path / "results.csv", dtype={"config_hash": str}).iloc[-1]
     assert bool(row["deepspeed"]) and row["rmse_30"] > 0 and row["mixed_precision"] == "no"  # never implied
     assert (run_dir / "checkpoint.pt").is_file()
 
@@ -84,7 +84,7 @@ def test_deepspeed_bf16_engine_gets_inputs_in_its_precision(tmp_path, tiny_backb
     """ZeRO with bf16 holds the weights in bf16 and does not autocast: the engine casts the inputs to match."""
     pytest.importorskip("deepspeed")
     _run(tmp_path, tiny_backbones["bert"], "--train_epochs", "1", "--use_deepspeed", "--mixed_precision", "bf16")
-    row = pd.read_csv(tmp_path / "results.csv").iloc[-1]
+    row = pd.read_csv(tmp_path / "results.csv", dtype={"config_hash": str}).iloc[-1]
     assert bool(row["deepspeed"]) and row["mixed_precision"] == "bf16" and np.isfinite(row["rmse_30"])
 
 
@@ -94,7 +94,7 @@ def test_random_weights_are_said_everywhere(tmp_path, tiny_backbones, capsys):
             "--train_epochs", "1", "--max_train_windows", "64"]
     assert run_main.main(args) == 0
     assert "RANDOM BACKBONE WEIGHTS" in capsys.readouterr().out
-    row = pd.read_csv(tmp_path / "results.csv").iloc[-1]
+    row = pd.read_csv(tmp_path / "results.csv", dtype={"config_hash": str}).iloc[-1]
     assert row["weights_source"] == "random" and "random" in row["run_id"]
 
 

@@ -76,3 +76,19 @@ def test_results_lock_needs_no_fcntl(tmp_path, monkeypatch):
     results.append_row(path, {"a": 2, "b": 3})
     table = pd.read_csv(path)
     assert list(table["a"]) == [1, 2] and table["b"].isna().tolist() == [True, False]
+
+
+def test_appending_keeps_earlier_rows_as_written(tmp_path):
+    """Hex hashes that look like numbers ("1961e791" reads as inf, "01234567" as 1234567) and blank cells survive
+    later appends exactly: the rows already in the file are copied as text, not re-parsed."""
+    from utils.results import append_row
+
+    path = tmp_path / "results.csv"
+    append_row(path, {"config_hash": "1961e791", "run": "a", "rmse_30": 19.25, "note": ""})
+    append_row(path, {"config_hash": "01234567", "run": "b", "rmse_30": 18.5, "note": "x", "extra": 1})
+    append_row(path, {"config_hash": "abcdef12", "run": "c", "rmse_30": 20.0})
+    lines = path.read_text().splitlines()
+    assert lines[0] == "config_hash,run,rmse_30,note,extra"
+    assert lines[1:] == ["1961e791,a,19.25,,", "01234567,b,18.5,x,1", "abcdef12,c,20.0,,"]
+    table = pd.read_csv(path, dtype={"config_hash": str})
+    assert list(table["config_hash"]) == ["1961e791", "01234567", "abcdef12"] and table["rmse_30"].dtype == float

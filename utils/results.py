@@ -3,6 +3,8 @@
 An exclusive file lock serialises writers (``filelock``, which works on POSIX and Windows alike; ``fcntl`` would keep
 the entry points from even importing on Windows); the new table is written to a temporary file and renamed, so
 readers never see a half-written CSV and no row is lost or interleaved. New columns widen the table instead of failing.
+The rows already there are read and written back as the text they are: read as numbers, a hash such as "1961e791"
+would come back as "inf" and "01234567" as "1234567".
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def _read(path: Path) -> pd.DataFrame:
     if not path.is_file() or not path.stat().st_size:
         return pd.DataFrame()
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, dtype=str, keep_default_na=False)  # verbatim: see the module docstring
     except (ValueError, UnicodeDecodeError, OSError) as e:  # pandas' parser errors are ValueErrors
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise LLMTimeError(
@@ -55,6 +57,6 @@ def check_appendable(path: str | os.PathLike) -> None:
 def append_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
     path = Path(path)
     with locked(path):
-        frame = pd.concat([_read(path), pd.DataFrame([row])], ignore_index=True)
+        frame = pd.concat([_read(path), pd.DataFrame([row], dtype=object)], ignore_index=True)  # 1 stays "1"
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False)
