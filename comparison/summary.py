@@ -71,7 +71,7 @@ def worse_than_persistence(rows: pd.DataFrame) -> list[str]:
              "same test windows); they count in their row's mean and sd, since leaving them out would pick runs on "
              "the test set:"]
     for _, r in worse.iterrows():
-        where = f"patients {r['patients']}, " if len(str(r["patients"]).split()) < 12 else ""
+        where = f"patient {r['patients']}, " if len(str(r["patients"]).split()) == 1 else ""  # pooled: row + seed
         epochs = (f"; best validation epoch {int(r['best_epoch'])} of {int(r['epochs_run'])}, curve "
                   f"{r.get('convergence', '?')}" if r.get("epochs_run", 0) > 0 else "")
         lines.append(f"  - {r['label']}, {where}seed {r['seed']}: RMSE " + ", ".join(

@@ -283,12 +283,12 @@ def test_runs_worse_than_persistence_are_named_and_kept():
                 "rmse_60": rmse60, "persistence_rmse_30": 21.0, "persistence_rmse_60": 35.0, "best_epoch": 9,
                 "epochs_run": 10, "convergence": "levelled"}
     rows = pd.DataFrame([run("Persistence (S)", "Persistence", 1, 21.0, 35.0), run("A (MS)", "A", 1, 19.0, 30.0),
-                         run("A (MS)", "A", 2, 26.6, 35.6), run("B (S)", "B", 1, 20.0, 35.2)])
+                         run("A (MS)", "A", 2, 26.6, 35.6), run("B (S)", "B", 1, 20.0, 35.2, patients="1001")])
     lines = worse_than_persistence(rows)
     assert lines[0].startswith("- **2 of 3 runs forecast worse than persistence**") and len(lines) == 3
-    assert lines[1] == ("  - A (MS), patients 1001 1002, seed 2: RMSE 26.60 against 21.00 at 30 min, 35.60 against "
-                        "35.00 at 60 min; best validation epoch 9 of 10, curve levelled.")
-    assert "B (S), patients 1001 1002, seed 1: RMSE 20.00 against 21.00 at 30 min, 35.20 against 35.00" in lines[2]
+    assert lines[1] == ("  - A (MS), seed 2: RMSE 26.60 against 21.00 at 30 min, 35.60 against 35.00 at 60 min; best "
+                        "validation epoch 9 of 10, curve levelled.")  # a pooled run: its row and seed name it
+    assert "B (S), patient 1001, seed 1: RMSE 20.00 against 21.00 at 30 min, 35.20 against 35.00" in lines[2]
     assert worse_than_persistence(rows.iloc[:2])[0].startswith("- Every trained run forecasts better than persistence")
     assert worse_than_persistence(rows.drop(columns="persistence_rmse_60")) == []  # rows from before it was recorded
 
