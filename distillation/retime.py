@@ -59,12 +59,13 @@ def retime_csv(csv: Path, repeats: int, threads: int, int8: bool) -> int:
                                f"{new:.2f} mg/dL where the row says {old:.2f}: are {row['distilled_run']} and its "
                                "teacher the runs the row was made from? Nothing was written")
     with locked(csv):
-        rows = pd.read_csv(csv, dtype={"patient": str, "config_key": str})  # rows appended meanwhile are kept
+        # as text, so the other cells go back exactly as written (see utils.results); rows appended meanwhile stay
+        rows = pd.read_csv(csv, dtype=str, keep_default_na=False)
         for i, new in updates.items():
             for column, value in new.items():
                 if column not in rows:
-                    rows[column] = None
-                rows.at[i, column] = value
+                    rows[column] = ""
+                rows.at[i, column] = "" if value is None else str(value)
         with atomic_path(csv) as tmp:
             rows.to_csv(tmp, index=False)
     return len(updates)
