@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from configs import DataConfig, RunConfig
-from utils.cli import split_list
+from utils.cli import seed_list, split_list
 from utils.errors import LLMTimeError
 
 DEFAULT_MODELS = ("Persistence", "Ridge", "DLinear", "PatchTST", "TimeLLM", "TimeLLM_woLLM", "TimeLLM_LLM2Attn",
@@ -168,15 +168,7 @@ def choose_patients(text: Optional[str], preset: Preset, data: DataConfig) -> li
 
 
 def parse_seeds(text: Optional[str], preset: Preset) -> list[int]:
-    if text is None:
-        return list(preset.seeds)
-    try:
-        seeds = [int(s) for s in split_list(text, unique=True)]
-    except ValueError:
-        raise LLMTimeError(f"--seeds must be comma-separated integers, got {text!r}") from None
-    if not seeds:
-        raise LLMTimeError("--seeds is empty: give at least one seed")
-    return list(dict.fromkeys(seeds))
+    return list(preset.seeds) if text is None else seed_list(text)
 
 
 def parse_shard(text: str) -> tuple[int, int]:

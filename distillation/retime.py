@@ -25,7 +25,7 @@ from distillation.report import machine_load, measure_latency
 from exp.checkpoint import rebuild_model
 from utils.errors import LLMTimeError
 from utils.io import atomic_path
-from utils.results import locked
+from utils.results import locked, read_as_text
 
 
 def retime_row(row: dict[str, Any], repeats: int, threads: int, int8: bool) -> dict[str, Any]:
@@ -59,8 +59,7 @@ def retime_csv(csv: Path, repeats: int, threads: int, int8: bool) -> int:
                                f"{new:.2f} mg/dL where the row says {old:.2f}: are {row['distilled_run']} and its "
                                "teacher the runs the row was made from? Nothing was written")
     with locked(csv):
-        # as text, so the other cells go back exactly as written (see utils.results); rows appended meanwhile stay
-        rows = pd.read_csv(csv, dtype=str, keep_default_na=False)
+        rows = read_as_text(csv)  # the other cells go back exactly as written; rows appended meanwhile stay
         for i, new in updates.items():
             for column, value in new.items():
                 if column not in rows:

@@ -42,7 +42,7 @@ from distillation.report import per_patient_rows
 from distillation.summary import standard_markdown, summarise_standard
 from exp.recipes import apply_recipe
 from exp.reuse import finished_run, read_json
-from utils.cli import split_list
+from utils.cli import seed_list
 from utils.errors import LLMTimeError
 from utils.io import atomic_path, write_text
 
@@ -68,12 +68,9 @@ def standard_seeds(text: Optional[str]) -> tuple[int, ...]:
     """The seeds ``--seeds`` picks out of STANDARD_SEEDS (all of them when not given), in the preset's order."""
     if text is None:
         return STANDARD_SEEDS
-    try:
-        wanted = {int(s) for s in split_list(text, unique=True)}
-    except ValueError:
-        raise LLMTimeError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    wanted = set(seed_list(text))
     unknown = sorted(wanted - set(STANDARD_SEEDS))
-    if not wanted or unknown:
+    if unknown:
         raise LLMTimeError(f"--seeds must be some of the standard report's seeds {', '.join(map(str, STANDARD_SEEDS))}"
                            f", got {text!r}")
     return tuple(s for s in STANDARD_SEEDS if s in wanted)

@@ -6,7 +6,7 @@
   ``--batch-size``) is one flag, so an abbreviation of both is not "ambiguous".
 - ``run_cli``: runs an entry point's body: a ``LLMTimeError`` is one line and status 2, Ctrl-C prints what survives
   and returns 130; the warnings set-up (``setup_warnings``) happens first.
-- ``parse_bool`` / ``split_list``: the 0/1 and comma-list values Time-LLM's scripts pass.
+- ``parse_bool`` / ``split_list`` / ``seed_list``: the 0/1, comma-list and ``--seeds`` values the scripts pass.
 - ``HelpFormatter``: each flag's default shown once, booleans as 0/1, the hyphenated twin of a flag left out.
 """
 
@@ -42,6 +42,17 @@ def split_list(text: str, unique: bool = False) -> list[str]:
     """Comma-separated items, stripped, empty ones dropped (and repeats, with ``unique``)."""
     items = [t.strip() for t in text.split(",") if t.strip()]
     return list(dict.fromkeys(items)) if unique else items
+
+
+def seed_list(text: str) -> list[int]:
+    """``--seeds``: comma-separated integers, in the order given, repeats dropped; a one-line error otherwise."""
+    try:
+        seeds = [int(s) for s in split_list(text, unique=True)]
+    except ValueError:
+        raise LLMTimeError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise LLMTimeError("--seeds is empty: give at least one seed")
+    return list(dict.fromkeys(seeds))
 
 
 def given_flags(ns: argparse.Namespace) -> frozenset[str]:

@@ -30,7 +30,8 @@ def locked(path: Path) -> Iterator[None]:
         yield
 
 
-def _read(path: Path) -> pd.DataFrame:
+def read_as_text(path: Path) -> pd.DataFrame:
+    """The CSV's rows as the text they are (an empty table for a missing or empty file), to be written back."""
     if path.is_dir():
         raise LLMTimeError(f"results CSV {path} is a folder: pass --results_csv a file name")
     if not path.is_file() or not path.stat().st_size:
@@ -49,7 +50,7 @@ def check_appendable(path: str | os.PathLike) -> None:
     path = Path(path)
     try:
         with locked(path):
-            _read(path)
+            read_as_text(path)
     except OSError as e:
         raise LLMTimeError(f"cannot write results CSV {path} ({e.strerror}): pass another --results_csv") from None
 
@@ -57,6 +58,6 @@ def check_appendable(path: str | os.PathLike) -> None:
 def append_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
     path = Path(path)
     with locked(path):
-        frame = pd.concat([_read(path), pd.DataFrame([row], dtype=object)], ignore_index=True)  # 1 stays "1"
+        frame = pd.concat([read_as_text(path), pd.DataFrame([row], dtype=object)], ignore_index=True)  # 1 stays "1"
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False)
