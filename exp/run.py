@@ -197,7 +197,7 @@ def train_and_test(
     t0 = time.perf_counter()
     pred, index = trainer.predict(test_loader)
     test_seconds = time.perf_counter() - t0
-    final_model = trainer.unwrap()
+    final_model = trainer.release()
     if not trainer.is_main:
         return RunResult(run_dir, {}, {}, final_model, splits)
     forecast = forecasts_mgdl(pred, index, splits.test, splits.scaler)

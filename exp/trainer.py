@@ -223,6 +223,19 @@ class Trainer:
             model = model.module
         return model
 
+    def release(self) -> Forecaster:
+        """The trained model as it leaves the engine: unwrapped, and running in its own precision again.
+
+        With mixed precision, accelerate's ``prepare`` replaces the model's ``forward`` in place by one that runs
+        under autocast. Left there, a model handed on (to latency timing, an ONNX export, a distillation pair) would
+        silently run in bf16 where the same model loaded from its checkpoint runs in float32, and an ONNX export would
+        trace bf16 casts that ONNX Runtime rejects. Call it last: the engine's own loops expect the autocast.
+        """
+        model = self.unwrap()
+        if model.__dict__.pop("_original_forward", None) is not None:
+            del model.__dict__["forward"]  # the instance attribute accelerate set shadows the class's forward
+        return model
+
     def _log(self, values: dict, step: int) -> None:
         """Send values to the --report_to trackers (none by default)."""
         if self.accelerator.log_with:

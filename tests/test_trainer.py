@@ -126,6 +126,26 @@ def test_bf16_autocast_trains_on_cpu():
     assert result.best_val_loss < before
 
 
+def test_released_model_runs_in_its_own_precision():
+    """accelerate wraps forward in bf16 autocast; the model the engine hands on must not carry it (an ONNX export of
+    a baseline trained in the same process traced bf16 casts that ONNX Runtime rejects)."""
+    seed_everything(0)
+    ds = _dataset()
+    trainer = Trainer(TrainConfig(batch_size=64, train_epochs=1, mixed_precision="bf16"), Linear())
+    trainer.fit(make_loader(ds, 64, True, 0), make_loader(_dataset(seed=1), 128, False, 0))
+    seen = []
+    hook = next(trainer.model.children()).register_forward_hook(
+        lambda *_: seen.append(torch.is_autocast_enabled("cpu")))
+    trainer.predict(make_loader(ds, 8, False, 0))
+    assert seen and all(seen)  # the engine itself predicts under autocast
+    seen.clear()
+    model = trainer.release()
+    with torch.no_grad():
+        model(torch.randn(4, L, 1))
+    hook.remove()
+    assert seen == [False] and "forward" not in model.__dict__
+
+
 @pytest.mark.slow
 def test_deepspeed_zero2_one_process_on_cpu():
     pytest.importorskip("deepspeed")
