@@ -264,7 +264,8 @@ def run_standard(args: argparse.Namespace) -> int:
         return 0
     if args.retime:
         first = configs[0]
-        timed = retime_csv(pooled, first.latency_repeats, first.latency_threads, first.int8)
+        timed = retime_csv(pooled, first.latency_repeats, first.latency_threads, first.int8,
+                           seeds if args.seeds is not None else None)
         print(f"timed {timed} row(s) of {pooled} again", flush=True)
         print(write_standard_reports(pooled, pair_label, planned=len(configs)), end="")
         return 0
@@ -334,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"with --standard: run only these of its seeds (default all: "
                         f"{','.join(map(str, STANDARD_SEEDS))}); the later seeds use the loss weights seed "
                         f"{SEARCH_SEED}'s search chose, so they need its rows; processes given different seeds share "
-                        "the work (same --out and --csv)")
+                        "the work (same --out and --csv); with --retime, time only these seeds' rows")
     p.add_argument("--retime", action="store_true",
                    help="with --standard: measure the CPU latency and the INT8 student of every finished row again "
                         "(from its run folders; run it on an otherwise idle machine, so the speed-ups are comparable), "

@@ -12,8 +12,9 @@ reproduces (a check that the right models were reloaded).
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pandas as pd
 import torch
@@ -41,14 +42,16 @@ def retime_row(row: dict[str, Any], repeats: int, threads: int, int8: bool) -> d
     return {**new, **machine_load()}
 
 
-def retime_csv(csv: Path, repeats: int, threads: int, int8: bool) -> int:
+def retime_csv(csv: Path, repeats: int, threads: int, int8: bool, seeds: Optional[Collection[int]] = None) -> int:
     """Measure every reported row of a pipeline CSV again (the last row of each ``config_key``, the one a report
-    reads) and rewrite the CSV in place; returns how many rows were measured. Nothing is written if a row fails."""
+    reads), or only those of ``seeds`` (so finished seeds can be timed while another still trains), and rewrite the
+    CSV in place; returns how many rows were measured. Nothing is written if a row fails."""
     if not csv.is_file() or not csv.stat().st_size:
         raise LLMTimeError(f"{csv} does not exist: there are no finished rows to time")
     with locked(csv):
         rows = pd.read_csv(csv, dtype={"patient": str, "config_key": str})
-    latest = rows.drop_duplicates("config_key", keep="last").index
+    latest = rows.drop_duplicates("config_key", keep="last")
+    latest = (latest if seeds is None else latest[latest["seed"].astype(int).isin(list(seeds))]).index
     updates = {}
     for i in tqdm(latest, desc="timing rows", unit="row", disable=os.environ.get("LLMTIME_NO_BARS") == "1"):
         row = rows.loc[i].to_dict()

@@ -20,10 +20,12 @@ from distillation.config import (DEFAULT_GRID, PipelineConfig, baseline_stands_f
 from distillation.losses import LossWeights, distillation_loss, parse_grid
 from distillation.phases import continuing
 from distillation.pipeline import finished_row
+from distillation.retime import retime_csv
 from distillation.standard import (SEARCH_SEED, adopt_teacher, STANDARD_PATIENTS, STANDARD_SEEDS, STANDARD_WINDOWS, chosen_weights,
                                    planned_runs, standard_configs)
 from distillation.summary import MIN_WILCOXON_PAIRS, standard_markdown, summarise_standard
 from exp.trainer import masked_mse
+from utils.errors import LLMTimeError
 from utils.io import write_json
 from utils.results import append_row
 
@@ -242,6 +244,18 @@ def test_report_alone_needs_rows_and_the_standard_preset(tmp_path, capsys):
     assert "there are no finished rows to time" in capsys.readouterr().err
     assert compare.main(["--mode", "quick", "--retime"]) == 2
     assert "--retime goes with --standard" in capsys.readouterr().err
+
+
+def test_retime_of_some_seeds_leaves_the_other_rows_alone(tmp_path):
+    """--retime --seeds 2021 times seed 2021's rows only (another seed may still be training): the seed-2022 row,
+    whose runs do not exist, is neither reloaded nor rewritten."""
+    csv = tmp_path / "pooled.csv"
+    csv.write_text("config_key,seed,teacher_run,distilled_run,speedup_b1\n0123abcd,2022,/no/teacher,/no/student,2.5\n")
+    before = csv.read_bytes()
+    assert retime_csv(csv, repeats=2, threads=1, int8=True, seeds={2021}) == 0
+    assert csv.read_bytes() == before
+    with pytest.raises(LLMTimeError, match="/no/teacher"):
+        retime_csv(csv, repeats=2, threads=1, int8=True, seeds={2022})  # the row is taken: its runs are missing
 
 
 def test_an_interrupted_teacher_or_baseline_continues_a_distilled_run_restarts(tmp_path):
