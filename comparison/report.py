@@ -43,22 +43,23 @@ def write_reports(out: Path, grid: Grid, command: str) -> str:
     from utils.plots import plot_bars
 
     rows, per_patient, others = grid_rows(out, grid)
-    note = (f"({others} run(s) in {out} have other settings and are left out: rerun with the grid's flags, e.g. "
-            "the same --mixed-precision, to report them)") if others else ""
+    note = (f"({others} run(s) in {out / tables.TIDY} have other settings than this grid (an earlier recipe or "
+            "flag) and are left out of this summary: rerun with the grid's flags, e.g. the same --mixed-precision, "
+            "to report them)") if others else ""
     if rows.empty:
         return f"no finished run of this grid in {out} yet {note}".strip()
     summary = summarise(rows, grid.labels)
     with atomic_path(out / SUMMARY_CSV) as tmp:
         summary.to_csv(tmp, index=False)
-    text = markdown(summary, rows, per_patient, grid, command)
-    write_text(out / SUMMARY_MD, text)
+    text = markdown(summary, rows, per_patient, grid, command) + (f"\n{note}\n" if note else "")
+    write_text(out / SUMMARY_MD, text)  # the note too: a reader of tidy.csv must know why it holds more runs
     spread = "seeds" if grid.preset == "standard" else "patients and seeds"
     for h, name in PLOTS.items():
         plot_bars(list(summary["label"]), summary[f"rmse_{h}_mean"].to_numpy(), summary[f"rmse_{h}_sd"].to_numpy(),
                   out / name, f"RMSE at {h} min (mean ± sd over {spread})", "RMSE (mg/dL)")
     if grid.preset == "standard":
         paired_charts(out, summary, per_patient)
-    return text + (f"\n{note}\n" if note else "")
+    return text
 
 
 def paired_charts(out: Path, summary: pd.DataFrame, per_patient: pd.DataFrame) -> None:

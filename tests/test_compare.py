@@ -390,6 +390,18 @@ def test_partial_report_says_what_it_covers(tmp_path, fake_engine):
     assert "**Partial**: this report covers 3 of the 14 planned runs" in text
 
 
+def test_runs_of_other_settings_are_left_out_and_the_summary_says_so(tmp_path, fake_engine):
+    out, runs = tmp_path / "out", str(tmp_path / "r")
+    other = [a if a != "no" else "bf16" for a in SMALL_STANDARD]  # --mixed-precision bf16: other cells
+    assert cm.main([*other, "--out", str(out), "--shard", "1/6", "--runs-dir", runs]) == 0
+    assert cm.main([*SMALL_STANDARD, "--out", str(out), "--shard", "1/6", "--runs-dir", runs]) == 0
+    assert cm.main([*SMALL_STANDARD, "--out", str(out), "--report"]) == 0
+    text = (out / "summary.md").read_text()
+    assert "covers 3 of the 14 planned runs" in text
+    assert text.rstrip().endswith("rerun with the grid's flags, e.g. the same --mixed-precision, to report them)")
+    assert "(3 run(s) in " in text
+
+
 def test_plan_prints_the_cells_and_trains_nothing(tmp_path, fake_engine, capsys):
     assert cm.main(["--standard", "--plan", "--out", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
