@@ -18,6 +18,7 @@ from models import build_model
 from models.base import Forecaster
 from utils.errors import LLMTimeError
 from utils.io import atomic_path
+from utils.seed import seed_everything
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -69,8 +70,13 @@ def load_weights(model: Forecaster, state: dict[str, torch.Tensor], source: str 
 
 
 def rebuild_model(run_dir: str | Path) -> tuple[RunConfig, Scaler, Forecaster, dict[str, Any]]:
-    """(config, training scaler, model with the checkpoint's weights, extra fields) of a saved run."""
+    """(config, training scaler, model with the checkpoint's weights, extra fields) of a saved run.
+
+    Seeded as training seeded before building: a frozen backbone is not in the checkpoint, and a random one
+    (``--llm_weights random``) is redrawn from the run's seed, so without it the rebuilt model is another model.
+    """
     cfg, scaler, state, extra = load_checkpoint(run_dir)
+    seed_everything(cfg.train.seed)
     model = build_model(cfg.model, cfg.data, scaler, description(cfg.data))
     load_weights(model, state, run_dir)
     return cfg, scaler, model, extra

@@ -12,14 +12,17 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from torch import nn
 
-from data_provider.data_factory import Scaler, WindowDataset, make_loader
-from exp.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from data_provider.data_factory import Scaler, WindowDataset, description, make_loader
+from exp.checkpoint import CHECKPOINT_NAME, load_checkpoint, rebuild_model, save_checkpoint
 from configs import RunConfig, TrainConfig
-from exp.trainer import FitResult, Trainer
+from exp.trainer import FitResult, Trainer, trainable_state
+from models import build_model
 from models.base import Forecaster
+from utils.seed import seed_everything
 
 L, H = 12, 3
 
@@ -92,3 +95,20 @@ def test_appending_keeps_earlier_rows_as_written(tmp_path):
     assert lines[1:] == ["1961e791,a,19.25,,", "01234567,b,18.5,x,1", "abcdef12,c,20.0,,"]
     table = pd.read_csv(path, dtype={"config_hash": str})
     assert list(table["config_hash"]) == ["1961e791", "01234567", "abcdef12"] and table["rmse_30"].dtype == float
+
+
+def test_a_random_backbone_rebuilds_as_it_was_trained(tmp_path):
+    """The checkpoint leaves the frozen backbone out; a random one is redrawn from the run's seed, so a rebuilt run
+    (forecast, benchmark, retime) is the trained model whatever the caller drew before."""
+    cfg = RunConfig()
+    cfg.model.llm_model, cfg.model.llm_weights, cfg.train.seed = "BERT-tiny", "random", 7
+    scaler = Scaler(np.array([140.0]), np.array([50.0]))
+    seed_everything(7)  # as training does before building its model
+    with pytest.warns(UserWarning, match="RANDOM WEIGHTS"):
+        trained = build_model(cfg.model, cfg.data, scaler, description(cfg.data))
+    save_checkpoint(tmp_path, trainable_state(trained), cfg, scaler)
+    torch.randn(1000)  # the caller's own draws
+    with pytest.warns(UserWarning, match="RANDOM WEIGHTS"):
+        _, _, rebuilt, _ = rebuild_model(tmp_path)
+    again = rebuilt.state_dict()
+    assert all(torch.equal(v, again[k]) for k, v in trained.state_dict().items())
