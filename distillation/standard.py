@@ -232,7 +232,8 @@ def write_standard_reports(pooled_csv: Path, label, planned: Optional[int] = Non
         summary.to_csv(tmp, index=False)
     partial = (f"**Partial**: this report covers {len(pooled)} of the {planned} planned pooled rows (pair x seed); "
                "run the same command again to continue (finished rows are kept).\n\n"
-               if planned is not None and len(pooled) < planned else "")
+               if planned is not None and len(pooled) < planned else
+               f"Complete: all {len(pooled)} planned pooled rows (pair x seed).\n\n" if planned is not None else "")
     hours, runs = training_hours(pooled)
     cost = (f"Run time: {hours:.1f} h, the sum of the wall times of the {runs} finished training runs of these "
             "rows' seeds (teachers, students alone, every distilled student the weight search trained); a teacher "

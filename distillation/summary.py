@@ -110,8 +110,39 @@ def verdicts(r: pd.Series) -> list[str]:
     return lines
 
 
+def no_distillation_chosen(r: pd.Series) -> bool:
+    """Whether validation chose (1, 0, 0), the student's own objective, for every seed of the pair."""
+    chosen = str(r.get("chosen_alpha_beta_gamma", ""))
+    return chosen not in ("", "nan") and all(part.split(": ")[-1] == "1/0/0" for part in chosen.split("; "))
+
+
+def answer(summary: pd.DataFrame) -> list[str]:
+    """The report's question answered first, per horizon: for which pairs distillation measurably beat training the
+    student alone (Wilcoxon p < 0.05 across patients), lost to it, could not be told from it, or was not tried."""
+    lines = ["## Did distillation beat training the student alone?", ""]
+    for m in (30, 60):
+        groups: dict[str, list[str]] = {"beat it": [], "lost to it": [], "could not be told from it": [],
+                                        "was not tested (too few patients)": [], "was not chosen": []}
+        for _, r in summary.iterrows():
+            p, diff = r[f"distill_wilcoxon_p_{m}"], r[f"distill_minus_baseline_{m}"]
+            figures = f"{r['pair']} ({diff:+.2f} mg/dL" + ("" if p is None or pd.isna(p) else f", p = {p:.2g}") + ")"
+            if no_distillation_chosen(r):
+                groups["was not chosen"].append(f"{r['pair']} (validation chose (1, 0, 0) in every seed)")
+            elif p is None or pd.isna(p):
+                groups["was not tested (too few patients)"].append(figures)
+            elif p >= 0.05:
+                groups["could not be told from it"].append(figures)
+            else:
+                groups["beat it" if diff < 0 else "lost to it"].append(figures)
+        said = "; ".join(f"{verb}: {', '.join(pairs)}" for verb, pairs in groups.items() if pairs)
+        beat = len(groups["beat it"])
+        lines.append(f"- At {m} min distillation measurably beat the student trained alone for {beat} of "
+                     f"{len(summary)} pair(s). Distillation {said}.")
+    return lines + [""]
+
+
 def standard_markdown(summary: pd.DataFrame) -> str:
-    """The table of pairs and, per pair, the verdict sentences."""
+    """The answer, the table of pairs and, per pair, the verdict sentences."""
     cols = [("pair", "pair"), ("runs", "runs"), ("teacher_rmse_30", "teacher RMSE30"),
             ("baseline_rmse_30", "baseline RMSE30"), ("distilled_rmse_30", "distilled RMSE30"),
             ("persistence_rmse_30", "persistence RMSE30"), ("distilled_rmse_60", "distilled RMSE60"),
@@ -123,7 +154,7 @@ def standard_markdown(summary: pd.DataFrame) -> str:
         f"{kept:.3g} of {ops:.3g}" if pd.notna(kept) and pd.notna(ops) else None  # means over seeds: "7.67 of 12"
         for kept, ops in zip(summary.get("int8_float_ops", [None] * len(summary)),
                              summary.get("int8_ops", [None] * len(summary)))])
-    lines = table(shown, cols)
+    lines = answer(summary) + table(shown, cols)
     lines.append("")
     load = summary.get("load_average_1min", pd.Series(dtype=float)).dropna()
     cores = summary.get("cpu_count", pd.Series(dtype=float)).dropna()
@@ -137,10 +168,9 @@ def standard_markdown(summary: pd.DataFrame) -> str:
         lines.append(f"### {r['pair']} (patients {r['patients']}; seeds {r['seeds']})")
         chosen = str(r.get("chosen_alpha_beta_gamma", ""))
         if chosen and chosen != "nan":
-            alone = all(part.split(": ")[-1] == "1/0/0" for part in chosen.split("; "))
             lines.append(f"- Loss weights (alpha/beta/gamma) chosen on validation: {chosen}" + (
                 ": (1, 0, 0) is the student's own objective, so the search preferred no distillation and the "
-                "distilled row is the baseline's run." if alone else "."))
+                "distilled row is the baseline's run." if no_distillation_chosen(r) else "."))
         lines += [f"- {line}" for line in verdicts(r)]
         lines.append("")
     if summary["pair"].str.contains(r"\(random\)").any():

@@ -359,6 +359,7 @@ def test_pooled_rows_split_into_per_patient_rows(tiny_backbones, tmp_path):
              ["wall_seconds"] for phase in ("teacher", "baseline", "distilled")]
     assert f"Run time: {sum(walls) / 3600:.1f} h, the sum of the wall times of the 3 finished training runs" in text
     assert "covers 1 of the 9 planned pooled rows" in write_standard_reports(pooled_csv, compare.pair_label, planned=9)
+    assert "Complete: all 1 planned pooled rows" in write_standard_reports(pooled_csv, compare.pair_label, planned=1)
 
 
 def test_dry_run_trains_nothing_and_bad_flags_exit_2(cohort, tiny_backbones, tmp_path, capsys):

@@ -91,8 +91,12 @@ def test_summary_states_wins_mean_difference_and_wilcoxon():
     assert f"Wilcoxon p = {wilcoxon(diffs).pvalue:.3g} (significant at 0.05)" in text
     assert "- Loss weights (alpha/beta/gamma) chosen on validation: 1001/s2021: 0.5/0.5/0; 1002/s2021" in text
     assert "preferred no distillation" not in text
+    assert text.startswith("## Did distillation beat training the student alone?")
+    assert ("- At 30 min distillation measurably beat the student trained alone for 1 of 1 pair(s). Distillation "
+            "beat it: MiniLM") in text
     alone = standard_markdown(summarise_standard(_rows(diffs).assign(alpha=1.0, beta=0.0), compare.pair_label))
     assert "the search preferred no distillation and the distilled row is the baseline's run" in alone
+    assert "for 0 of 1 pair(s). Distillation was not chosen: MiniLM" in alone
     assert "30 min: the teacher beat persistence: better on 12 of 12 patients" in text
     assert "| INT8 ops left float |" in text
     assert [line for line in text.splitlines() if line.startswith("| MiniLM")][0].endswith("| - |")  # no INT8 here
@@ -119,9 +123,11 @@ def test_summary_separates_a_lower_mean_from_a_significant_win_and_says_a_signif
     text = standard_markdown(summarise_standard(_rows(mixed), compare.pair_label))
     assert np.mean(mixed) < 0 and wilcoxon(mixed).pvalue >= 0.05
     assert "30 min: distillation did not measurably beat (Wilcoxon p >= 0.05) training the student alone" in text
+    assert "for 0 of 1 pair(s). Distillation could not be told from it: MiniLM" in text
     worse = [abs(d) + 0.1 for d in mixed]
     text = standard_markdown(summarise_standard(_rows(worse), compare.pair_label))
     assert "30 min: distillation was significantly WORSE than training the student alone: better on 0 of 12" in text
+    assert "Distillation lost to it: MiniLM" in text
 
 
 def test_summary_says_how_busy_the_machine_was_when_speed_was_measured():
@@ -141,6 +147,7 @@ def test_summary_says_plainly_when_distillation_lost_or_pairs_are_too_few():
     text = standard_markdown(few)
     assert "distillation did not beat training the student alone: better on 1 of 3 patients" in text
     assert "too few pairs for a Wilcoxon test" in text
+    assert "Distillation was not tested (too few patients): MiniLM" in text
     assert "the teacher did NOT always beat persistence: better on 0 of 3 patients" in text
     # rows written before persistence was recorded: said so, not a crash
     old = _rows([0.1] * 3).drop(columns=["persistence_rmse_30", "persistence_rmse_60"])
