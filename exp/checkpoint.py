@@ -69,14 +69,18 @@ def load_weights(model: Forecaster, state: dict[str, torch.Tensor], source: str 
         ) from None
 
 
-def rebuild_model(run_dir: str | Path) -> tuple[RunConfig, Scaler, Forecaster, dict[str, Any]]:
-    """(config, training scaler, model with the checkpoint's weights, extra fields) of a saved run.
-
-    Seeded as training seeded before building: a frozen backbone is not in the checkpoint, and a random one
-    (``--llm_weights random``) is redrawn from the run's seed, so without it the rebuilt model is another model.
-    """
-    cfg, scaler, state, extra = load_checkpoint(run_dir)
+def model_from_state(cfg: RunConfig, scaler: Scaler, description_text: str, state: dict[str, torch.Tensor],
+                     source: str | Path) -> Forecaster:
+    """The run's model with a checkpoint's weights, seeded as training seeded before building: a frozen backbone is
+    not in the checkpoint, and a random one (``--llm_weights random``) is redrawn from the run's seed, so without
+    the seed the rebuilt model would be another model."""
     seed_everything(cfg.train.seed)
-    model = build_model(cfg.model, cfg.data, scaler, description(cfg.data))
-    load_weights(model, state, run_dir)
-    return cfg, scaler, model, extra
+    model = build_model(cfg.model, cfg.data, scaler, description_text)
+    load_weights(model, state, source)
+    return model
+
+
+def rebuild_model(run_dir: str | Path) -> tuple[RunConfig, Scaler, Forecaster, dict[str, Any]]:
+    """(config, training scaler, model with the checkpoint's weights, extra fields) of a saved run."""
+    cfg, scaler, state, extra = load_checkpoint(run_dir)
+    return cfg, scaler, model_from_state(cfg, scaler, description(cfg.data), state, run_dir), extra

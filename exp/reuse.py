@@ -18,9 +18,7 @@ from torch import nn
 
 from configs import RunConfig
 from data_provider.data_factory import Splits
-from exp.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_weights
-from models import build_model
-from utils.seed import seed_everything
+from exp.checkpoint import CHECKPOINT_NAME, load_checkpoint, model_from_state
 
 # Settings that say where outputs go, what a run is called, or how fast it goes, never what it computes: left out
 # of the run name's hash, free to change on --resume, and no reason to retrain a finished run.
@@ -92,7 +90,4 @@ def rebuild(run_dir: Path, cfg: RunConfig, splits: Splits) -> Optional[nn.Module
     _, scaler, state, _ = load_checkpoint(run_dir)
     if not (np.allclose(scaler.mean, splits.scaler.mean) and np.allclose(scaler.std, splits.scaler.std)):
         return None
-    seed_everything(cfg.train.seed)
-    model = build_model(cfg.model, cfg.data, splits.scaler, splits.description)
-    load_weights(model, state, run_dir)
-    return model
+    return model_from_state(cfg, splits.scaler, splits.description, state, run_dir)

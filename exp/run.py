@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from data_provider.data_factory import Splits, build_splits, make_loader
-from exp.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from exp.checkpoint import load_checkpoint, model_from_state, save_checkpoint
 from configs import RunConfig
 from exp.curves import convergence, save_learning_curve
 from exp.evaluation import forecasts_mgdl, persistence_forecast, score, write_outputs
@@ -239,8 +239,7 @@ def evaluate_saved(run_dir: str | Path, overrides: Optional[RunConfig] = None) -
         cfg.train.mixed_precision = overrides.train.mixed_precision
     seed_everything(cfg.train.seed)
     splits = build_splits(cfg.data, scaler=scaler)
-    model = build_model(cfg.model, cfg.data, scaler, splits.description)
-    load_weights(model, state, run_dir)
+    model = model_from_state(cfg, scaler, splits.description, state, run_dir)
     trainer = Trainer(cfg.train, model)
     pred, index = trainer.predict(make_loader(splits.test, cfg.train.eval_batch_size, shuffle=False, seed=0))
     forecast = forecasts_mgdl(pred, index, splits.test, scaler)

@@ -194,6 +194,7 @@ def test_config_file_repeats_a_saved_run_and_given_flags_change_only_their_field
     args = ["--model", "DLinear", "--patients", "1001", "--max_train_windows", "64", "--max_val_windows", "32",
             "--train_epochs", "1", "--checkpoints", str(tmp_path / "runs")]
     assert run_main.main(args) == 0
+    capsys.readouterr()  # the run's own output (its progress bars, unless LLMTIME_NO_BARS) is not under test here
     (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
     saved = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
     assert _config("--config", str(run_dir / "config.json")) == saved == _config("--config", str(run_dir))
