@@ -80,6 +80,17 @@ def summarise_standard(rows: pd.DataFrame, label) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def outcome(r: pd.Series, m: int) -> str:
+    """Distilled against the student alone at ``m`` min: 'beat' or 'worse' at Wilcoxon p < 0.05 across patients,
+    'level' otherwise, 'untested' with too few patients for the test."""
+    p, diff = r[f"distill_wilcoxon_p_{m}"], r[f"distill_minus_baseline_{m}"]
+    if p is None or pd.isna(p):
+        return "untested"
+    if p >= 0.05:
+        return "level"
+    return "beat" if diff < 0 else "worse"
+
+
 def verdicts(r: pd.Series) -> list[str]:
     """The plain sentences of one summary row: distillation against the student alone, the teacher against
     persistence, at 30 and 60 min."""
@@ -87,18 +98,16 @@ def verdicts(r: pd.Series) -> list[str]:
     for m in (30, 60):
         n, wins, diff, p = r[f"distill_pairs_{m}"], r[f"distill_wins_{m}"], r[f"distill_minus_baseline_{m}"], \
             r[f"distill_wilcoxon_p_{m}"]
-        tested = p is not None and not pd.isna(p)
-        if not tested:  # too few patients for a test: the direction alone
-            verdict = "beat" if diff < 0 and wins > n / 2 else "did not beat"
-        elif p >= 0.05:
-            verdict = "did not measurably beat (Wilcoxon p >= 0.05)"
-        else:
-            verdict = "beat" if diff < 0 else "was significantly WORSE than"
+        result = outcome(r, m)
+        tested = result != "untested"
+        verdict = {"untested": "beat" if diff < 0 and wins > n / 2 else "did not beat",  # the direction alone
+                   "level": "did not measurably beat (Wilcoxon p >= 0.05)", "beat": "beat",
+                   "worse": "was significantly WORSE than"}[result]
         test = f"Wilcoxon p = {p:.3g}" if tested else f"too few pairs for a Wilcoxon test (< {MIN_WILCOXON_PAIRS})"
         lines.append(f"{m} min: distillation {verdict} training the student alone: "
                      f"better on {wins} of {n} patients (each patient's mean over seeds), mean difference "
                      f"{diff:+.2f} mg/dL (distilled - baseline), {test}"
-                     + (" (significant at 0.05)" if tested and p < 0.05 else "") + ".")
+                     + (" (significant at 0.05)" if result in ("beat", "worse") else "") + ".")
     for m in (30, 60):
         n, wins, diff = r[f"teacher_persistence_pairs_{m}"], r[f"teacher_beats_persistence_{m}"], \
             r[f"teacher_minus_persistence_{m}"]
@@ -121,21 +130,19 @@ def answer(summary: pd.DataFrame) -> list[str]:
     student alone (Wilcoxon p < 0.05 across patients), lost to it, could not be told from it, or was not tried."""
     lines = ["## Did distillation beat training the student alone?", ""]
     for m in (30, 60):
-        groups: dict[str, list[str]] = {"beat it": [], "lost to it": [], "could not be told from it": [],
-                                        "was not tested (too few patients)": [], "was not chosen": []}
+        verbs = {"beat": "beat it", "worse": "lost to it", "level": "could not be told from it",
+                 "untested": "was not tested (too few patients)", "chosen": "was not chosen"}
+        groups: dict[str, list[str]] = {key: [] for key in verbs}
         for _, r in summary.iterrows():
             p, diff = r[f"distill_wilcoxon_p_{m}"], r[f"distill_minus_baseline_{m}"]
-            figures = f"{r['pair']} ({diff:+.2f} mg/dL" + ("" if p is None or pd.isna(p) else f", p = {p:.2g}") + ")"
-            if no_distillation_chosen(r):
-                groups["was not chosen"].append(f"{r['pair']} (validation chose (1, 0, 0) in every seed)")
-            elif p is None or pd.isna(p):
-                groups["was not tested (too few patients)"].append(figures)
-            elif p >= 0.05:
-                groups["could not be told from it"].append(figures)
+            result = "chosen" if no_distillation_chosen(r) else outcome(r, m)
+            if result == "chosen":
+                groups[result].append(f"{r['pair']} (validation chose (1, 0, 0) in every seed)")
             else:
-                groups["beat it" if diff < 0 else "lost to it"].append(figures)
-        said = "; ".join(f"{verb}: {', '.join(pairs)}" for verb, pairs in groups.items() if pairs)
-        beat = len(groups["beat it"])
+                groups[result].append(f"{r['pair']} ({diff:+.2f} mg/dL"
+                                      + ("" if result == "untested" else f", p = {p:.2g}") + ")")
+        said = "; ".join(f"{verbs[key]}: {', '.join(pairs)}" for key, pairs in groups.items() if pairs)
+        beat = len(groups["beat"])
         lines.append(f"- At {m} min distillation measurably beat the student trained alone for {beat} of "
                      f"{len(summary)} pair(s). Distillation {said}.")
     return lines + [""]
