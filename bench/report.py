@@ -69,6 +69,7 @@ def flat_row(label: str, args: argparse.Namespace, model: nn.Module, result: dic
             row[f"{kind}_{key}"] = values.get(key, "")  # the float model has no file of its own here
         if "float_ops" in values:
             row[f"{kind}_float_ops"] = len(values["float_ops"])
+            row[f"{kind}_weight_range"] = values["weight_range"]
     return row
 
 
@@ -100,5 +101,6 @@ def format_table(label: str, result: dict) -> str:
         lines.append(f"  {kind:<6} vs float      max {v['max_abs_mgdl']:.4f} mg/dL, mean {v['mean_abs_mgdl']:.4f} mg/dL,"
                      f" batch-1 p50 {v['latency_ms_p50']:.2f} ms, {v['windows_per_s']:.0f} windows/s"
                      + (f", file {v['file_mb']:.2f} MB" if "file_mb" in v else "")
-                     + (f", {len(v['float_ops'])} of {v['ops']} ops left in float" if "float_ops" in v else ""))
+                     + (f", {len(v['float_ops'])} of {v['ops']} ops left in float, {v['weight_range']}-range weights"
+                        if "float_ops" in v else ""))
     return "\n".join(lines)

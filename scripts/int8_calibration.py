@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         from bench.export import (INT8_CALIBRATION_WINDOWS, OnnxForecaster, calibrated_int8, export_onnx,
-                                  forecast_error_mgdl, int8_error, op_sensitivity)
+                                  forecast_error_mgdl, int8_error, int8_range, op_sensitivity)
         from data_provider.data_factory import build_splits, window_inputs
         from exp.checkpoint import rebuild_model
 
@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"{args.checkpoint}: {len(x_val)} validation / {len(x_test)} test windows; float ONNX "
                   f"{onnx_path.stat().st_size / 2**20:.1f} MiB, max |ONNX - torch| "
-                  f"{forecast_error_mgdl(ref_test, runner(x_test), std)['max_abs_mgdl']:.4f} mg/dL")
+                  f"{forecast_error_mgdl(ref_test, runner(x_test), std)['max_abs_mgdl']:.4f} mg/dL; INT8 weights "
+                  f"{int8_range()} range on this CPU")
             for per_channel in (False, True):
                 err = int8_error(onnx_path, int8_path, on(x_test), ref_test, std, per_channel=per_channel)
                 print(f"every op INT8, {'per-channel' if per_channel else 'per-tensor '} weights: "

@@ -287,6 +287,7 @@ def test_pipeline_end_to_end_writes_a_complete_row(cohort, tiny_backbones, tmp_p
         100 * (1 - row["student_params_total"] / row["teacher_params_total"]), abs=0.01)
     assert row["int8_size_mb"] > 0 and row["int8_latency_b1_ms"] > 0 and 0 <= row["int8_max_abs_diff_mgdl"] < 50
     assert row["onnx_size_mb"] > 0 and 0 <= row["int8_float_ops"] <= row["int8_ops"] and row["int8_ops"] > 0
+    assert row["int8_weight_range"] in ("full", "reduced")
     assert row["load_average_1min"] >= 0 and row["cpu_count"] >= 1
 
     # the distilled checkpoint reloads as a plain TimeLLM student and scores the same
