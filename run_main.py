@@ -35,6 +35,12 @@ from utils.errors import LLMTimeError
 DEFAULT_MAX_TRAIN_WINDOWS = 2_000
 DEFAULT_MAX_VAL_WINDOWS = 1_000
 DEFAULT_RUN_EPOCHS = 3  # --train_epochs when neither it nor --max_train_windows is given (otherwise the recipe's)
+# The default run's backbone cut and prompt: MiniLM's first 2 of 6 layers and no autocorrelation lags (they read
+# 1 2 3 4 5 in 93% of test windows). On validation (docs/results/default_run_sweep/) this cut reached the 6-layer
+# run's loss at a third of its cost per window, which is what lets every test window be scored within 10 minutes on
+# a 2-core CPU without AVX-512 (docs/results/default_run.md). Flags given, or another backbone, leave them.
+DEFAULT_RUN_LAYERS = 2
+DEFAULT_RUN_TOP_K = 0
 _PRECISION_DEFAULT = ("default: the launcher's, as accelerate launch --mixed_precision bf16 sets it; else bf16 with "
                       "--use_amp; else the saved run's with --config; else bf16 where the CPU/GPU computes bf16 "
                       "natively (AMX, or AVX512-BF16 on AMD), else no; the one used is recorded in config.json")
@@ -58,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                      notes={"checkpoint": "with --is_training 0", "input": "with --is_training 0 --checkpoint RUN"})
     add_config_flags(g, ModelConfig, only=("model",), notes={"model": ", ".join(MODELS)})
     g.add_argument("--units", default=None, choices=["mgdl", "mmol", "auto"],
-                   help="glucose units of --input (default auto: all values below 35 = mmol/L)")
+                   help="glucose units of --input (default auto: a median below 35 = mmol/L)")
     add_config_flags(g, TrainConfig, only=("seed",))
 
     d = p.add_argument_group("data")
@@ -77,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(m, ModelConfig, exclude=("model",), defaults={"prompt_domain": None}, notes={
         "llm_model": ", ".join(backbone_names()),
         "prompt_domain": "default: 1; 0 in the default run, where it measured no validation gain for ~30% of the "
-                         "prompt's tokens: docs/results/recipes.md"})
+                         "prompt's tokens: docs/results/recipes.md",
+        "llm_layers": f"{DEFAULT_RUN_LAYERS} in the default run with MiniLM (no --max_train_windows)",
+        "top_k": f"{DEFAULT_RUN_TOP_K} in the default run with MiniLM (no --max_train_windows)"})
     m.add_argument("--no_prompt", dest="use_prompt", action="store_false", default=argparse.SUPPRESS,
                    help="drop the prompt prefix (ablation), as --use_prompt 0")
 
@@ -167,9 +175,22 @@ def _precision(args: argparse.Namespace, saved: Optional[RunConfig]) -> str:
     return "bf16" if native_bf16() else "no"
 
 
+def _warn_if_emulated(precision: str) -> None:
+    """bf16 asked for (flag, launcher, --use_amp or a saved run) where the hardware only emulates it runs 5-10x slower
+    than fp32 on a CPU; said once, so a slow run is not a mystery. The default never picks it there."""
+    if precision != "bf16":
+        return
+    from exp.trainer import native_bf16  # deferred: it loads torch, which --help does not need
+
+    if not native_bf16():
+        warnings.warn("bf16 is not native here (a CPU without AMX, or AVX512-BF16 on AMD; or a GPU without bf16): "
+                      "it is emulated and runs several times slower than fp32; --mixed_precision no is faster",
+                      stacklevel=2)
+
+
 def _fresh_run(args: argparse.Namespace, given: frozenset[str]) -> str:
     """Fill the flags left unset in a run without --config: the default run's budget (no --max_train_windows: caps,
-    epochs, no dataset description) and the model's recipe for every recipe flag not given. Returns the recipe's
+    epochs, no dataset description; with the default backbone its layer cut and lag-free prompt) and the model's recipe for every recipe flag not given. Returns the recipe's
     name, which config.json records."""
     default_run = "max_train_windows" not in given
     if default_run:
@@ -178,6 +199,13 @@ def _fresh_run(args: argparse.Namespace, given: frozenset[str]) -> str:
             args.max_val_windows = DEFAULT_MAX_VAL_WINDOWS
         if args.train_epochs is None:
             args.train_epochs = DEFAULT_RUN_EPOCHS
+        from models.backbones import resolve_backbone  # deferred: the table imports transformers
+
+        if resolve_backbone(args.llm_model).name == resolve_backbone(ModelConfig().llm_model).name:
+            if "llm_layers" not in given:
+                args.llm_layers = DEFAULT_RUN_LAYERS
+            if "top_k" not in given:
+                args.top_k = DEFAULT_RUN_TOP_K
     if args.prompt_domain is None:
         args.prompt_domain = not default_run
     recipe = apply_recipe(TrainConfig(), args.model,
@@ -204,6 +232,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     args.covariates = args.features == "MS"
     args.scenario_seed = args.seed
     args.mixed_precision = _precision(args, saved)
+    _warn_if_emulated(args.mixed_precision)
     if args.use_amp and args.mixed_precision == "no":
         raise LLMTimeError("--use_amp contradicts --mixed_precision no: pass one of them")
     from data_provider.data_factory import dataset_name  # deferred: it loads torch, which --help does not need
@@ -218,7 +247,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         names = given | {"mixed_precision"} | {name for name, flag in mapped.items() if flag in given}
         cfg = config_from_namespace(RunConfig, args, base=saved, names=names)
     if cfg.data.root_path is None and cfg.data.data != "simulated":
-        raise LLMTimeError(f"--data {cfg.data.data} needs --root_path pointing at its XML files")
+        raise LLMTimeError(f"--data {cfg.data.data} needs --root_path pointing at its data files")
     if cfg.input is None and (cfg.output is not None or args.units is not None):
         raise LLMTimeError("--output and --units go with --input FILE (forecasting a new CGM file)")
     if cfg.input is not None and cfg.is_training:
@@ -248,7 +277,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if cfg.input is not None:
                 from exp.forecast import forecast_file
 
-                print(forecast_file(cfg.checkpoint, cfg.input, cfg.output, args.units or "auto").summary())
+                print(forecast_file(cfg.checkpoint, cfg.input, cfg.output, args.units or "auto",
+                                    columns=cfg.data.csv_columns).summary())
                 return 0
             result = evaluate_saved(cfg.checkpoint, cfg)
         if result.metrics:

@@ -117,7 +117,7 @@ def export_onnx(model: nn.Module, example: Tensor, path: str | Path) -> "OnnxFor
     model.eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(model, TimeLLM) and FAMILIES[model.backbone_row.family].causal:
+    if model.backbone_row is not None and FAMILIES[model.backbone_row.family].causal:  # a based Time-LLM too
         raise LLMTimeError(
             f"ONNX export covers encoder backbones (every student row) and the baselines; {model.backbone_row.name} "
             "builds its causal mask with torch.vmap, which the TorchScript exporter cannot trace"

@@ -1,6 +1,6 @@
 """The fast path's levers, switched off one at a time, so the benchmark can measure what each one buys.
 
-A straightforward Time-LLM (the published code's way) differs from ours in six places. ``Straightforward`` wraps
+A straightforward Time-LLM (the published code's way) differs from ours in seven places. ``Straightforward`` wraps
 a ``TimeLLM`` and undoes the chosen ones, leaving the weights and everything else as they are:
 
 - ``short_prompt``: the published sentence-style prompt ("Dataset description: ... Task description: forecast
@@ -15,6 +15,8 @@ a ``TimeLLM`` and undoes the chosen ones, leaving the weights and everything els
 - ``eval_backbone``: the frozen backbone left in train mode, so its dropout runs.
 - ``prefix_cache``: decoder backbones run the constant prompt prefix in every batch instead of reusing its cached
   keys and values (encoders never cache it).
+- ``patch_readout``: BERT-architecture backbones compute their last layer over the whole sequence instead of at the
+  patch positions only (``models/patch_readout.py``).
 
 Only the benchmark uses this; training and evaluation always run the fast path.
 """
@@ -31,7 +33,8 @@ from models.prompt import render, window_stats
 from models.time_llm import TimeLLM
 from utils.errors import LLMTimeError
 
-LEVERS = ("short_prompt", "vectorised_prompt", "sdpa", "prototype_cache", "eval_backbone", "prefix_cache")
+LEVERS = ("short_prompt", "vectorised_prompt", "sdpa", "prototype_cache", "eval_backbone", "prefix_cache",
+          "patch_readout")
 
 
 def parse_levers(text: str) -> frozenset[str]:
@@ -62,6 +65,8 @@ class Straightforward(Forecaster):
             model.cache_prototypes = False
         if "prefix_cache" in self.off:
             model.cache_prompt_prefix = False
+        if "patch_readout" in self.off or "sdpa" in self.off:  # eager attention maps are read from the full pass
+            model.read_patches_only = False
         # what the benchmark reports alongside (prompt() gives the ids actually fed, for the token count)
         self.uses_llm, self.backbone_row, self.weights_source = True, model.backbone_row, model.weights_source
         self.n_patches = model.n_patches

@@ -1,8 +1,8 @@
 """What a comparison runs: presets, rows (variants), cells (row x patient group x seed, each with its configuration),
 the patients and seeds asked for, and the shards a job array splits the ordered grid into.
 
-A cell's key names its row, patients, seed and a fingerprint of its settings, so a finished cell is found again by
-key in the tidy tables and a changed setting never reuses an old row.
+A cell's key names its row, patients, seed and the identity of its settings (``configs.identity``), so a finished
+cell is found again by key in the tidy tables and a changed result-relevant setting never reuses an old row.
 """
 
 from __future__ import annotations

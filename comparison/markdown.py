@@ -162,28 +162,31 @@ def patient_findings(summary: pd.DataFrame, per_patient: pd.DataFrame, grid: Gri
     baselines = [label for label in others if model_of[label] in standard.BASELINES]
     ablations = [label for label in others if label not in baselines]
     n = per_patient.loc[per_patient["label"] == ref, "patient"].nunique()
+    tests = stats.family(per_patient, ref, list(summary["label"]))
     return [
         "",
         f"### Does {ref} earn its cost?",
         "",
-        *(f"- {stats.verdict(per_patient, ref, others, h)}" for h in HORIZONS),
+        *(f"- {stats.verdict(tests, ref, h)}" for h in HORIZONS),
         f"- {cost_line(summary, ref)}",
         "",
         f"### {ref}, patient by patient",
         "",
         f"Each line: the mean over the {n} patients of {ref}'s RMSE minus the other row's (each patient's RMSE "
         "averaged over the seeds both ran), on how many patients it is worse (or better), and the two-sided "
-        f"Wilcoxon signed-rank p-value across patients; a difference with p >= {stats.ALPHA} is called not "
-        f"measurable. {' and '.join(f'`{name}`' for name in standard.PAIRED_PLOTS.values())} draw every patient's "
+        "Wilcoxon signed-rank p-value across patients, raw and Holm-corrected over all "
+        f"{stats.family_size(tests)} tests of this report (every row at 30 and 60 min, `utils/stats.py`); only a "
+        f"corrected p < {stats.ALPHA} calls a difference a win or a loss, otherwise the two rows cannot be told "
+        f"apart. {' and '.join(f'`{name}`' for name in standard.PAIRED_PLOTS.values())} draw every patient's "
         "difference.",
         "",
         "Against its event variants and ablations:",
         "",
-        *(stats.statements(per_patient, ref, ablations) or ["- none finished yet"]),
+        *(stats.statements(tests, ablations) or ["- none finished yet"]),
         "",
         "Against the baselines:",
         "",
-        *(stats.statements(per_patient, ref, baselines) or ["- none finished yet"]),
+        *(stats.statements(tests, baselines) or ["- none finished yet"]),
     ]
 
 
@@ -229,8 +232,8 @@ def standard_markdown(summary: pd.DataFrame, rows: pd.DataFrame, per_patient: pd
         *recipe_table(grid),
         "",
         "Mean ± sd over seeds (each run's numbers are means over its patients). RMSE/MAE in mg/dL; Clarke A+B in % "
-        "of scored readings; converged: runs whose validation loss reached a plateau or levelled "
-        "(`exp/curves.py`); best epoch: mean over trained runs; train windows/s: training throughput.",
+        "of scored readings; converged: runs that early stopping ended (the others were capped: the epoch cap ended "
+        "them with their best epoch among the last `patience`, `exp/curves.py`); best epoch: mean over trained runs; train windows/s: training throughput.",
         "",
         "| Model | inputs | runs | converged | best epoch | RMSE 30 | RMSE 60 | MAE 30 | MAE 60 | Clarke A+B 30 "
         "| Clarke A+B 60 | params trainable / total | train windows/s |",

@@ -1,6 +1,7 @@
-"""The comparison's report in ``--out``: ``summary.csv`` (one row per grid row), ``summary.md`` (the tables, the
-command, plain findings) and RMSE charts at 30 and 60 minutes (the standard grid adds Time-LLM (MS) minus each other
-row, patient by patient), written from the finished runs of the grid.
+"""The comparison's report in ``--out``: ``summary.csv`` (one row per grid row; on the standard grid also Time-LLM
+(MS)'s paired test against the row, raw and Holm-corrected p per horizon, ``comparison.stats``), ``summary.md`` (the
+tables, the command, plain findings) and RMSE charts at 30 and 60 minutes (the standard grid adds Time-LLM (MS) minus
+each other row, patient by patient), written from the finished runs of the grid.
 
 Rewritten after every finished cell, so a partial grid always has a valid partial report that says how many of the
 planned runs it covers; ``--merge`` and ``--report`` rewrite it without training.
@@ -49,6 +50,8 @@ def write_reports(out: Path, grid: Grid, command: str) -> str:
     if rows.empty:
         return f"no finished run of this grid in {out} yet {note}".strip()
     summary = summarise(rows, grid.labels)
+    if grid.preset == "standard":
+        summary = stats.p_columns(summary, stats.family(per_patient, standard.REFERENCE, list(summary["label"])))
     with atomic_path(out / SUMMARY_CSV) as tmp:
         summary.to_csv(tmp, index=False)
     text = markdown(summary, rows, per_patient, grid, command) + (f"\n{note}\n" if note else "")
@@ -64,19 +67,20 @@ def write_reports(out: Path, grid: Grid, command: str) -> str:
 
 def paired_charts(out: Path, summary: pd.DataFrame, per_patient: pd.DataFrame) -> None:
     """The standard report's per-patient picture of its findings: Time-LLM (MS) minus every other row, one dot per
-    patient, coloured by the Wilcoxon verdict (``comparison.stats``), at 30 and 60 min."""
+    patient, coloured by the Holm-corrected Wilcoxon verdict (``comparison.stats``), at 30 and 60 min."""
     from utils.plots import plot_paired
 
     ref = standard.REFERENCE
     others = [label for label in summary["label"] if label != ref]
     if ref not in set(summary["label"]) or per_patient.empty:
         return
+    tests = stats.family(per_patient, ref, list(summary["label"]))
     for h, name in standard.PAIRED_PLOTS.items():
         diffs = {o: stats.differences(per_patient, ref, o, h) for o in others}
         diffs = {o: d for o, d in diffs.items() if len(d)}
         if diffs:
-            outcomes = {o: stats.outcome(stats.paired(per_patient, ref, o, h)) for o in diffs}
+            outcomes = {o: stats.outcome(tests[(o, h)]) for o in diffs}
             plot_paired(diffs, outcomes, out / name, f"{ref} minus each row at {h} min, one dot per patient",
-                        "RMSE difference, mg/dL (< 0: TimeLLM better; green / red: better / worse at Wilcoxon "
-                        f"p < {stats.ALPHA}, grey: not measurably different)")
+                        "RMSE difference, mg/dL (< 0: TimeLLM better; green / red: better / worse at Holm-corrected "
+                        f"Wilcoxon p < {stats.ALPHA}, grey: cannot be told apart)")
 

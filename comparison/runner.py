@@ -1,8 +1,9 @@
 """Running a grid's cells through the engine (``exp.run.train_and_test``), writing each cell's rows as it finishes.
 
-Every cell not yet in a tidy table of ``--out`` runs; its per-patient rows are written first and its tidy row last,
-so the tidy row marks a finished cell. A cell whose run folder finished but whose tidy row was never written (the
-process was stopped between the two) is not trained again: the engine returns the saved run (``reuse=True``).
+Every cell not yet in a tidy table of ``--out`` runs; its per-patient rows are written first, all in one atomic write
+that replaces any rows of the same cell, and its tidy row last, so the tidy row marks a finished cell. A cell whose
+run folder finished but whose tidy row was never written (the process was stopped between the two) is not trained
+again: the engine returns the saved run (``reuse=True``), and its per-patient rows replace those written before.
 Splits are built once per data setting and shared by every cell that uses it.
 """
 
@@ -61,7 +62,7 @@ def run_grid(cells: list[Cell], out: Path, command: str, shard: Optional[tuple[i
     of cells run."""
     from data_provider.data_factory import build_splits
     from exp.run import train_and_test
-    from utils.results import append_row
+    from utils.results import append_row, append_rows
 
     tidy_name, patients_name = table_names(shard)
     done = finished_keys(out)
@@ -75,8 +76,7 @@ def run_grid(cells: list[Cell], out: Path, command: str, shard: Optional[tuple[i
             splits[data_key] = build_splits(cell.config.data)
         bar.set_postfix_str(f"{cell.variant.label} {cell.group} s{cell.seed}")
         result = train_and_test(resumable(cell), splits=splits[data_key], name=cell.run_name, reuse=True)
-        for rec in patient_rows(cell, result.row, result.metrics):
-            append_row(out / patients_name, rec)
+        append_rows(out / patients_name, patient_rows(cell, result.row, result.metrics), replace="cell_key")
         row = tidy_row(cell, result.row, result.model, command)
         append_row(out / tidy_name, row)
         tqdm.write(f"{cell.variant.label} {cell.group} s{cell.seed}: RMSE30 {row['rmse_30']:.2f} "

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -20,6 +18,7 @@ from comparison.grid import (DEFAULT_MODELS, PRESETS, Cell, Grid, Preset, Varian
                              choose_patients, parse_seeds, variants)
 from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
 from configs.flags import check_config
+from configs.identity import identity
 from exp.recipes import apply_recipe
 from utils.cli import given_flags, split_list
 from utils.errors import LLMTimeError
@@ -63,7 +62,8 @@ def base_config(args: argparse.Namespace, preset: Preset, runs_dir: Path) -> Run
                  results_csv=str(runs_dir / "results.csv"))
     precision = _precision(args, preset)
     if preset.standard:
-        base = RunConfig(**where, data=DataConfig(data=args.data, root_path=args.root_path),
+        base = RunConfig(**where, data=DataConfig(data=args.data, root_path=args.root_path,
+                                                  train_draw=args.train_draw),
                          model=ModelConfig(llm_path=args.llm_path, prompt_domain=False),
                          train=TrainConfig(eval_batch_size=args.eval_batch_size, mixed_precision=precision,
                                            resume=True))
@@ -72,6 +72,7 @@ def base_config(args: argparse.Namespace, preset: Preset, runs_dir: Path) -> Run
     shared = {k: SHARED_TRAIN[k] if getattr(args, k) is None else getattr(args, k)
               for k in ("batch_size", "learning_rate", "patience", "features")}
     data = DataConfig(data=args.data, root_path=args.root_path, covariates=shared["features"] == "MS",
+                      train_draw=args.train_draw,
                       max_train_windows=_cap(args, "max_train_windows", preset.max_train_windows),
                       max_val_windows=_cap(args, "max_val_windows", preset.max_val_windows))
     train = TrainConfig(batch_size=shared["batch_size"], eval_batch_size=args.eval_batch_size,
@@ -81,15 +82,6 @@ def base_config(args: argparse.Namespace, preset: Preset, runs_dir: Path) -> Run
     base = RunConfig(**where, data=data, model=ModelConfig(llm_path=args.llm_path), train=train)
     check_config(base)
     return base
-
-
-def settings_fingerprint(cfg: RunConfig) -> str:
-    """Short hash of every setting but where outputs go, so a changed setting never reuses an old cell."""
-    d = cfg.to_dict()
-    for key in ("checkpoints", "results_csv"):
-        d.pop(key)
-    d["train"].pop("resume")
-    return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def cell_config(base: RunConfig, v: Variant, patients: tuple[str, ...], seed: int,
@@ -113,8 +105,8 @@ def cell_config(base: RunConfig, v: Variant, patients: tuple[str, ...], seed: in
 def standard_cell(base: RunConfig, v: Variant, patients: tuple[str, ...], seed: int,
                   args: argparse.Namespace) -> Cell:
     """A standard-grid cell: the model's recipe (flags given override it) and its family's windows per epoch (the
-    window flags, when given, override those); its fingerprint covers its whole configuration, which is held to the
-    fields' declarations (a training flag given reaches the cells only, not the base)."""
+    window flags, when given, override those); its key holds the identity of its configuration (``configs.identity``),
+    which is held to the fields' declarations (a training flag given reaches the cells only, not the base)."""
     given = {name: getattr(args, flag) for name, flag in RECIPE_ARGS.items() if getattr(args, flag) is not None}
     cfg = cell_config(base, v, patients, seed, recipes=given)
     train_cap, val_cap = standard.windows(v.model)
@@ -122,10 +114,10 @@ def standard_cell(base: RunConfig, v: Variant, patients: tuple[str, ...], seed: 
         cfg.data, max_train_windows=_cap(args, "max_train_windows", train_cap),
         max_val_windows=_cap(args, "max_val_windows", val_cap)))
     check_config(cfg)
-    return Cell(v, patients, seed, settings_fingerprint(cfg), cfg)
+    return Cell(v, patients, seed, identity(cfg), cfg)
 
 
-def _backbones(args: argparse.Namespace) -> list[str]:
+def backbone_names(args: argparse.Namespace) -> list[str]:
     from models.backbones import resolve_backbone
 
     names = list(dict.fromkeys(resolve_backbone(b).name for b in split_list(args.backbones, unique=True)))
@@ -142,7 +134,7 @@ def build_grid(args: argparse.Namespace, preset_name: str, runs_dir: Path) -> Gr
     extras = {"random_backbone": preset.extras if args.random_backbone is None else args.random_backbone,
               "no_prompt": preset.extras if args.no_prompt_ablation is None else args.no_prompt_ablation}
     if preset.standard:
-        backbones = _backbones(args)
+        backbones = backbone_names(args)
         if len(backbones) > 1:
             raise LLMTimeError("--standard compares one backbone: pass a single --backbones name")
         rows = standard.select(standard.rows(backbones[0]), args.models, args.features, **extras)
@@ -150,7 +142,7 @@ def build_grid(args: argparse.Namespace, preset_name: str, runs_dir: Path) -> Gr
             raise LLMTimeError("--models and --features leave no row of the standard grid")
     else:
         models = ",".join(DEFAULT_MODELS) if args.models is None else args.models
-        rows = variants(canonical_models(models), _backbones(args), **extras)
+        rows = variants(canonical_models(models), backbone_names(args), **extras)
     base = base_config(args, preset, runs_dir)
     patients = choose_patients(args.patients, preset, base.data)
     seeds = parse_seeds(args.seeds, preset)
@@ -160,6 +152,6 @@ def build_grid(args: argparse.Namespace, preset_name: str, runs_dir: Path) -> Gr
         cells = standard.run_order([standard_cell(base, v, group, s, args) for s in seeds for v in rows])
         return Grid(preset_name, base, cells, labels)
     groups = [tuple(patients)] if args.pooled else [(p,) for p in patients]
-    settings = settings_fingerprint(base)
+    settings = identity(base)  # configs.identity: a changed result-relevant setting never reuses a cell
     cells = [Cell(v, g, s, settings, cell_config(base, v, g, s)) for g in groups for s in seeds for v in rows]
     return Grid(preset_name, base, cells, labels)

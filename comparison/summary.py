@@ -10,14 +10,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-HORIZONS = (30, 60)
+from utils.cgm import NAMED_HORIZONS_MIN as HORIZONS
+
 METRICS = ("rmse_30", "rmse_60", "mae_30", "mae_60", "clarke_ab_30", "clarke_ab_60")
 # The CGM metrics beside RMSE (utils.metrics): MARD and time lag as means over patients, and hypo/hyper detection
 # pooled over each run's points. Rows from before these existed have none of them: their cells stay blank.
 EVENT_STATS = ("sensitivity", "precision", "mcc")
 GLUCOSE_METRICS = ("mard_30", "mard_60", "lag_30", "lag_60") + tuple(
     f"pooled_{event}_{stat}_{h}" for event in ("hypo", "hyper") for h in HORIZONS for stat in EVENT_STATS)
-CONVERGED = ("plateau", "levelled", "not trained")  # the verdicts exp.curves.Convergence counts as converged
+# The verdicts that count as converged: exp.curves' "converged" (early stopping fired) and, in rows written before
+# it, "plateau" (the same event); the older "levelled" and "still improving" were runs the epoch cap ended: capped.
+CONVERGED = ("converged", "plateau", "not trained")
 
 
 def _text(row: pd.Series, column: str) -> str:
@@ -42,6 +45,9 @@ def summarise(rows: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
         trained = g[g["epochs_run"] > 0]
         rec.update({
             "converged": int(g["convergence"].isin(CONVERGED).sum()) if "convergence" in g else np.nan,
+            "capped": int((~g["convergence"].isin(CONVERGED)).sum()) if "convergence" in g else np.nan,
+            "train_windows_seen": trained["train_windows_seen"].mean()
+            if len(trained) and "train_windows_seen" in g else np.nan,
             "best_epoch_mean": trained["best_epoch"].mean() if len(trained) and "best_epoch" in g else np.nan,
             "trainable_params": int(first["trainable_params"]),
             "total_params": int(first["total_params"]),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,8 @@ class Flag:
     minimum: Optional[float] = None  # smallest value allowed
     above: Optional[float] = None  # values must exceed this
     below: Optional[float] = None  # values must stay under this
+    maximum: Optional[float] = None  # largest value allowed
+    why: str = ""  # the reason for the bounds, where the help does not make it plain (shown with a violation)
     none: Optional[str] = None  # the command-line word that means None (e.g. '0' = no cap)
 
 
@@ -158,24 +161,48 @@ def _fits(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
 def _bounds(spec: Flag) -> str:
-    """The declared range as a user reads it: '>= 1', '> 0', 'in [0, 1)'."""
-    if spec.below is None:
-        return f">= {spec.minimum:g}" if spec.minimum is not None else f"> {spec.above:g}"
-    if spec.minimum is None and spec.above is None:
-        return f"< {spec.below:g}"
-    low = f"[{spec.minimum:g}" if spec.minimum is not None else f"({spec.above:g}"
-    return f"in {low}, {spec.below:g})"
+    """The declared range as a user reads it: '>= 1', '> 0', 'in [0, 1)', 'in [0, 4294967295]'; '' for none."""
+    low = f"[{_number(spec.minimum)}" if spec.minimum is not None else (
+        f"({_number(spec.above)}" if spec.above is not None else None)
+    high = f"{_number(spec.below)})" if spec.below is not None else (
+        f"{_number(spec.maximum)}]" if spec.maximum is not None else None)
+    if low and high:
+        return f"in {low}, {high}"
+    if low:
+        return (">= " if low[0] == "[" else "> ") + low[1:]
+    if high:
+        return ("<= " if high[-1] == "]" else "< ") + high[:-1]
+    return ""
 
 
 def _outside(spec: Flag, value: Any) -> bool:
     return ((spec.minimum is not None and value < spec.minimum) or (spec.above is not None and value <= spec.above)
-            or (spec.below is not None and value >= spec.below))
+            or (spec.below is not None and value >= spec.below)
+            or (spec.maximum is not None and value > spec.maximum))
+
+
+def _not_utf8(value: Any) -> bool:
+    """Whether a text value (or an item of a list) cannot be written as UTF-8: a command-line argument with bytes
+    that are not UTF-8 arrives with them as lone surrogates, which config.json, results.csv and the terminal refuse
+    only after the run has trained."""
+    texts = value if isinstance(value, list) else [value]
+    try:
+        for text in texts:
+            if isinstance(text, str):
+                text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def check_config(cfg: Any) -> None:
     """Every flag field of ``cfg`` (and of its sections) holds a value of its type, among its choices and within its
-    bounds; the first that does not is a one-line ``LLMTimeError`` naming its flag."""
+    bounds, numbers finite and text UTF-8; the first that does not is a one-line ``LLMTimeError`` naming its flag."""
     for name in _sections(type(cfg)):
         check_config(getattr(cfg, name))
     for name, (_, spec, hint) in _flag_fields(type(cfg)).items():
@@ -185,10 +212,16 @@ def check_config(cfg: Any) -> None:
             continue
         if not _fits(value, kind):
             raise LLMTimeError(f"--{name} {value!r}: expected {_expected(kind)}")
+        if _not_utf8(value):
+            raise LLMTimeError(f"--{name} {value!r} holds bytes that are not UTF-8 text, which the run's outputs "
+                               "cannot record: retype it in UTF-8")
         if spec.choices and value not in spec.choices:
             raise LLMTimeError(f"--{name} {value!r}: choose one of {', '.join(map(str, spec.choices))}")
-        if _outside(spec, value):
-            raise LLMTimeError(f"--{name} must be {_bounds(spec)}, got {value}")
+        finite = not isinstance(value, float) or math.isfinite(value)  # NaN passes every comparison below
+        if not finite or _outside(spec, value):
+            what = " ".join(filter(None, ("" if finite else "a finite number", _bounds(spec))))
+            why = f" ({spec.why})" if spec.why else ""
+            raise LLMTimeError(f"--{name} must be {what}{why}, got {value}")
 
 
 def read_config(path: str, cls: type) -> Any:
@@ -201,7 +234,10 @@ def read_config(path: str, cls: type) -> Any:
         if not isinstance(saved, dict) or not all(isinstance(saved.get(s, {}), dict) for s in _sections(cls)):
             raise ValueError("not a JSON object with data, model and train sections")
         cfg = cls.from_dict(saved)
-        check_config(cfg)
-    except (ValueError, TypeError, LLMTimeError) as e:
+    except (ValueError, TypeError) as e:
         raise LLMTimeError(f"--config {file} is not a run's config.json ({e})") from None
+    try:
+        check_config(cfg)
+    except LLMTimeError as e:
+        raise LLMTimeError(f"--config {file} holds a value no run accepts ({e}): correct it in the file") from None
     return cfg

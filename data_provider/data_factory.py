@@ -3,9 +3,8 @@
 The scaler is fit on the training region (the training file minus its validation tail) of the training patients
 only, then applied to every split, channel by channel.
 
-Channels, in order (``channel_names``): glucose; with ``--features MS`` the basal rate (U/h), bolus (U) and carbs
-(g) of the pump and meal logs, missing entries read as none (0); with ``filled_channel`` a 0/1 marker of inputs
-that were filled (carried forward, or interpolated with ``input_fill linear``) rather than read, left unscaled.
+Patients come from the run's dataset (``data_provider/datasets.py``: XML, CSV, ...) and become input channels in one
+place (``data_provider/channels.py``: ``channel_names``, ``model_inputs``), for every split and the forecast command.
 
 Batches are gathered with one NumPy fancy-index per batch (``__getitems__``), so a loader does no per-window Python
 work.
@@ -14,14 +13,18 @@ work.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from data_provider.ohio import PatientRecord, load_cohort
+from data_provider.draws import DRAWS, EpochDraw, stratified_draw
+# channel_names, COVARIATES, data_root, dataset_name and description are imported from here by their callers
+from data_provider.channels import COVARIATES, channel_names, marker_index, model_inputs  # noqa: F401
+from data_provider.datasets import DATASETS, check, data_root, dataset, dataset_name, description  # noqa: F401
+from data_provider.datasets import load_records
+from data_provider.ohio import PatientRecord
 from data_provider.scenarios import apply_scenario
 from data_provider.windows import (
     FILLS,
@@ -36,17 +39,7 @@ from configs import DataConfig
 from utils.errors import LLMTimeError
 from utils.seed import worker_init
 
-DATASET_DIR = Path(__file__).resolve().parents[1] / "dataset"
-BUNDLED = {"simulated": DATASET_DIR / "simulated"}
-# Other spellings of a dataset's name -> the name its prompt description (dataset/prompt_bank) and run folders use.
-DATASET_ALIASES = {"ohiot1dm": "ohio"}
-COVARIATES = ("basal", "bolus", "carbs")
-FILLED = "filled"
-
-
-def channel_names(cfg: DataConfig) -> tuple[str, ...]:
-    """Names of the input channels, in the order the windows carry them (glucose first)."""
-    return ("glucose",) + (COVARIATES if cfg.covariates else ()) + ((FILLED,) if cfg.filled_channel else ())
+BUNDLED = {d.name: d.bundled for d in DATASETS.values() if d.bundled is not None}
 
 
 @dataclass
@@ -137,44 +130,23 @@ class Splits:
     description: str
     train_patients: list[str]
     test_patients: list[str]
+    # Windows each training epoch draws afresh from ``train`` (data_provider.draws); None: all of them every epoch
+    train_per_epoch: int | None = None
 
 
-def dataset_name(name: str) -> str:
-    """The one spelling of a ``--data`` name: case-insensitive, and OhioT1DM's full name ('ohiot1dm', 'OhioT1DM') is
-    'ohio', so the name people type for the dataset finds its prompt description and names its runs the same way."""
-    key = name.strip().lower()
-    return DATASET_ALIASES.get(key, key)
-
-
-def data_root(cfg: DataConfig) -> Path:
-    if cfg.root_path:
-        return Path(cfg.root_path)
-    if dataset_name(cfg.data) not in BUNDLED:
-        raise LLMTimeError(
-            f"--data {cfg.data} has no bundled copy: pass --root_path to the folder holding its XML files"
-        )
-    return BUNDLED[dataset_name(cfg.data)]
-
-
-def description(cfg: DataConfig) -> str:
-    """The dataset's prompt description from dataset/prompt_bank/<data>.txt."""
-    path = DATASET_DIR / "prompt_bank" / f"{dataset_name(cfg.data)}.txt"
-    if not path.is_file():
-        names = ", ".join(sorted(p.stem for p in path.parent.glob("*.txt")))
-        raise LLMTimeError(f"no prompt description {path} for --data {cfg.data}; available: {names}")
-    return path.read_text().strip()
-
-
-def _series(record: PatientRecord, part: str, cfg: DataConfig, seed_offset: int) -> PatientSeries:
-    grid = getattr(record, part).grid
-    glucose = grid["glucose"].to_numpy(dtype=float)
-    degraded = apply_scenario(
-        glucose, cfg.missing, cfg.missing_rate, cfg.noise_std, cfg.scenario_seed * 1000 + seed_offset
-    )
-    channels = [degraded]
-    if cfg.covariates:
-        channels += [grid[c].fillna(0.0).to_numpy(dtype=float) for c in COVARIATES]
-    return PatientSeries(record.patient_id, grid.index, np.stack(channels, axis=1), glucose)
+def _series(record: PatientRecord, cfg: DataConfig, seed_offset: int, test: bool = False) -> tuple[PatientSeries, int]:
+    """The training file's series, or with ``test`` the training and testing files joined on their clock (the test
+    inputs may reach back into the training tail), and the index where the last file starts. The input scenario
+    degrades each file's glucose with the same seed; the targets stay the readings."""
+    parts = [record.train.grid] + ([record.test.grid] if test else [])
+    degraded = [
+        g.assign(input=apply_scenario(g["glucose"].to_numpy(dtype=float), cfg.missing, cfg.missing_rate,
+                                      cfg.noise_std, cfg.scenario_seed * 1000 + seed_offset))
+        for g in parts
+    ]
+    grid, start = join_for_test(*degraded) if test else (degraded[0], 0)
+    inputs = model_inputs(grid, cfg, glucose=grid["input"].to_numpy(dtype=float))
+    return PatientSeries(record.patient_id, grid.index, inputs, grid["glucose"].to_numpy(dtype=float)), start
 
 
 def _subsample(origins: np.ndarray, cap: int | None) -> np.ndarray:
@@ -228,29 +200,19 @@ class _Builder:
         )
 
 
-def fit_scaler(values: list[np.ndarray], unscaled: bool = False) -> Scaler:
-    """Per-channel mean and std of the training region; with ``unscaled`` the last channel (the 0/1 filled
-    marker) keeps mean 0 and std 1, so it reads the same in every split and patient."""
+def fit_scaler(values: list[np.ndarray], unscaled: tuple[int, ...] | list[int] = ()) -> Scaler:
+    """Per-channel mean and std of the training region; the ``unscaled`` channels (the 0/1 markers) keep mean 0 and
+    std 1, so they read the same in every split and patient."""
     stacked = np.concatenate(values)
     mean = np.nanmean(stacked, axis=0)
     std = np.nanstd(stacked, axis=0)
     std[~(std > 0)] = 1.0
-    if unscaled:
-        mean[-1], std[-1] = 0.0, 1.0
+    mean[list(unscaled)], std[list(unscaled)] = 0.0, 1.0
     return Scaler(mean, std)
 
 
-def mark_filled(cfg: DataConfig, raw: np.ndarray, filled: np.ndarray) -> np.ndarray:
-    """``filled`` inputs plus, with ``filled_channel``, the marker of glucose inputs that were missing in ``raw``."""
-    if not cfg.filled_channel:
-        return filled
-    return np.column_stack([filled, np.isnan(raw[:, 0]).astype(float)])
-
-
 def validate(cfg: DataConfig) -> None:
-    known = sorted(p.stem for p in (DATASET_DIR / "prompt_bank").glob("*.txt"))
-    if dataset_name(cfg.data) not in known:
-        raise LLMTimeError(f"unknown --data {cfg.data!r}; choose one of: {', '.join(known)} (or ohiot1dm for ohio)")
+    check(cfg)
     if cfg.seq_len < 2 or cfg.pred_len < 1:
         raise LLMTimeError(f"--seq_len must be >= 2 and --pred_len >= 1 (got {cfg.seq_len}, {cfg.pred_len})")
     if not 0.0 < cfg.val_fraction < 1.0:
@@ -261,6 +223,8 @@ def validate(cfg: DataConfig) -> None:
         cap = getattr(cfg, name)
         if cap is not None and cap < 1:
             raise LLMTimeError(f"--{name} must be a positive number of windows (0 on the command line = no cap)")
+    if cfg.train_draw not in DRAWS:
+        raise LLMTimeError(f"--train_draw must be one of {', '.join(DRAWS)}, got {cfg.train_draw!r}")
     if cfg.input_fill not in FILLS:
         raise LLMTimeError(f"--input_fill must be one of {', '.join(FILLS)}, got {cfg.input_fill!r}")
     if cfg.max_gap_fill_min < 0:
@@ -279,17 +243,16 @@ def build_splits(
     test_ids = cfg.test_patients or cfg.patients
     if records is None:
         wanted = None if train_ids is None and test_ids is None else sorted(set(train_ids or []) | set(test_ids or []))
-        records = load_cohort(data_root(cfg), wanted)
+        records = load_records(cfg, wanted)
     train_ids = list(train_ids or records)
     test_ids = list(test_ids or train_ids)
     train_b, val_b, test_b = _Builder(cfg), _Builder(cfg), _Builder(cfg)
     fit_values: list[np.ndarray] = []
     no_test: list[str] = []
     for k, pid in enumerate(train_ids):
-        s = _series(records[pid], "train", cfg, 2 * k)
+        s, _ = _series(records[pid], cfg, 2 * k)
         tr, va, filled, split = train_val_origins(s, cfg.seq_len, cfg.pred_len, cfg.max_gap_fill_min,
                                                   cfg.val_fraction, cfg.input_fill)
-        filled = mark_filled(cfg, s.inputs, filled)
         tr = tr[: int(np.ceil(len(tr) * cfg.percent / 100))]
         fit_values.append(np.column_stack([s.targets[:split], filled[:split, 1:]]))
         train_b.add(pid, s.index, filled, s.targets, tr, np.ones((len(tr), cfg.pred_len), dtype=bool))
@@ -297,15 +260,18 @@ def build_splits(
     for k, pid in enumerate(test_ids):
         rec = records[pid]
         if rec.test is None:
-            raise LLMTimeError(f"patient {pid} has no {pid}-ws-testing.xml file to test on")
-        joined, start = join_for_test(_series(rec, "train", cfg, 2 * k + 1), _series(rec, "test", cfg, 2 * k + 1))
+            testing = dataset(cfg.data).testing.format(pid=pid)
+            raise LLMTimeError(f"patient {pid} has no {testing} file to test on")
+        joined, start = _series(rec, cfg, 2 * k + 1, test=True)
         origins, mask, filled = bglp_origins(joined, start, cfg.seq_len, cfg.pred_len)
-        filled = mark_filled(cfg, joined.inputs, filled)
         if len(origins) == 0:
             no_test.append(pid)
         test_b.add(pid, joined.index, filled, joined.targets, origins, mask)
-    scaler = scaler or fit_scaler(fit_values, unscaled=cfg.filled_channel)
-    train = subset(train_b.build(scaler), cfg.max_train_windows)
+    scaler = scaler or fit_scaler(fit_values, unscaled=marker_index(cfg))
+    train = train_b.build(scaler)
+    per_epoch = cfg.max_train_windows if cfg.max_train_windows and cfg.max_train_windows < len(train) else None
+    if cfg.train_draw == "fixed":  # the earlier evenly spaced subset, the same every epoch
+        train, per_epoch = subset(train, per_epoch), None
     val = subset(val_b.build(scaler), cfg.max_val_windows)
     test = test_b.build(scaler)
     if len(train) == 0:
@@ -319,14 +285,25 @@ def build_splits(
             f"{'gives' if len(no_test) == 1 else 'give'} no test window: scoring starts {TEST_WARMUP_MIN} min into the "
             f"testing file, each forecast with {cfg.seq_len} points of input before it; drop them from --test_patients"
         )
-    return Splits(train, val, test, scaler, description(cfg), train_ids, test_ids)
+    return Splits(train, val, test, scaler, description(cfg), train_ids, test_ids, per_epoch)
 
 
 def subset(ds: WindowDataset, cap: int | None) -> WindowDataset:
     """A view of ``ds`` keeping an evenly spaced subsample of at most ``cap`` windows."""
     keep = _subsample(np.arange(len(ds)), cap)
-    if len(keep) == len(ds):
-        return ds
+    return ds if len(keep) == len(ds) else _view(ds, keep)
+
+
+def fit_windows(splits: Splits, seed: int) -> WindowDataset:
+    """The training windows a closed-form fit (ridge) sees: with a per-epoch cap, the first epoch's draw, i.e. as
+    many distinct windows as one epoch of a gradient-trained model; otherwise every training window."""
+    if splits.train_per_epoch is None:
+        return splits.train
+    return _view(splits.train, np.sort(stratified_draw(splits.train.patient, splits.train_per_epoch, seed, 1)))
+
+
+def _view(ds: WindowDataset, keep: np.ndarray) -> WindowDataset:
+    """``ds`` restricted to the windows ``keep`` (indices), sharing its stored series."""
     out = WindowDataset.__new__(WindowDataset)
     out.__dict__.update(ds.__dict__)
     out.origins, out.mask = ds.origins[keep], ds.mask[keep]
@@ -340,15 +317,19 @@ def window_inputs(ds: WindowDataset, cap: int | None = None) -> torch.Tensor:
     return part.__getitems__(list(range(len(part))))["x"]
 
 
-def make_loader(ds: WindowDataset, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0) -> DataLoader:
-    """Shuffling and worker seeds both come from one generator seeded with ``seed``, so a run repeats exactly."""
+def make_loader(ds: WindowDataset, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0,
+                per_epoch: int | None = None) -> DataLoader:
+    """Shuffling and worker seeds both come from one generator seeded with ``seed``, so a run repeats exactly.
+    ``per_epoch``: each epoch draws that many windows afresh (``draws.EpochDraw``, shuffled by its own draw)."""
     if num_workers < 0:
         raise LLMTimeError(f"--num_workers must be >= 0, got {num_workers}")
     generator = torch.Generator().manual_seed(seed)
+    sampler = EpochDraw(ds.patient, per_epoch, seed) if per_epoch is not None and shuffle else None
     return DataLoader(
         ds,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
         generator=generator,
         num_workers=num_workers,
         worker_init_fn=worker_init if num_workers > 0 else None,

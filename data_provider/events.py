@@ -1,6 +1,6 @@
 """Meals, boluses and basal of an input window, summarised with published curves and stated as diabetes-log text.
 
-Time-LLM reads the patient's events as words (issue 11, "as language"): the prompt gets one terse sentence per
+Time-LLM reads the patient's events as words ("as language", beside the channels): the prompt gets one sentence per
 window, e.g. ``meal 40 g 20 min ago; bolus 4.0 U 20 min ago; basal 0.8 U/h; insulin on board 3.9 U; carbs on board
 36 g``. Everything here works on unscaled [B, L] windows (U/h, U, g on the 5-minute grid of ``data_provider/ohio.py``)
 whose last point is the forecast origin, vectorised over the batch; only the final string formatting is per window.
@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import Tensor
 
-EVENT_CHANNELS = ("basal", "bolus", "carbs")  # the input channels read, by name (data_factory.COVARIATES)
-STEP_MINUTES = 5  # the grid spacing of data_provider/ohio.py: input index j lies (L - 1 - j) * 5 min before the origin
+from utils.cgm import STEP_MINUTES  # input index j lies (L - 1 - j) * STEP_MINUTES before the origin
+
 INSULIN_PEAK_MIN = 75.0
 INSULIN_DURATION_MIN = 360.0
 CARB_ABSORPTION_MIN = 180.0
@@ -78,6 +79,7 @@ class EventSummary:
     bolus_count: Tensor  # [B]
     logged: Tensor  # [B] bool: a meal or bolus anywhere in the window (of a size that rounds above zero)
     basal_tenths: Tensor  # [B] U/h x 10 at the origin
+    basal_logged: Tensor  # [B] bool: a basal rate is on record at the origin
     iob_tenths: Tensor  # [B] U x 10
     cob_grams: Tensor  # [B]
 
@@ -92,10 +94,13 @@ def _recent(sizes: Tensor, minutes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return torch.where(keep, ago[order], 0), torch.where(keep, newest_first.gather(1, order), 0), keep.sum(dim=1)
 
 
-def summarize_events(basal: Tensor, bolus: Tensor, carbs: Tensor) -> EventSummary:
+def summarize_events(basal: Tensor, bolus: Tensor, carbs: Tensor,
+                     basal_logged: Optional[Tensor] = None) -> EventSummary:
     """Unscaled [B, L] basal (U/h), bolus (U) and carbs (g) windows -> the events stated in the prompt.
 
-    Only the window is read, and its last point is the origin, so nothing after the origin can appear.
+    ``basal_logged`` ([B, L] 0/1, the ``basal_logged`` input channel) tells an unlogged basal from a logged 0 U/h;
+    without it (runs made before that channel) every basal value counts as logged. Only the window is read, and its
+    last point is the origin, so nothing after the origin can appear.
     """
     length = basal.shape[1]
     minutes = (torch.arange(length - 1, -1, -1) * STEP_MINUTES).long()
@@ -112,6 +117,8 @@ def summarize_events(basal: Tensor, bolus: Tensor, carbs: Tensor) -> EventSummar
         bolus_minutes=bolus_minutes, bolus_tenths=bolus_tenths, bolus_count=bolus_count,
         logged=((grams > 0) | (tenths > 0)).any(dim=1),
         basal_tenths=torch.round(basal.double()[:, -1].clamp(min=0.0) * 10).long(),
+        basal_logged=(torch.ones(basal.shape[0], dtype=torch.bool) if basal_logged is None
+                      else basal_logged[:, -1].double() > 0.5),
         iob_tenths=torch.round(iob.clamp(min=0.0) * 10).long(),
         cob_grams=torch.round(cob.clamp(min=0.0)).long(),
     )
@@ -126,8 +133,9 @@ def event_text(s: EventSummary, i: int) -> str:
     ``meal 40 g 20 min ago; bolus 4.0 U 20 min ago; basal 0.8 U/h; insulin on board 3.9 U; carbs on board 36 g``.
 
     With no meal or bolus in the window it says ``no meals or boluses logged``; with some, but none in the listed
-    span, ``no meals or boluses in last 4 h``. Basal, insulin on board and carbs on board are always stated; an
-    unlogged basal rate was filled with 0 and reads ``basal 0.0 U/h``, like a suspended pump.
+    span, ``no meals or boluses in last 4 h``. Basal, insulin on board and carbs on board are always stated; a
+    window with no basal rate on record at its origin says ``basal not logged``, which a suspended pump (a logged
+    ``basal 0.0 U/h``) does not.
     """
     return _sentence({name: getattr(s, name)[i].tolist() for name in s.__dataclass_fields__})
 
@@ -146,8 +154,8 @@ def _sentence(w: dict) -> str:
     if not parts:
         parts = [f"no meals or boluses in last {LISTED_WITHIN_MIN // 60} h" if w["logged"]
                  else "no meals or boluses logged"]
-    parts += [f"basal {_units(w['basal_tenths'])} U/h", f"insulin on board {_units(w['iob_tenths'])} U",
-              f"carbs on board {w['cob_grams']} g"]
+    basal = f"basal {_units(w['basal_tenths'])} U/h" if w["basal_logged"] else "basal not logged"
+    parts += [basal, f"insulin on board {_units(w['iob_tenths'])} U", f"carbs on board {w['cob_grams']} g"]
     return "; ".join(parts)
 
 
@@ -157,6 +165,6 @@ def longest_event_text() -> str:
     most = {"meal_grams": [999] * MAX_LISTED, "meal_minutes": [LISTED_WITHIN_MIN - STEP_MINUTES] * MAX_LISTED,
             "meal_count": MAX_LISTED, "bolus_tenths": [999] * MAX_LISTED,
             "bolus_minutes": [LISTED_WITHIN_MIN - STEP_MINUTES] * MAX_LISTED, "bolus_count": MAX_LISTED,
-            "logged": True, "basal_tenths": 99, "iob_tenths": 999, "cob_grams": 999}
+            "logged": True, "basal_tenths": 99, "basal_logged": True, "iob_tenths": 999, "cob_grams": 999}
     return _sentence(most)
 

@@ -26,10 +26,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from data_provider.values import MMOL_MEDIAN_LIMIT, check_series, quote
+from utils.cgm import STEP_MINUTES
 from utils.errors import LLMTimeError
 from utils.metrics import MGDL_PER_MMOL  # re-exported: the XML reader converts mmol/L files with it
 
-GRID = pd.Timedelta(minutes=5)
+GRID = pd.Timedelta(minutes=STEP_MINUTES)
 TIME_FORMAT = "%d-%m-%Y %H:%M:%S"
 TIME_ATTRS = ("ts", "ts_begin", "ts_end", "tbegin", "tend")
 TEXT_ATTRS = ("type", "description", "competitive", "symptom")
@@ -40,10 +42,9 @@ FIELDS = (
 )
 GRID_COLUMNS = ("glucose", "basal", "bolus", "carbs", "finger_stick")
 # Plausible CGM range in mg/dL; sensors report 40-400. Values outside are rejected (set missing) and counted.
+# A file whose median is below MMOL_MEDIAN_LIMIT (data_provider/values.py) is in mmol/L: reading it as mg/dL would
+# reject nearly every value as impossible.
 GLUCOSE_RANGE = (10.0, 1000.0)
-# No CGM record has a median below 35 mg/dL (sensors floor at 40), while mmol/L medians are 5-15: a file whose
-# median is below this is in mmol/L, and reading it as mg/dL would reject nearly every value as impossible.
-MMOL_MEDIAN_LIMIT = 35.0
 _FILE_RE = re.compile(r"^(?P<pid>[^/\\]+)-ws-(?P<part>training|testing)\.xml(?:\.gz)?$")
 
 
@@ -111,7 +112,7 @@ def _parse_times(values: pd.Series, path: Path, name: str, attr: str) -> pd.Seri
     if bad.any():
         example = values[bad].iloc[0]
         raise LLMTimeError(
-            f"{path}: {int(bad.sum())} {name} {attr} timestamps are not DD-MM-YYYY HH:MM:SS (e.g. {example!r})"
+            f"{path}: {int(bad.sum())} {name} {attr} timestamps are not DD-MM-YYYY HH:MM:SS (e.g. {quote(example)})"
         )
     return parsed
 
@@ -164,11 +165,14 @@ def _glucose_grid(frame: pd.DataFrame, path: Path, notes: list[str]) -> pd.Serie
     non_numeric = values.isna() & frame["value"].notna()
     if non_numeric.any():
         example = frame["value"][non_numeric].iloc[0]
-        raise LLMTimeError(f"{path}: {int(non_numeric.sum())} glucose values are not numbers (e.g. {example!r})")
+        raise LLMTimeError(f"{path}: {int(non_numeric.sum())} glucose values are not numbers (e.g. {quote(example)})")
     ts = frame["ts"]
-    if values.notna().any() and values.median() < MMOL_MEDIAN_LIMIT:
+    order = np.argsort(ts.to_numpy(), kind="stable")  # the unit rules read the readings in time order
+    median = check_series(values.to_numpy(dtype=float)[order], lambda i: f"the reading at {ts.iloc[order[i]]}",
+                          str(path))
+    if median < MMOL_MEDIAN_LIMIT:
         raise LLMTimeError(
-            f"{path}: glucose values look like mmol/L (median {values.median():.1f}); this layout is mg/dL: "
+            f"{path}: glucose values look like mmol/L (median {median:.1f}); this layout is mg/dL: "
             f"multiply them by {MGDL_PER_MMOL:g}"
         )
     lo, hi = GLUCOSE_RANGE
@@ -250,7 +254,7 @@ def _usable(frame: pd.DataFrame, time_cols: tuple[str, ...], value_col: str, pat
     text = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
     if text.any():
         raise LLMTimeError(
-            f"{path}: {int(text.sum())} <{name}> {value_col} values are not numbers (e.g. {raw[text].iloc[0]!r})"
+            f"{path}: {int(text.sum())} <{name}> {value_col} values are not numbers (e.g. {quote(raw[text].iloc[0])})"
         )
     out = frame[list(time_cols)].assign(**{value_col: values})
     usable = out[list(time_cols)].notna().all(axis=1) & np.isfinite(values.to_numpy(dtype=float))
@@ -264,11 +268,16 @@ _GRID_FIELDS = {"basal": (("ts",), "value"), "temp_basal": (("ts_begin", "ts_end
                 "bolus": (("ts_begin",), "dose"), "meal": (("ts",), "carbs"), "finger_stick": (("ts",), "value")}
 
 
+def grid_events(events: dict[str, pd.DataFrame], path: Path, notes: list[str]) -> dict[str, pd.DataFrame]:
+    """``events`` with each covariate field the grid reads cut to its usable events (``_usable``)."""
+    return {**events, **{name: _usable(events[name], times, value, path, name, notes)
+                         for name, (times, value) in _GRID_FIELDS.items()}}
+
+
 def build_grid(events: dict[str, pd.DataFrame], path: Path, notes: list[str]) -> pd.DataFrame:
     """The 5-minute grid from the first to the last CGM reading of one file."""
     glucose = _glucose_grid(events["glucose_level"], path, notes)
-    events = {**events, **{name: _usable(events[name], times, value, path, name, notes)
-                           for name, (times, value) in _GRID_FIELDS.items()}}
+    events = grid_events(events, path, notes)
     index = pd.date_range(glucose.index[0], glucose.index[-1], freq=GRID)
     grid = pd.DataFrame(index=index)
     grid["glucose"] = glucose.reindex(index)

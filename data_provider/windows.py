@@ -14,7 +14,7 @@ Training / validation (validation = the chronological tail of the training file)
 - in both, every target must be a real reading (windows with missing targets are skipped; targets are never imputed);
 - training targets lie before the validation tail; validation targets lie inside it.
 
-Test (BGLP 2020 protocol): the training tail is joined to the testing file on one clock grid. Every real CGM
+Test (BGLP 2020 protocol): the training file's grid is joined to the testing file's on one clock grid. Every real CGM
 reading from 60 minutes into the testing file onward is scored at every horizon, from the origin ``horizon`` steps
 before it. Inputs may reach back into the training tail; missing inputs are only carried forward (never interpolated
 across the forecast time); targets are never filled and only real readings are scored.
@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-STEP_MINUTES = 5
+from utils.cgm import STEP_MINUTES
+
 TEST_WARMUP_MIN = 60  # BGLP: scoring starts 60 minutes into the testing file
 
 
@@ -106,16 +107,16 @@ def train_val_origins(
     return train, val, filled, split
 
 
-def join_for_test(train: PatientSeries, test: PatientSeries) -> tuple[PatientSeries, int]:
-    """One series over the training tail and the testing file (same clock grid), and the test start index."""
-    index = pd.date_range(train.index[0], test.index[-1], freq=f"{STEP_MINUTES}min")
-    pos_train = index.get_indexer(train.index)
-    pos_test = index.get_indexer(test.index)
-    inputs = np.full((len(index), train.inputs.shape[1]), np.nan)
-    targets = np.full(len(index), np.nan)
-    inputs[pos_train], targets[pos_train] = train.inputs, train.targets
-    inputs[pos_test], targets[pos_test] = test.inputs, test.targets
-    return PatientSeries(test.patient_id, index, inputs, targets), int(pos_test[0])
+def join_for_test(train: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The training and testing files' grids as one frame on their shared 5-minute clock, and the test start index.
+
+    The slots between the two files hold nothing (NaN in every column). The frame is joined before it becomes
+    model inputs, so each channel treats those slots as it treats any slot without a record
+    (``data_provider/channels.py``): glucose is carried forward like any missing input, a basal rate holds, and a
+    meal or bolus logged at the end of the training file is not repeated into the gap.
+    """
+    joined = pd.concat([train, test]).asfreq(f"{STEP_MINUTES}min")
+    return joined, int(joined.index.get_loc(test.index[0]))
 
 
 def bglp_origins(

@@ -8,6 +8,7 @@
 - ``search``: the loss-weight search, chosen on validation MSE;
 - ``report``: CPU latency and the CSV row;
 - ``pipeline``: teacher -> student baseline -> distilled student -> evaluation, one CSV row per patient;
-- ``cli``: the pipeline's flags and ``main`` (run as ``python -m distillation.pipeline``);
+- ``cli``: the pipeline's flags and its settings from them (``pipeline.main`` runs them: ``python -m
+  distillation.pipeline``);
 - ``compare``: many teacher -> student pairs, with a summary and an accuracy-latency chart.
 """

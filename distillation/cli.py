@@ -1,9 +1,10 @@
 """The distillation pipeline's command line: its flags (``--help`` documents each; most are declared on the fields of
 ``PipelineConfig`` and the config sections), the flags it shares with the pair comparison (``add_common_arguments``,
-``pipeline_config``), and ``main``.
+``pipeline_config``), and the settings they give (``config_from_args``).
 
-Run as ``python -m distillation.pipeline`` (or ``bash scripts/distill_pipeline.sh``); ``distillation.compare``
-builds its own parser on the shared flags.
+The pipeline's ``main`` (``python -m distillation.pipeline``, or ``bash scripts/distill_pipeline.sh``) reads them;
+``distillation.compare`` builds its own parser on the shared flags. Nothing here runs the pipeline, so the pipeline
+may import its command line without an import cycle.
 """
 
 from __future__ import annotations
@@ -11,15 +12,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import warnings
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 from configs import DataConfig, ModelConfig, TrainConfig
 from configs.flags import add_config_flags, config_from_namespace
 from data_provider.data_factory import dataset_name
-from distillation.config import DEFAULT_GRID, DEFAULT_MAX_TRAIN_WINDOWS, DEFAULT_MAX_VAL_WINDOWS, PipelineConfig, plan
+from distillation.config import DEFAULT_GRID, DEFAULT_MAX_TRAIN_WINDOWS, DEFAULT_MAX_VAL_WINDOWS, PipelineConfig
 from distillation.losses import LossWeights, parse_grid, parse_layer_map
-from distillation.pipeline import run_pipeline
-from utils.cli import OneLineArgumentParser, run_cli, spellings
+from utils.cli import OneLineArgumentParser, spellings
 from utils.errors import LLMTimeError
 
 NO_REGRESSION_TEMPERATURE = (
@@ -32,10 +32,12 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     """Flags shared by the pipeline and the pair comparison (each declared on its config field, but the loss
     weights, which ``pipeline_config`` parses)."""
     d = p.add_argument_group("data")
-    add_config_flags(d, DataConfig, only=("patients", "data", "root_path", "max_train_windows", "max_val_windows"),
+    add_config_flags(d, DataConfig, only=("patients", "data", "root_path", "max_train_windows", "max_val_windows",
+                                           "train_draw"),
                      defaults={"max_train_windows": DEFAULT_MAX_TRAIN_WINDOWS,
-                               "max_val_windows": DEFAULT_MAX_VAL_WINDOWS},
-                     notes={"max_train_windows": "also bounds the teacher cache"})
+                               "max_val_windows": DEFAULT_MAX_VAL_WINDOWS, "train_draw": "fixed"},
+                     notes={"max_train_windows": "also bounds the teacher cache",
+                            "train_draw": "default fixed here: the teacher cache holds every drawable window"})
     add_config_flags(d, PipelineConfig, only=("all_patients",))
     o = p.add_argument_group("objective")
     o.add_argument("--alpha", type=float, default=None,
@@ -52,8 +54,9 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     t = p.add_argument_group("training (the same for teacher, baseline and distilled student)")
     add_config_flags(t, TrainConfig, only=("seed", "learning_rate", "batch_size", "patience", "mixed_precision"))
     m = p.add_argument_group("model")
-    add_config_flags(m, ModelConfig, only=("llm_weights", "d_model", "d_ff", "n_heads", "num_tokens"),
-                     notes={"llm_weights": "both models', unless --teacher_weights / --student_weights say otherwise"})
+    add_config_flags(m, ModelConfig, only=("llm_weights", "d_model", "d_ff", "n_heads", "num_tokens", "base"),
+                     notes={"llm_weights": "both models', unless --teacher_weights / --student_weights say otherwise",
+                            "base": "teacher, baseline and distilled student alike"})
     r = p.add_argument_group("output")
     add_config_flags(r, PipelineConfig, only=("latency_repeats", "latency_threads", "int8", "out"))
     r.add_argument(*spellings("dry_run"), action="store_true", help="print the plan and configs; train nothing")
@@ -112,32 +115,3 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     """The pipeline's settings from its parsed flags; per-role --teacher/--student_weights override --llm_weights."""
     cfg = pipeline_config(args)
     return dataclasses.replace(cfg, layer_map=parse_layer_map(args.layer_map) if args.layer_map else None)
-
-
-def print_rows(rows: Sequence[dict[str, Any]]) -> None:
-    """One line per row: accuracy of teacher, baseline and distilled student at 30 and 60 min, and the speed-up."""
-    head = f"{'patient':>10} {'teacher':>10} {'student':>10} {'RMSE30 T/B/D':>22} {'RMSE60 T/B/D':>22} {'speed-up':>8}"
-    print(head)
-    for r in rows:
-        f = lambda p, m: "/".join(f"{r[f'{x}_{m}']:.1f}" for x in p)  # noqa: E731
-        trio = ("teacher", "baseline", "distilled")
-        print(f"{str(r['patient']):>10} {r['teacher']:>10} {r['student']:>10} {f(trio, 'rmse_30'):>22} "
-              f"{f(trio, 'rmse_60'):>22} {r['speedup_b1']:>8.2f}")
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """The pipeline's command line (``python -m distillation.pipeline``): 0 when every row is written, 2 on a user
-    error (one line), 130 when interrupted."""
-
-    def body() -> int:  # run_cli makes warnings one line each
-        args = build_parser().parse_args(argv)
-        cfg = config_from_args(args)
-        if args.dry_run:
-            print(plan(cfg))
-            return 0
-        rows = run_pipeline(cfg)
-        print_rows(rows)
-        print(f"results: {cfg.csv_path}")
-        return 0
-
-    return run_cli(body, "interrupted: finished phases are kept and reused on the next run")

@@ -3,7 +3,7 @@
     python -m scripts.distillation_comparison --mode quick --patients 1001 --epochs 2
     python -m scripts.distillation_comparison --custom_pairs "BERT,TinyBERT" "MiniLM,MiniLM:2" --llm-weights random
     python -m scripts.distillation_comparison --summarize docs/results/distillation_minilm.csv
-    python -m scripts.distillation_comparison --standard --plan    # issue 12's standard report: runs, time
+    python -m scripts.distillation_comparison --standard --plan    # the standard report's runs and time
 
 Every pair goes through ``distillation.pipeline.run_pipeline`` with the same settings, so each row of the pairs CSV
 is a pipeline row. A pair that fails (weights absent, a run that diverges) does not stop the comparison: it becomes a
@@ -35,12 +35,11 @@ import numpy as np
 import pandas as pd
 
 from distillation.cli import NO_REGRESSION_TEMPERATURE, add_common_arguments, pipeline_config
-from distillation.config import PipelineConfig, plan
+from distillation.config import PipelineConfig, lm_free_model, plan
 from distillation.pipeline import run_pipeline
 from distillation.retime import retime_csv
-from distillation.standard import (COMPARISON_RUNS, SEARCH_SEED, STANDARD_DIR, STANDARD_SEEDS, adopt_teacher,
-                                   chosen_weights, plan_text, standard_configs, standard_seeds, student_key,
-                                   write_standard_reports)
+from distillation.standard import (COMPARISON_RUNS, STANDARD_DIR, STANDARD_SEEDS, adopt_teacher, plan_text,
+                                   standard_configs, standard_seeds, write_standard_reports)
 from distillation.summary import cell, table
 from models.backbones import BACKBONES, resolve_backbone
 from utils.cli import OneLineArgumentParser, run_cli, spellings
@@ -74,10 +73,14 @@ def all_pairs() -> list[tuple[str, str]]:
 
 
 def _member(text: str) -> tuple[str, Optional[int]]:
-    """'MiniLM' -> ('MiniLM', None); 'MiniLM:2' -> ('MiniLM', 2): a row, optionally cut to its first layers."""
+    """'MiniLM' -> ('MiniLM', None); 'MiniLM:2' -> ('MiniLM', 2): a row, optionally cut to its first layers; 'mlp'
+    -> ('MLP', None): a model without a language model, as a student."""
     name, _, layers = text.strip().partition(":")
     if layers and not layers.isdigit():
         raise LLMTimeError(f"{text!r}: write ROW or ROW:LAYERS (e.g. MiniLM:2)")
+    lm_free = lm_free_model(name)
+    if lm_free is not None and not layers:  # a student without a language model (the pipeline checks the role)
+        return lm_free, None
     return resolve_backbone(name).name, int(layers) if layers else None
 
 
@@ -121,7 +124,7 @@ def pair_config(pair: Pair, args: argparse.Namespace, paths: dict[str, str], csv
 def member_label(name: str, layers: int) -> str:
     """A row name, with -L<n> where the loaded backbone has another depth than the table's (a cut or a local copy)."""
     depth = {r.name: r.depth for r in BACKBONES}.get(name)
-    return name if int(layers) == depth else f"{name}-L{int(layers)}"
+    return name if depth is None or int(layers) == depth else f"{name}-L{int(layers)}"  # None: no language model
 
 
 def pair_label(row: pd.Series) -> str:
@@ -270,29 +273,17 @@ def run_standard(args: argparse.Namespace) -> int:
         print(write_standard_reports(pooled, pair_label, planned=len(configs)), end="")
         return 0
 
-    def run(batch: list[PipelineConfig], first: int) -> list[dict[str, Any]]:
-        failures = []
-        for k, cfg in enumerate(batch, first):
-            adopted = adopt_teacher(cfg, Path(args.comparison_runs))
-            if adopted is not None:
-                print(f"teacher (seed {cfg.train.seed}): the standard comparison's finished run {adopted}, same "
-                      "settings", flush=True)
-            failures += run_pairs([cfg], first=k, total=len(configs))
-            if pooled.is_file() and pooled.stat().st_size:
-                write_standard_reports(pooled, pair_label, planned=len(configs))
-        return failures
-
-    search = [c for c in configs if c.train.seed == SEARCH_SEED]
-    failures = run(search, 1) if SEARCH_SEED in seeds else []  # the weight search
-    chosen = chosen_weights(configs)
-    later = [c for c in standard_configs(args, out=out, csv=csv, chosen=chosen)
-             if c.train.seed != SEARCH_SEED and c.train.seed in seeds]
-    failures += run([c for c in later if student_key(c) in chosen], len(search) + 1)
-    why = (f"the seed {SEARCH_SEED} search of this pair failed" if SEARCH_SEED in seeds else
-           f"the seed {SEARCH_SEED} search of this pair has not finished (run --seeds {SEARCH_SEED} first)")
-    failures += [{"teacher": c.teacher, "student": c.student, "teacher_layers": c.teacher_layers,
-                  "student_layers": c.student_layers, "patients": f"seed {c.train.seed}",
-                  "reason": f"no weights: {why}"} for c in later if student_key(c) not in chosen]
+    failures: list[dict[str, Any]] = []
+    for k, cfg in enumerate(configs, 1):  # each seed searches its own weights, so the seeds need not wait on another
+        if cfg.train.seed not in seeds:
+            continue
+        adopted = adopt_teacher(cfg, Path(args.comparison_runs))
+        if adopted is not None:
+            print(f"teacher (seed {cfg.train.seed}): the standard comparison's finished run {adopted}, same "
+                  "settings", flush=True)
+        failures += run_pairs([cfg], first=k, total=len(configs))
+        if pooled.is_file() and pooled.stat().st_size:
+            write_standard_reports(pooled, pair_label, planned=len(configs))
     write_failures(pooled, failures)
     print(write_standard_reports(pooled, pair_label, planned=len(configs)), end="")
     print(f"rows: {pooled}")
@@ -319,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only write the summary and chart of an existing pairs/pipeline CSV")
     w.add_argument("--standard", action="store_true",
                    help="the standard report: MiniLM (6 layers) -> MiniLM:1, MiniLM:2, BERT-tiny (random); pooled "
-                        "over the 12 bundled patients, seeds 2021-2023 (weights searched on 2021), --features MS, "
+                        "over the 12 bundled patients, seeds 2021-2023 (weights searched per seed), --features MS, "
                         f"TimeLLM recipe; pooled.csv, rows.csv and summary.csv/.md in {STANDARD_DIR} (--out: run "
                         "folders, --csv: the pooled rows)")
     p.add_argument("--plan", action="store_true", help="with --standard: list its runs and a time estimate, train "
@@ -333,9 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "every pair)")
     p.add_argument("--seeds", default=None, metavar="S1,S2",
                    help=f"with --standard: run only these of its seeds (default all: "
-                        f"{','.join(map(str, STANDARD_SEEDS))}); the later seeds use the loss weights seed "
-                        f"{SEARCH_SEED}'s search chose, so they need its rows; processes given different seeds share "
-                        "the work (same --out and --csv); with --retime, time only these seeds' rows")
+                        f"{','.join(map(str, STANDARD_SEEDS))}); each seed searches its own loss weights, so "
+                        "processes given different seeds share the work in any order (same --out and --csv); with "
+                        "--retime, time only these seeds' rows")
     p.add_argument("--retime", action="store_true",
                    help="with --standard: measure the CPU latency and the INT8 student of every finished row again "
                         "(from its run folders; run it on an otherwise idle machine, so the speed-ups are comparable), "

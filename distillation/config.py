@@ -6,17 +6,19 @@ Nothing here loads data or a model (only the patient ids on disk), so a plan or 
 
 from __future__ import annotations
 
-import hashlib
 import json
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
 from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
 from configs.flags import check_config, flag, internal
-from data_provider.data_factory import data_root, validate as check_data
-from data_provider.ohio import discover
+from configs.identity import digest, settings
+from data_provider.data_factory import validate as check_data
+from data_provider.datasets import patient_ids
 from distillation.losses import LayerPairs, LossWeights, format_layer_map, parse_grid, uniform_layer_map
+from models import MODELS, model_uses_llm
 from models.backbones import WEIGHT_CHOICES, BackboneRow, backbone_names, resolve_backbone, safe_name
 from utils.errors import LLMTimeError
 
@@ -39,7 +41,8 @@ class PipelineConfig:
     """
 
     teacher: str = field(metadata=flag("teacher backbone row, e.g. bert"))
-    student: str = field(metadata=flag("student backbone row, e.g. tinybert"))
+    student: str = field(metadata=flag(
+        "student backbone row, e.g. tinybert, or a model without a language model: DLinear, PatchTST, MLP"))
     teacher_path: Optional[str] = field(default=None, metadata=flag(
         "local save_pretrained folder of the teacher backbone"))
     student_path: Optional[str] = field(default=None, metadata=flag(
@@ -75,8 +78,10 @@ class PipelineConfig:
         "largest forecast difference (0 = skip: the int8_* columns stay empty)"))
     out: str = field(default="./distillation_runs", metadata=flag("folder for run folders and the CSV"))
     csv: Optional[str] = field(default=None, metadata=flag(f"results CSV (default <out>/{CSV_NAME})"))
+    # A fixed training subset: the teacher cache holds the teacher's outputs for every window a student may draw.
     data: DataConfig = field(default_factory=lambda: DataConfig(max_train_windows=DEFAULT_MAX_TRAIN_WINDOWS,
-                                                                max_val_windows=DEFAULT_MAX_VAL_WINDOWS))
+                                                                max_val_windows=DEFAULT_MAX_VAL_WINDOWS,
+                                                                train_draw="fixed"))
     model: ModelConfig = field(default_factory=ModelConfig)  # llm_weights: both roles' unless one says otherwise
     train: TrainConfig = field(default_factory=TrainConfig)  # every phase's, with its own epoch budget
 
@@ -86,47 +91,93 @@ class PipelineConfig:
 
     @property
     def candidates(self) -> list[LossWeights]:
-        return [self.weights] if self.weights is not None else list(self.grid)
+        """The weights to train, given or searched; for a student without a language model only those with no
+        hidden-state term (``gamma`` 0), since it has no hidden states to match the teacher's."""
+        given = [self.weights] if self.weights is not None else list(self.grid)
+        return [w for w in given if not w.gamma] if lm_free_model(self.student) else given
 
     def backbone_weights(self, role: str) -> str:
         """'pretrained' or 'random' for the teacher or student: its own flag, else --llm_weights."""
         return getattr(self, f"{role}_weights") or self.model.llm_weights
 
 
-def validate(cfg: PipelineConfig) -> tuple[BackboneRow, BackboneRow]:
-    """Check names and numbers before anything is loaded; returns the (teacher, student) rows.
+def validate(cfg: PipelineConfig) -> tuple[BackboneRow, Optional[BackboneRow]]:
+    """Check names and numbers before anything is loaded; returns the (teacher, student) rows, the student's None
+    when it has no language model.
 
     The declared bounds and choices (``check_config``) and the data settings come first; what no declaration can
     say (backbone rows, a non-empty grid) follows.
     """
     check_config(cfg)
     check_data(cfg.data)
-    teacher, student = _row(cfg.teacher, "--teacher"), _row(cfg.student, "--student")
+    teacher = _row(cfg.teacher, "--teacher")
+    lm_free = f", or a model without a language model: {', '.join(lm_free_students())}"
+    student = _row(cfg.student, "--student", lm_free) if lm_free_model(cfg.student) is None else _lm_free_student(cfg)
     if not cfg.candidates:
         raise LLMTimeError("--grid is empty: give at least one ALPHA,BETA,GAMMA candidate")
     return teacher, student
 
 
-def _row(name: str, flag: str) -> BackboneRow:
+def lm_free_model(name: str) -> Optional[str]:
+    """The registered model a ``--student`` names when it is a model without a language model (DLinear, PatchTST,
+    MLP, ...), spelled as registered; None when it names a backbone row."""
+    return {k.lower(): k for k in MODELS if not model_uses_llm(k)}.get(name.strip().lower())
+
+
+def lm_free_students() -> list[str]:
+    """The registered models without a language model that gradient training can distil into."""
+    return [k for k in MODELS if not model_uses_llm(k) and MODELS[k].gradient_trained]
+
+
+def _lm_free_student(cfg: PipelineConfig) -> None:
+    """Check a student without a language model: it must have something to train, takes no backbone flags, and
+    learns from the teacher's forecasts only (one warning line when the grid's hidden-state candidates are skipped)."""
+    model = lm_free_model(cfg.student)
+    if not MODELS[model].gradient_trained:
+        raise LLMTimeError(f"--student {model} is not trained by gradients, so it cannot learn from a teacher; "
+                           f"choose a backbone row or one of {', '.join(lm_free_students())}")
+    if cfg.student_layers or cfg.student_path:
+        raise LLMTimeError(f"--student-layers and --student-path cut or locate a backbone; {model} has no language "
+                           "model: leave them out")
+    given = [cfg.weights] if cfg.weights is not None else cfg.grid
+    skipped = [w for w in given if w.gamma]
+    if skipped and len(skipped) == len(given):
+        raise LLMTimeError(f"hidden-state distillation does not apply to {model} (no language model, no hidden "
+                           "states): give --gamma 0 or a --grid candidate with gamma 0")
+    if skipped:
+        warnings.warn(f"hidden-state distillation does not apply to {model} (no language model): "
+                      f"{len(skipped)} weight candidate(s) with gamma > 0 skipped", stacklevel=3)
+
+
+def role_label(model: ModelConfig) -> str:
+    """What a phase's model is called in rows and progress lines: its backbone row, or the model's name when it has
+    no language model."""
+    return model.llm_model if model_uses_llm(model.model) else model.model
+
+
+def _row(name: str, flag: str, also: str = "") -> BackboneRow:
     try:
         return resolve_backbone(name)
     except LLMTimeError:
-        raise LLMTimeError(f"unknown {flag} {name!r}; choose one of: {', '.join(backbone_names())}") from None
+        raise LLMTimeError(f"unknown {flag} {name!r}; choose one of: {', '.join(backbone_names())}{also}") from None
 
 
 def patient_groups(cfg: PipelineConfig) -> list[tuple[str, Optional[list[str]]]]:
     """(tag, training patients) per CSV row: one per patient, or one pooled group with --all-patients."""
-    found = discover(data_root(cfg.data))
-    ids = cfg.data.patients or sorted(found, key=lambda p: (int(p), p) if p.isdigit() else (1 << 30, p))
+    found = patient_ids(cfg.data)  # of whichever dataset --data names, in id order
+    ids = cfg.data.patients or found
     unknown = [p for p in ids if p not in found]
     if unknown:
-        raise LLMTimeError(f"unknown patient id(s) {', '.join(unknown)}; available: {', '.join(sorted(found))}")
+        raise LLMTimeError(f"unknown patient id(s) {', '.join(unknown)}; available: {', '.join(found)}")
     if cfg.all_patients:
         return [("all" if cfg.data.patients is None else "+".join(ids), cfg.data.patients)]
     return [(pid, [pid]) for pid in ids]
 
 
 def _model_config(cfg: PipelineConfig, role: str) -> ModelConfig:
+    lm_free = lm_free_model(cfg.student) if role == "student" else None
+    if lm_free is not None:
+        return replace(cfg.model, model=lm_free)
     return replace(cfg.model, llm_model=resolve_backbone(getattr(cfg, role)).name,
                    llm_path=getattr(cfg, f"{role}_path"), llm_weights=cfg.backbone_weights(role),
                    llm_layers=getattr(cfg, f"{role}_layers"))
@@ -157,8 +208,11 @@ def phase_configs(cfg: PipelineConfig, tag: str, patients: Optional[list[str]]) 
 
 
 def _tag(model: ModelConfig) -> str:
+    base = f"-on-{model.base}" if model.base != "none" else ""
+    if not model_uses_llm(model.model):
+        return safe_name(model.model) + base
     layers = f"-L{model.llm_layers}" if model.llm_layers else ""
-    return f"{safe_name(model.llm_model)}{layers}" + ("_random" if model.llm_weights == "random" else "")
+    return f"{safe_name(model.llm_model)}{layers}{base}" + ("_random" if model.llm_weights == "random" else "")
 
 
 def run_names(configs: dict[str, RunConfig], weights: LossWeights, init_from_baseline: bool) -> dict[str, str]:
@@ -169,37 +223,46 @@ def run_names(configs: dict[str, RunConfig], weights: LossWeights, init_from_bas
 
 
 def config_key(cfg: PipelineConfig, configs: dict[str, RunConfig]) -> str:
-    """A short hash of everything that determines a row, so a finished row is recognised and skipped.
+    """A short hash of everything that determines a row, so a finished row is recognised and skipped: each phase's
+    run identity (``configs.identity``: its result-relevant settings that differ from their defaults) and what the
+    pipeline adds to them.
 
     ``int8`` is left out on purpose: it only adds the INT8 columns, so rows written before it existed keep their
     key (and are skipped, with those columns empty) rather than being trained again.
     """
     what = {
-        "phases": {k: v.to_dict() for k, v in configs.items()},
+        "phases": {k: settings(v) for k, v in configs.items()},
         "candidates": [w.as_tuple() for w in cfg.candidates],
         "layer_map": cfg.layer_map,
         "init_from_baseline": cfg.init_from_baseline,
         "latency": (cfg.latency_repeats, cfg.latency_threads),
     }
-    return hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return digest(what, digits=12)
 
 
 def plan(cfg: PipelineConfig) -> str:
     """The phases and configurations a run would execute, without loading any data or model."""
     teacher, student = validate(cfg)
     groups = patient_groups(cfg)
-    s_depth, t_depth = cfg.student_layers or student.depth, cfg.teacher_layers or teacher.depth
-    pairs = cfg.layer_map or uniform_layer_map(s_depth, t_depth)
+    t_depth = cfg.teacher_layers or teacher.depth
+    if student is None:
+        who = f"{lm_free_model(cfg.student)} (student, no language model)"
+        layer_map = "layer map: none (the student has no hidden states: output distillation only)"
+    else:
+        s_depth = cfg.student_layers or student.depth
+        pairs = cfg.layer_map or uniform_layer_map(s_depth, t_depth)
+        who = f"{student.name} (student, {s_depth} layers, {cfg.backbone_weights('student')} weights)"
+        layer_map = (f"layer map (student:teacher, {'explicit' if cfg.layer_map else 'uniform'}): "
+                     f"{format_layer_map(pairs)}"
+                     + ("" if cfg.layer_map else " (from table depths; recomputed from the loaded backbones)"))
     lines = [
         f"distillation plan: {teacher.name} (teacher, {t_depth} layers, {cfg.backbone_weights('teacher')} weights) "
-        f"-> {student.name} (student, {s_depth} layers, {cfg.backbone_weights('student')} weights); "
-        f"{cfg.data.data}; "
+        f"-> {who}; {cfg.data.data}; "
         + (f"one pooled model over {groups[0][0]}" if cfg.all_patients else f"{len(groups)} patient(s), one row each"),
         "objective: alpha*MSE(student, truth) + beta*MSE(student, teacher) + gamma*hidden-state MSE (no temperature)",
         "weights: " + (f"given {cfg.weights.as_tuple()}" if cfg.weights else
-                       "chosen on validation MSE among " + "; ".join(str(w.as_tuple()) for w in cfg.grid)),
-        f"layer map (student:teacher, {'explicit' if cfg.layer_map else 'uniform'}): {format_layer_map(pairs)}"
-        + ("" if cfg.layer_map else " (from table depths; recomputed from the loaded backbones)"),
+                       "chosen on validation MSE among " + "; ".join(str(w.as_tuple()) for w in cfg.candidates)),
+        layer_map,
         f"results: {cfg.csv_path}",
     ]
     for tag, patients in groups:
@@ -209,7 +272,7 @@ def plan(cfg: PipelineConfig) -> str:
         for k, phase in enumerate(("teacher", "baseline", "distilled"), 1):
             rc = configs[phase]
             extra = f" x {len(cfg.candidates)} weight candidates" if phase == "distilled" else ""
-            lines.append(f"  {k}. {phase:<9} {rc.model.llm_model} ({rc.train.train_epochs} epochs){extra} -> "
+            lines.append(f"  {k}. {phase:<9} {role_label(rc.model)} ({rc.train.train_epochs} epochs){extra} -> "
                          f"{Path(rc.checkpoints) / names[phase]}")
         lines.append("  4. evaluate  CPU latency (batch 1, 64), sizes, RMSE/MAE/Clarke, retention, agreement, persistence"
                      + (", INT8 ONNX student" if cfg.int8 else "") + " -> CSV row")

@@ -19,20 +19,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from data_provider.data_factory import WindowDataset
+from distillation.teacher_cache import TeacherCache, normalise_hidden
 from exp.trainer import masked_mse
 from models.backbones import FAMILIES
 from models.base import Forecaster
 from models.time_llm import TimeLLM
 from utils.errors import LLMTimeError
-
-if TYPE_CHECKING:
-    from distillation.teacher_cache import TeacherCache
 
 PROJECTION_PREFIX = "distill_projections."
 LayerPairs = list[tuple[int, int]]
@@ -84,11 +83,6 @@ def format_layer_map(pairs: LayerPairs) -> str:
 # --- features and projections -------------------------------------------------------------------------------------
 
 
-def normalise_hidden(h: Tensor) -> Tensor:
-    """Standardise each feature vector (last axis) to zero mean, unit variance: layer norm with no affine."""
-    return F.layer_norm(h.float(), (h.shape[-1],))
-
-
 def build_projections(student_width: int, teacher_width: int, n_pairs: int) -> nn.ModuleList:
     """One learned student->teacher projection per mapped pair; identity where the widths already agree."""
     make = (lambda: nn.Identity()) if student_width == teacher_width else (lambda: nn.Linear(student_width, teacher_width))
@@ -96,21 +90,23 @@ def build_projections(student_width: int, teacher_width: int, n_pairs: int) -> n
 
 
 class DistillStudent(Forecaster):
-    """A TimeLLM student plus its hidden-state projections, trained as one module by the shared Trainer.
+    """A student plus its hidden-state projections, trained as one module by the shared Trainer.
 
     ``forward(x)`` is the student's forecast (validation and prediction see the student alone);
     ``forward(x, return_hidden=True)`` also returns the projected, normalised student states at the mapped layers.
     Checkpoint state keeps the student's own keys unchanged and the projections under ``distill_projections.``, so
-    ``student_state`` turns it back into a plain TimeLLM state.
+    ``student_state`` turns it back into a plain TimeLLM state. With no mapped layers (``gamma`` 0, or a student
+    without a language model) there are no projections and the student's width is never read.
     """
 
     uses_llm = True
 
-    def __init__(self, student: TimeLLM, pairs: LayerPairs, teacher_width: int) -> None:
+    def __init__(self, student: Forecaster, pairs: LayerPairs, teacher_width: int) -> None:
         super().__init__()
         self.student = student
         self.student_layers = [s for s, _ in pairs]
-        self.projections = build_projections(hidden_width(student), teacher_width, len(pairs))
+        self.projections = (build_projections(hidden_width(student), teacher_width, len(pairs)) if pairs
+                            else nn.ModuleList())
 
     @property
     def weights_source(self) -> str:
@@ -129,6 +125,10 @@ class DistillStudent(Forecaster):
         # Normalise before projecting too: the projection then learns a mix of features, not their raw scale.
         feats = [normalise_hidden(proj(normalise_hidden(hidden[s]))) for proj, s in zip(self.projections, self.student_layers)]
         return pred, feats
+
+    def fit_closed_form(self, train: WindowDataset) -> None:
+        """The student's own closed-form fit (its ridge base, ``--base ridge``) before it trains."""
+        self.student.fit_closed_form(train)
 
     def trainable_state_dict(self) -> dict[str, Tensor]:
         state = dict(self.student.trainable_state_dict())
@@ -153,8 +153,10 @@ def hidden_width(model: TimeLLM) -> int:
     return FAMILIES[model.backbone_row.family].hidden_width(model.backbone.config)
 
 
-def backbone_depth(model: TimeLLM) -> int:
-    """Layers actually loaded (after any --llm_layers cut)."""
+def backbone_depth(model: Forecaster) -> int:
+    """Layers actually loaded (after any --llm_layers cut); 0 for a model without a language model."""
+    if model.backbone_row is None:
+        return 0
     return FAMILIES[model.backbone_row.family].depth(model.backbone.config)
 
 
@@ -240,7 +242,7 @@ class DistillationObjective:
     hidden-state terms falling epoch by epoch, not only their weighted total (``epoch_terms``).
     """
 
-    def __init__(self, weights: LossWeights, cache: Optional["TeacherCache"]) -> None:
+    def __init__(self, weights: LossWeights, cache: Optional[TeacherCache]) -> None:
         if (weights.beta or weights.gamma) and cache is None:
             raise ValueError("beta or gamma > 0 needs a teacher cache")
         if weights.gamma and cache is not None and not cache.layers:

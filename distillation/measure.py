@@ -12,8 +12,11 @@ import numpy as np
 import pandas as pd
 
 from exp.checkpoint import CHECKPOINT_NAME
+from exp.reuse import METRICS_NAME
+from utils.errors import LLMTimeError
 
 MB = 1e6
+PREDICTION_COLUMNS = ("patient", "timestamp", "horizon_min", "truth", "forecast")
 AGREEMENT_MGDL = 10.0
 
 
@@ -37,8 +40,22 @@ def agreement(teacher_run: Path, student_run: Path, minutes: int, tolerance: flo
 
 
 def predictions(run_dir: Path) -> pd.DataFrame:
-    """A run's scored test forecasts (predictions.csv)."""
-    return pd.read_csv(Path(run_dir) / "predictions.csv", dtype={"patient": str})
+    """A run's scored test forecasts (predictions.csv). Every finished run scored some, so a missing, empty or
+    header-only file means the folder was damaged since: one line saying how to have the run made again."""
+    path = Path(run_dir) / "predictions.csv"
+    fix = f"delete {Path(run_dir) / METRICS_NAME} so that the run is trained again"
+    try:
+        frame = pd.read_csv(path, dtype={"patient": str})
+    except FileNotFoundError:
+        raise LLMTimeError(f"{path} is missing: {fix}") from None
+    except (ValueError, UnicodeDecodeError, OSError) as e:  # pandas' empty-file and parser errors are ValueErrors
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LLMTimeError(f"{path} is not a readable predictions table ({first}): {fix}") from None
+    missing = [c for c in PREDICTION_COLUMNS if c not in frame]
+    if frame.empty or missing:
+        what = f"lacks {', '.join(missing)}" if missing else "holds no forecasts"
+        raise LLMTimeError(f"{path} {what}: {fix}")
+    return frame
 
 
 def agreement_of(teacher: pd.DataFrame, student: pd.DataFrame, minutes: int, tolerance: float = AGREEMENT_MGDL,

@@ -20,7 +20,8 @@ from configs import RunConfig
 from data_provider.data_factory import Splits
 from distillation.losses import DistillStudent, LayerPairs, split_state
 from exp.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from exp.reuse import EXTRA_SETTINGS_NAME, changed_settings, finished_run, read_json, rebuild
+from exp.reuse import (EXTRA_SETTINGS_NAME, METRICS_NAME, changed_settings, finished_run, mark_finished, read_json,
+                       rebuild)
 from exp.run import train_and_test
 from exp.trainer import Objective, forecast_objective
 from models import build_model
@@ -55,9 +56,7 @@ def train_phase(
     phase = _reuse(run_dir, cfg, splits, extra)
     if phase is not None:
         return phase
-    for stale in ("metrics.json", EXTRA_SETTINGS_NAME):  # their presence marks a finished run
-        (run_dir / stale).unlink(missing_ok=True)
-    cfg = continuing(run_dir, cfg, extra)
+    cfg = continuing(run_dir, cfg, extra)  # train_and_test removes the old outputs, the marks of a finished run
     result = train_and_test(cfg, objective=make_objective(), splits=splits, model=build(), name=name)
     model = result.model
     if isinstance(model, DistillStudent):
@@ -93,11 +92,13 @@ def _reuse(run_dir: Path, cfg: RunConfig, splits: Splits, extra: Optional[dict])
 
 
 def _strip_projections(run_dir: Path) -> None:
-    """Leave a plain TimeLLM checkpoint (loadable by evaluate_saved); keep the projections as an extra field."""
+    """Leave a plain TimeLLM checkpoint (loadable by evaluate_saved); keep the projections as an extra field. The
+    finished run's metrics.json then records the rewritten checkpoint's hash."""
     cfg, scaler, state, extra = load_checkpoint(run_dir)
     student, projections = split_state(state)
     extra.pop("distill_projections", None)
     save_checkpoint(run_dir, student, cfg, scaler, **extra, distill_projections=projections)
+    mark_finished(run_dir, read_json(run_dir / METRICS_NAME))
 
 
 def checkpoint_digest(run_dir: Path) -> str:

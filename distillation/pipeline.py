@@ -23,7 +23,7 @@ resume.
 
 The jobs live in their own modules: ``config`` (settings, phase configs, plan), ``phases`` (train or reuse one
 phase), ``search`` (the loss-weight search), ``report`` (latency and the CSV row) and ``cli`` (the flags); this module
-runs them in order.
+runs them in order and is the command line (``main``).
 """
 
 from __future__ import annotations
@@ -31,19 +31,22 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from configs import RunConfig
 from data_provider.data_factory import Splits, build_splits
-from distillation.config import PipelineConfig, config_key, patient_groups, phase_configs, run_names, validate
+from distillation.cli import build_parser, config_from_args
+from distillation.config import (PipelineConfig, config_key, patient_groups, phase_configs, plan, role_label,
+                                 run_names, validate)
 from distillation.deploy import int8_figures
 from distillation.losses import backbone_depth
 from distillation.phases import Phase, seeded_builder, train_phase
 from distillation.report import measure_latency, report_row
 from distillation.search import search_weights
+from utils.cli import run_cli
 from utils.results import append_row, locked
 
 
@@ -101,14 +104,48 @@ def train_references(
     """
     probe = seeded_builder(configs["baseline"], splits)()
     names = run_names(configs, cfg.candidates[0], cfg.init_from_baseline)
-    tqdm.write(f"[{tag}] 1/4 teacher {configs['teacher'].model.llm_model}")
-    teacher = train_phase(configs["teacher"], names["teacher"], splits, seeded_builder(configs["teacher"], splits))
-    tqdm.write(f"[{tag}] 2/4 student baseline {configs['baseline'].model.llm_model}")
+    teacher = train_teacher(cfg, tag, configs, splits)
+    tqdm.write(f"[{tag}] 2/4 student baseline {role_label(configs['baseline'].model)}")
     baseline = train_phase(configs["baseline"], names["baseline"], splits, lambda: probe)
     return teacher, baseline, backbone_depth(probe)
 
 
-if __name__ == "__main__":  # `python -m distillation.pipeline` is the documented command; the flags live in cli
-    from distillation.cli import main
+def train_teacher(cfg: PipelineConfig, tag: str, configs: dict[str, RunConfig], splits: Splits) -> Phase:
+    """Phase 1, the teacher, in the run folder the pipeline reads it from (a finished one is reused), so a teacher
+    trained ahead of the pipeline (``distillation.scripts.train_teachers``) is the one its pairs distil from."""
+    tqdm.write(f"[{tag}] 1/4 teacher {configs['teacher'].model.llm_model}")
+    name = run_names(configs, cfg.candidates[0], cfg.init_from_baseline)["teacher"]
+    return train_phase(configs["teacher"], name, splits, seeded_builder(configs["teacher"], splits))
 
+
+def print_rows(rows: Sequence[dict[str, Any]]) -> None:
+    """One line per row: accuracy of teacher, baseline and distilled student at 30 and 60 min, and the speed-up."""
+    head = f"{'patient':>10} {'teacher':>10} {'student':>10} {'RMSE30 T/B/D':>22} {'RMSE60 T/B/D':>22} {'speed-up':>8}"
+    print(head)
+    for r in rows:
+        f = lambda p, m: "/".join(f"{r[f'{x}_{m}']:.1f}" for x in p)  # noqa: E731
+        trio = ("teacher", "baseline", "distilled")
+        print(f"{str(r['patient']):>10} {r['teacher']:>10} {r['student']:>10} {f(trio, 'rmse_30'):>22} "
+              f"{f(trio, 'rmse_60'):>22} {r['speedup_b1']:>8.2f}")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The pipeline's command line (``python -m distillation.pipeline``): 0 when every row is written, 2 on a user
+    error (one line), 130 when interrupted."""
+
+    def body() -> int:  # run_cli makes warnings one line each
+        args = build_parser().parse_args(argv)
+        cfg = config_from_args(args)
+        if args.dry_run:
+            print(plan(cfg))
+            return 0
+        rows = run_pipeline(cfg)
+        print_rows(rows)
+        print(f"results: {cfg.csv_path}")
+        return 0
+
+    return run_cli(body, "interrupted: finished phases are kept and reused on the next run")
+
+
+if __name__ == "__main__":  # `python -m distillation.pipeline` is the documented command
     sys.exit(main())

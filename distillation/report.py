@@ -17,13 +17,14 @@ from torch import nn
 from bench.latency import latency_ms
 from configs import RunConfig
 from data_provider.data_factory import Splits
-from distillation.config import PipelineConfig, config_key
+from distillation.config import PipelineConfig, config_key, role_label
 from distillation.losses import backbone_depth, format_layer_map
 from distillation.measure import agreement, agreement_of, checkpoint_mb, predictions, size_mb
 from distillation.phases import Phase
 from distillation.search import Search
 from exp.reuse import read_json
 from exp.trainer import count_parameters
+from utils.cgm import NAMED_HORIZONS_MIN
 from utils.error_grids import clarke_zones, zone_shares
 
 LATENCY_WINDOWS = 64
@@ -79,7 +80,7 @@ def report_row(
         "dataset": cfg.data.data,
         "seed": cfg.train.seed,
         "teacher": configs["teacher"].model.llm_model,
-        "student": configs["baseline"].model.llm_model,
+        "student": role_label(configs["baseline"].model),
         "teacher_layers": backbone_depth(teacher.model),
         "student_layers": backbone_depth(distilled.model),
         "teacher_weights": teacher.model.weights_source,
@@ -144,7 +145,7 @@ def persistence(teacher: Phase, distilled: Phase) -> dict[str, Optional[float]]:
     of a row shares its test windows; the distilled run's figures stand in for a teacher run that predates them)."""
     return {f"persistence_rmse_{m}": teacher.row.get(f"persistence_rmse_{m}",
                                                       distilled.row.get(f"persistence_rmse_{m}"))
-            for m in (30, 60)}
+            for m in NAMED_HORIZONS_MIN}
 
 
 def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
@@ -170,11 +171,11 @@ def per_patient_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
         for phase in PHASES:
             scores = metrics[phase]["per_patient"][pid]
             r.update({f"{phase}_{m}": scores.get(m) for m in PER_PATIENT})
-            for minutes in (30, 60):
+            for minutes in NAMED_HORIZONS_MIN:
                 at = mine[phase][mine[phase]["horizon_min"] == minutes].dropna(subset=["truth", "forecast"])
                 r[f"{phase}_clarke_ab_{minutes}"] = zone_shares(clarke_zones(at["truth"], at["forecast"]))["A+B"]
         last_reading = metrics["teacher"]["persistence"]["per_patient"][pid]  # not the module's persistence()
-        for minutes in (30, 60):
+        for minutes in NAMED_HORIZONS_MIN:
             r[f"persistence_rmse_{minutes}"] = last_reading[f"rmse_{minutes}"]
             r[f"retention_{minutes}"] = _ratio(r[f"teacher_rmse_{minutes}"], r[f"distilled_rmse_{minutes}"])
             r[f"agreement_{minutes}"] = agreement_of(mine["teacher"], mine["distilled"], minutes)

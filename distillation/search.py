@@ -113,8 +113,9 @@ def search_weights(
     student_build: Callable[[], nn.Module],
     student_depth: int,
 ) -> Search:
-    """Train (or reuse) a distilled student per candidate and choose on validation MSE."""
-    pairs = layer_pairs(cfg, student_depth, teacher.model)
+    """Train (or reuse) a distilled student per candidate and choose on validation MSE; a student without a language
+    model (``student_depth`` 0) has no hidden states to pair."""
+    pairs = layer_pairs(cfg, student_depth, teacher.model) if student_depth else []
     cache_layers = [t for _, t in pairs] if any(w.gamma for w in cfg.candidates) else []
     check_cache_budget(cfg, splits, teacher.model, cache_layers)
     outputs = TeacherOutputs(teacher.model, splits, cache_layers, configs["teacher"].train.eval_batch_size,

@@ -1,4 +1,4 @@
-"""The standard distillation report (issue 12): one fixed teacher, three students, 12 patients x 3 seeds.
+"""The standard distillation report: one fixed teacher, three students, 12 patients x 3 seeds.
 
 Teacher: Time-LLM on MiniLM (6 layers, real weights), events as prompt text and as channels (``--features MS``),
 trained with the TimeLLM recipe (``exp/recipes.py``) in bf16 autocast: the standard comparison's ``TimeLLM (MS)``
@@ -12,9 +12,10 @@ Sized for two CPU cores as the standard comparison is (``comparison/standard.py`
   test window of every patient; the report has one row per pair, seed and patient (``rows.csv``, from the pooled
   runs' per-patient scores) and compares distilled with baseline patient by patient (12 pairs per seed) -- the
   per-patient design (one teacher per patient) would cost 12 teachers per seed;
-- the loss weights are searched on validation on the first seed only (``SEARCH_SEED``, among the default grid, which
-  includes the truth-only (1, 0, 0): "no distillation" can win); the later seeds train one distilled student per
-  pair with the weights that search chose (none when it chose (1, 0, 0): the baseline's run then stands for it).
+- the loss weights are searched on validation for every seed and pair, among the default grid, which includes the
+  truth-only (1, 0, 0) ("no distillation" can win; the baseline's run then stands for it). Weights searched on one
+  seed and reused on another can be worse on that seed's validation than the student alone, so each seed chooses
+  its own, and the seeds are independent runs (``--seeds`` splits them between processes in any order).
 
 Every (pair, seed) is one ``PipelineConfig`` (pooled CSV ``pooled.csv``: one row per pair and seed); the three pairs
 of a seed share the teacher's run folder and settings, so the teacher trains once per seed and the later pairs reuse
@@ -34,10 +35,7 @@ from typing import Optional
 import pandas as pd
 
 from distillation.cli import pipeline_config
-from distillation.config import (PipelineConfig, baseline_stands_for, config_key, patient_groups, phase_configs,
-                                 run_names)
-from distillation.losses import LossWeights
-from distillation.pipeline import finished_row
+from distillation.config import PipelineConfig, baseline_stands_for, patient_groups, phase_configs, run_names
 from distillation.report import per_patient_rows
 from distillation.summary import standard_markdown, summarise_standard
 from exp.recipes import apply_recipe
@@ -51,7 +49,6 @@ STANDARD_RUNS = "checkpoints/distill_standard"  # run folders (checkpoints, pred
 COMPARISON_RUNS = "checkpoints/compare/standard"  # the standard comparison's run folders (its default --out)
 STANDARD_PATIENTS = [str(p) for p in range(1001, 1013)]  # the 12 bundled patients, pooled
 STANDARD_SEEDS = (2021, 2022, 2023)
-SEARCH_SEED = STANDARD_SEEDS[0]  # the seed whose validation search chooses each pair's loss weights
 STANDARD_WINDOWS = (2_000, 1_000)  # training / validation windows per epoch: the standard comparison's Time-LLM budget
 POOLED_CSV = "pooled.csv"  # the pipeline's rows: one per pair and seed
 ROWS_CSV = "rows.csv"  # one per pair, seed and patient
@@ -76,19 +73,11 @@ def standard_seeds(text: Optional[str]) -> tuple[int, ...]:
     return tuple(s for s in STANDARD_SEEDS if s in wanted)
 
 
-def student_key(cfg: PipelineConfig) -> tuple:
-    """What tells the pairs of one seed apart (the teacher is the same)."""
-    return cfg.student, cfg.student_layers, cfg.backbone_weights("student")
-
-
-def standard_configs(args: argparse.Namespace, out: Optional[str] = None, csv: Optional[Path] = None,
-                     chosen: Optional[dict[tuple, LossWeights]] = None) -> list[PipelineConfig]:
+def standard_configs(args: argparse.Namespace, out: Optional[str] = None,
+                     csv: Optional[Path] = None) -> list[PipelineConfig]:
     """The preset's pipeline settings, seed by seed and pair by pair (teacher first needed, then reused); the
-    parsed shared flags supply what the preset leaves open (latency repeats, --int8, the grid).
-
-    The search seed's configs search the grid; a later seed's config takes the weights ``chosen`` for its pair
-    (``chosen_weights``); before the search has run (``chosen`` None, as for ``--plan``) it holds the grid's first
-    candidate as a stand-in, so the plan counts one distilled run for it."""
+    parsed shared flags supply what the preset leaves open (latency repeats, --int8, the grid). Every config
+    searches the grid on its own seed's validation windows."""
     csv = csv or STANDARD_DIR / POOLED_CSV
     configs = []
     for seed in STANDARD_SEEDS:
@@ -100,11 +89,9 @@ def standard_configs(args: argparse.Namespace, out: Optional[str] = None, csv: O
             epochs = train.train_epochs
             data = dataclasses.replace(cfg.data, patients=list(STANDARD_PATIENTS), covariates=True,
                                        max_train_windows=STANDARD_WINDOWS[0], max_val_windows=STANDARD_WINDOWS[1])
-            cfg = dataclasses.replace(cfg, data=data, model=dataclasses.replace(cfg.model, prompt_domain=False),
-                                      train=train, teacher_epochs=epochs, student_epochs=epochs, distill_epochs=epochs)
-            if seed != SEARCH_SEED:
-                cfg = dataclasses.replace(cfg, weights=(chosen or {}).get(student_key(cfg), cfg.grid[0]))
-            configs.append(cfg)
+            configs.append(dataclasses.replace(
+                cfg, data=data, model=dataclasses.replace(cfg.model, prompt_domain=False), train=train,
+                teacher_epochs=epochs, student_epochs=epochs, distill_epochs=epochs))
     return configs
 
 
@@ -125,20 +112,6 @@ def adopt_teacher(cfg: PipelineConfig, runs: Path) -> Optional[Path]:
             shutil.copytree(run, target, ignore=shutil.ignore_patterns("last.pt", "tensorboard"))
             return run
     return None
-
-
-def chosen_weights(configs: list[PipelineConfig]) -> dict[tuple, LossWeights]:
-    """The loss weights each pair's search (its search-seed row in the pooled CSV) chose; pairs whose search has no
-    row (it failed) are absent."""
-    chosen = {}
-    for cfg in configs:
-        if cfg.train.seed != SEARCH_SEED:
-            continue
-        (tag, patients), = patient_groups(cfg)
-        row = finished_row(cfg.csv_path, config_key(cfg, phase_configs(cfg, tag, patients)))
-        if row is not None:
-            chosen[student_key(cfg)] = LossWeights(float(row["alpha"]), float(row["beta"]), float(row["gamma"]))
-    return chosen
 
 
 def planned_runs(configs: list[PipelineConfig]) -> pd.DataFrame:
@@ -196,9 +169,8 @@ def plan_text(configs: list[PipelineConfig]) -> str:
         "pairs: " + ", ".join(pairs),
         f"patients: {' '.join(STANDARD_PATIENTS)} (pooled); seeds: {' '.join(map(str, STANDARD_SEEDS))}; "
         f"runs under {first.out}/runs",
-        f"weight candidates (validation, seed {SEARCH_SEED} only): " + "; ".join(str(w.as_tuple()) for w in first.grid)
-        + f"; seeds {' '.join(str(s) for s in STANDARD_SEEDS if s != SEARCH_SEED)}: one distilled run per pair with "
-        f"the weights seed {SEARCH_SEED} chose (listed below with a stand-in); INT8 student: "
+        "weight candidates (validation, searched for every seed and pair): "
+        + "; ".join(str(w.as_tuple()) for w in first.grid) + "; INT8 student: "
         + ("on" if first.int8 else "off (--int8 0)"),
         f"training runs: {len(trained)} ({', '.join(f'{n} {p}' for p, n in trained['phase'].value_counts().items())}"
         f"); teacher runs named {int((runs['phase'] == 'teacher').sum())} times, trained "

@@ -5,25 +5,26 @@ persistence.
 "Beat" is paired by patient: each patient's baseline and distilled student are tested on the same windows, after
 training from the same seed on the same windows, so the comparison is the per-patient difference (distilled -
 baseline RMSE, averaged over the seeds; negative = distillation better), counted as wins, averaged, and tested with
-the Wilcoxon signed-rank test across patients, which needs no normality of differences that a dozen patients cannot
-show. Patients, not (patient, seed) rows, are the unit: the seeds of one patient are not independent of each other,
-and with pooled training one seed's patients share one model. With fewer than ``MIN_WILCOXON_PAIRS`` patients no
-two-sided p-value can fall below 0.05, so none is reported. The ``_sd`` columns are the standard deviation over seeds
-of the mean over patients (how much a rerun moves the headline figure).
+the paired test of ``utils.stats`` (two-sided Wilcoxon signed-rank across patients, with its rules for too few
+pairs and for no difference at all). Patients, not (patient, seed) rows, are the unit: the seeds of one patient are
+not independent of each other, and with pooled training one seed's patients share one model. The report tests every
+pair at 30 and 60 min, so those p-values are Holm-corrected together (``distill_p_holm_<m>`` beside the raw
+``distill_wilcoxon_p_<m>``), and only a corrected p below 0.05 calls distillation better or worse. The ``_sd``
+columns are the standard deviation over seeds of the mean over patients (how much a rerun moves the headline figure).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import wilcoxon
 
+from utils.cgm import NAMED_HORIZONS_MIN
 from utils.errors import LLMTimeError
+from utils.stats import ALPHA, MIN_PAIRS, holm, paired_test, significant
 
-MIN_WILCOXON_PAIRS = 6  # smallest n whose exact two-sided signed-rank p-value can be < 0.05 (1/32)
 PAIR_KEYS = ["teacher", "student", "teacher_layers", "student_layers", "teacher_weights", "student_weights"]
 MEANS = ["teacher_rmse_30", "baseline_rmse_30", "distilled_rmse_30", "persistence_rmse_30",
          "teacher_rmse_60", "baseline_rmse_60", "distilled_rmse_60", "persistence_rmse_60",
@@ -35,20 +36,10 @@ WITH_SD = ("teacher_rmse_30", "baseline_rmse_30", "distilled_rmse_30", "teacher_
            "distilled_rmse_60")
 
 
-def paired(better: pd.Series, worse: pd.Series) -> dict[str, Any]:
-    """Wins (``better`` < ``worse``), mean difference (better - worse) and the Wilcoxon p-value (None when there are
-    too few pairs; 1.0 when every difference is zero) of two aligned series of RMSEs."""
-    diff = (better.astype(float) - worse.astype(float)).dropna()
-    n = len(diff)
-    p: Optional[float] = None
-    if n >= MIN_WILCOXON_PAIRS:
-        p = 1.0 if np.allclose(diff, 0.0) else float(wilcoxon(diff.to_numpy()).pvalue)
-    return {"n": n, "wins": int((diff < 0).sum()), "mean_diff": float(diff.mean()) if n else math.nan, "p": p}
-
-
 def summarise_standard(rows: pd.DataFrame, label) -> pd.DataFrame:
     """One row per pair: means (and sd of the RMSEs) over its (patient, seed) runs, the run count, and the paired
-    distilled-vs-baseline and teacher-vs-persistence figures at 30 and 60 min. ``label`` names a pair from a row."""
+    distilled-vs-baseline and teacher-vs-persistence figures at 30 and 60 min, the distillation p-values of every
+    pair Holm-corrected together. ``label`` names a pair from a row."""
     if rows.empty:
         raise LLMTimeError("no pipeline rows to summarise")
     rows = rows.assign(pair=rows.apply(label, axis=1))
@@ -63,52 +54,61 @@ def summarise_standard(rows: pd.DataFrame, label) -> pd.DataFrame:
         for col in WITH_SD:
             rec[f"{col}_sd"] = round(float(by_seed[col].mean().std(ddof=1)), 4) if by_seed.ngroups > 1 else math.nan
         by_patient = group.groupby("patient").mean(numeric_only=True)
-        for m in (30, 60):
-            d = paired(by_patient[f"distilled_rmse_{m}"], by_patient[f"baseline_rmse_{m}"])
-            rec.update({f"distill_wins_{m}": d["wins"], f"distill_pairs_{m}": d["n"],
-                        f"distill_minus_baseline_{m}": round(d["mean_diff"], 4), f"distill_wilcoxon_p_{m}": d["p"]})
+        for m in NAMED_HORIZONS_MIN:
+            d = paired_test(by_patient[f"distilled_rmse_{m}"] - by_patient[f"baseline_rmse_{m}"])
+            rec.update({f"distill_wins_{m}": d.lower, f"distill_pairs_{m}": d.n,
+                        f"distill_minus_baseline_{m}": round(d.mean_diff, 4), f"distill_wilcoxon_p_{m}": d.p,
+                        f"distill_p_holm_{m}": math.nan})  # set below, over every pair's test
             persist = by_patient.get(f"persistence_rmse_{m}", pd.Series(np.nan, index=by_patient.index))
-            t = paired(by_patient[f"teacher_rmse_{m}"], persist)
-            rec.update({f"teacher_beats_persistence_{m}": t["wins"], f"teacher_persistence_pairs_{m}": t["n"],
-                        f"teacher_minus_persistence_{m}": round(t["mean_diff"], 4)})
+            t = paired_test(by_patient[f"teacher_rmse_{m}"] - persist)
+            rec.update({f"teacher_beats_persistence_{m}": t.lower, f"teacher_persistence_pairs_{m}": t.n,
+                        f"teacher_minus_persistence_{m}": round(t.mean_diff, 4)})
         pooled = "group" in group  # per-patient rows of pooled runs: one choice per seed
         chosen = group.drop_duplicates(["group", "seed"]) if pooled else group
         rec["chosen_alpha_beta_gamma"] = "; ".join(
             f"{'' if pooled else f'{r.patient}/'}s{r.seed}: {r.alpha:g}/{r.beta:g}/{r.gamma:g}"
             for r in chosen.itertuples())
         out.append(rec)
+    tests = [(rec, m) for rec in out for m in NAMED_HORIZONS_MIN]
+    for (rec, m), p in zip(tests, holm([rec[f"distill_wilcoxon_p_{m}"] for rec, m in tests])):
+        rec[f"distill_p_holm_{m}"] = p
     return pd.DataFrame(out)
 
 
+def family_size(summary: pd.DataFrame) -> int:
+    """How many distillation tests the report states (and Holm corrects together): every tested pair and horizon."""
+    return int(sum(summary[f"distill_wilcoxon_p_{m}"].notna().sum() for m in NAMED_HORIZONS_MIN))
+
+
 def outcome(r: pd.Series, m: int) -> str:
-    """Distilled against the student alone at ``m`` min: 'beat' or 'worse' at Wilcoxon p < 0.05 across patients,
-    'level' otherwise, 'untested' with too few patients for the test."""
-    p, diff = r[f"distill_wilcoxon_p_{m}"], r[f"distill_minus_baseline_{m}"]
-    if p is None or pd.isna(p):
+    """Distilled against the student alone at ``m`` min: 'beat' or 'worse' at a Holm-corrected Wilcoxon p below
+    ALPHA across patients, 'level' otherwise, 'untested' with too few patients for the test."""
+    p, diff = r[f"distill_p_holm_{m}"], r[f"distill_minus_baseline_{m}"]
+    if pd.isna(p):
         return "untested"
-    if p >= 0.05:
+    if not significant(p):
         return "level"
     return "beat" if diff < 0 else "worse"
 
 
-def verdicts(r: pd.Series) -> list[str]:
-    """The plain sentences of one summary row: distillation against the student alone, the teacher against
-    persistence, at 30 and 60 min."""
+def verdicts(r: pd.Series, tests: int) -> list[str]:
+    """The plain sentences of one summary row: distillation against the student alone (``tests``: how many the
+    report corrects together), the teacher against persistence, at 30 and 60 min."""
     lines = []
-    for m in (30, 60):
-        n, wins, diff, p = r[f"distill_pairs_{m}"], r[f"distill_wins_{m}"], r[f"distill_minus_baseline_{m}"], \
-            r[f"distill_wilcoxon_p_{m}"]
+    for m in NAMED_HORIZONS_MIN:
+        n, wins, diff = r[f"distill_pairs_{m}"], r[f"distill_wins_{m}"], r[f"distill_minus_baseline_{m}"]
         result = outcome(r, m)
-        tested = result != "untested"
         verdict = {"untested": "beat" if diff < 0 and wins > n / 2 else "did not beat",  # the direction alone
-                   "level": "did not measurably beat (Wilcoxon p >= 0.05)", "beat": "beat",
+                   "level": f"cannot be told apart (Holm-corrected p >= {ALPHA}) from", "beat": "beat",
                    "worse": "was significantly WORSE than"}[result]
-        test = f"Wilcoxon p = {p:.3g}" if tested else f"too few pairs for a Wilcoxon test (< {MIN_WILCOXON_PAIRS})"
+        test = (f"too few pairs for a Wilcoxon test (< {MIN_PAIRS})" if result == "untested" else
+                f"Wilcoxon p = {r[f'distill_wilcoxon_p_{m}']:.3g} (Holm-corrected over the report's {tests} tests: "
+                f"{r[f'distill_p_holm_{m}']:.3g})")
         lines.append(f"{m} min: distillation {verdict} training the student alone: "
                      f"better on {wins} of {n} patients (each patient's mean over seeds), mean difference "
                      f"{diff:+.2f} mg/dL (distilled - baseline), {test}"
-                     + (" (significant at 0.05)" if result in ("beat", "worse") else "") + ".")
-    for m in (30, 60):
+                     + (f" (significant at {ALPHA})" if result in ("beat", "worse") else "") + ".")
+    for m in NAMED_HORIZONS_MIN:
         n, wins, diff = r[f"teacher_persistence_pairs_{m}"], r[f"teacher_beats_persistence_{m}"], \
             r[f"teacher_minus_persistence_{m}"]
         if not n:
@@ -127,20 +127,22 @@ def no_distillation_chosen(r: pd.Series) -> bool:
 
 def answer(summary: pd.DataFrame) -> list[str]:
     """The report's question answered first, per horizon: for which pairs distillation measurably beat training the
-    student alone (Wilcoxon p < 0.05 across patients), lost to it, could not be told from it, or was not tried."""
+    student alone (Holm-corrected Wilcoxon p < ALPHA across patients), lost to it, could not be told apart from it, or
+    was not tried."""
     lines = ["## Did distillation beat training the student alone?", ""]
-    for m in (30, 60):
-        verbs = {"beat": "beat it", "worse": "lost to it", "level": "could not be told from it",
+    for m in NAMED_HORIZONS_MIN:
+        verbs = {"beat": "beat it", "worse": "lost to it", "level": "could not be told apart from it",
                  "untested": "was not tested (too few patients)", "chosen": "was not chosen"}
         groups: dict[str, list[str]] = {key: [] for key in verbs}
         for _, r in summary.iterrows():
-            p, diff = r[f"distill_wilcoxon_p_{m}"], r[f"distill_minus_baseline_{m}"]
+            p, p_holm = r[f"distill_wilcoxon_p_{m}"], r[f"distill_p_holm_{m}"]
             result = "chosen" if no_distillation_chosen(r) else outcome(r, m)
             if result == "chosen":
                 groups[result].append(f"{r['pair']} (validation chose (1, 0, 0) in every seed)")
             else:
-                groups[result].append(f"{r['pair']} ({diff:+.2f} mg/dL"
-                                      + ("" if result == "untested" else f", p = {p:.2g}") + ")")
+                groups[result].append(f"{r['pair']} ({r[f'distill_minus_baseline_{m}']:+.2f} mg/dL"
+                                      + ("" if result == "untested" else f", p = {p:.2g}, Holm p = {p_holm:.2g}")
+                                      + ")")
         said = "; ".join(f"{verbs[key]}: {', '.join(pairs)}" for key, pairs in groups.items() if pairs)
         beat = len(groups["beat"])
         lines.append(f"- At {m} min distillation measurably beat the student trained alone for {beat} of "
@@ -178,7 +180,7 @@ def standard_markdown(summary: pd.DataFrame) -> str:
             lines.append(f"- Loss weights (alpha/beta/gamma) chosen on validation: {chosen}" + (
                 ": (1, 0, 0) is the student's own objective, so the search preferred no distillation and the "
                 "distilled row is the baseline's run." if no_distillation_chosen(r) else "."))
-        lines += [f"- {line}" for line in verdicts(r)]
+        lines += [f"- {line}" for line in verdicts(r, family_size(summary))]
         lines.append("")
     if summary["pair"].str.contains(r"\(random\)").any():
         lines.append("Pairs marked (random) use an untrained student backbone: they measure the architecture, not a "

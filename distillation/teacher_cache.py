@@ -18,12 +18,21 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from data_provider.data_factory import WindowDataset, make_loader
-from distillation.losses import normalise_hidden
 
 HIDDEN_DTYPE = torch.float16
+
+
+def normalise_hidden(h: Tensor) -> Tensor:
+    """Standardise each feature vector (last axis) to zero mean, unit variance: layer norm with no affine.
+
+    Defined here, beside the cache that stores the teacher's states already normalised, and used by the objective
+    (``distillation.losses``) for the student's: both sides of the hidden-state loss go through this one function.
+    """
+    return F.layer_norm(h.float(), (h.shape[-1],))
 
 
 def estimate_bytes(n_windows: int, n_patches: int, width: int, n_layers: int, pred_len: int) -> int:

@@ -13,11 +13,13 @@ import torch
 
 from data_provider.data_factory import Scaler, description
 from configs import RunConfig
+from configs.flags import check_config
+from exp.safe_load import load_error
 from exp.trainer import load_trainable_state
 from models import build_model
 from models.base import Forecaster
 from utils.errors import LLMTimeError
-from utils.io import atomic_path
+from utils.io import atomic_file
 from utils.seed import seed_everything
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -26,8 +28,8 @@ CHECKPOINT_NAME = "checkpoint.pt"
 def save_checkpoint(run_dir: Path, state: dict[str, torch.Tensor], cfg: RunConfig, scaler: Scaler, **extra: Any) -> Path:
     path = Path(run_dir) / CHECKPOINT_NAME
     payload = {"state": state, "config": cfg.to_dict(), "scaler": scaler.to_dict(), **extra}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_file(path) as f:
+        torch.save(payload, f)
     return path
 
 
@@ -41,8 +43,9 @@ def load_checkpoint(run_dir: str | Path) -> tuple[RunConfig, Scaler, dict[str, t
     try:
         # weights_only: a checkpoint is tensors, numbers and strings, so nothing in it may run code when loaded
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a damaged or foreign file: say so in one line
-        raise LLMTimeError(f"{path} is not a readable LLM-TIME checkpoint ({type(e).__name__}: {e})") from None
+    except Exception as e:  # a damaged, foreign or planted file: one line saying what was refused or broken
+        raise LLMTimeError(f"{path} is not a readable LLM-TIME checkpoint: {load_error(e)}: pass --checkpoint a run "
+                           "folder written by a training run") from None
     if not isinstance(payload, dict) or not {"state", "config", "scaler"} <= set(payload):
         raise LLMTimeError(f"{path} is not an LLM-TIME checkpoint (missing state/config/scaler)")
     extra = {k: v for k, v in payload.items() if k not in ("state", "config", "scaler")}
@@ -50,6 +53,10 @@ def load_checkpoint(run_dir: str | Path) -> tuple[RunConfig, Scaler, dict[str, t
         cfg, scaler = RunConfig.from_dict(payload["config"]), Scaler.from_dict(payload["scaler"])
     except (TypeError, KeyError, ValueError, AttributeError) as e:
         raise LLMTimeError(f"{path} has a damaged config or scaler ({type(e).__name__}: {e})") from None
+    try:  # held to the flags' declarations, as a command line is: a value no run accepts fails here, not mid-test
+        check_config(cfg)
+    except LLMTimeError as e:
+        raise LLMTimeError(f"{path} has a damaged config ({e}): pass another training run's folder") from None
     return cfg, scaler, payload["state"], extra
 
 

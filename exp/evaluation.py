@@ -13,19 +13,35 @@ import numpy as np
 import pandas as pd
 
 from data_provider.data_factory import Scaler, WindowDataset, target_times
-from data_provider.windows import STEP_MINUTES
+from utils.cgm import NAMED_HORIZONS_MIN, STEP_MINUTES
+from utils.errors import LLMTimeError
 from utils.io import atomic_path
 from utils.metrics import evaluate
 from utils.plots import plot_clarke, plot_forecast, plot_parkes
 
 
-def forecasts_mgdl(pred_scaled: np.ndarray, index: np.ndarray, ds: WindowDataset, scaler: Scaler) -> np.ndarray:
-    """Forecasts in mg/dL ordered like the dataset (the loader may have gathered them in another order)."""
+def forecasts_mgdl(pred_scaled: np.ndarray, index: np.ndarray, ds: WindowDataset, scaler: Scaler,
+                   source: str | Path = "the model") -> np.ndarray:
+    """Forecasts in mg/dL ordered like the dataset (the loader may have gathered them in another order); non-finite
+    forecasts of the model in ``source`` are refused (``check_finite``)."""
+    check_finite(pred_scaled, source)
     out = np.full((len(ds), ds.pred_len), np.nan)
     out[index] = scaler.glucose_to_mgdl(pred_scaled)
     if np.isnan(out).any():
         raise RuntimeError("some test windows received no forecast; every test window must count")
     return out
+
+
+def check_finite(pred: np.ndarray, source: str | Path) -> None:
+    """Refuse forecasts that are NaN or infinite: scored, they would pass as blank cells and NaN metrics instead of
+    a result. They come from non-finite weights (a damaged checkpoint, a run that diverged)."""
+    bad = ~np.isfinite(np.asarray(pred, dtype=float))
+    if bad.any():
+        windows = bad.reshape(len(bad), -1).any(axis=1)
+        raise LLMTimeError(
+            f"{source}: the model's forecasts are not finite (NaN or inf) for {int(windows.sum())} of {len(windows)} "
+            "windows: its weights are damaged or its training diverged; retrain it (e.g. with a lower --learning_rate)"
+        )
 
 
 def truth_mgdl(ds: WindowDataset) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +91,7 @@ def write_outputs(run_dir: Path, forecast: np.ndarray, ds: WindowDataset, label:
     frame = predictions_frame(forecast, ds)
     with atomic_path(run_dir / "predictions.csv") as tmp:
         frame.to_csv(tmp, index=False)
-    for minutes in (30, 60):
+    for minutes in NAMED_HORIZONS_MIN:
         at = frame[frame["horizon_min"] == minutes]
         if len(at):
             plot_clarke(at["truth"], at["forecast"], run_dir / f"clarke_{minutes}min.png", f"{label}: Clarke, {minutes} min")
@@ -89,7 +105,7 @@ def write_outputs(run_dir: Path, forecast: np.ndarray, ds: WindowDataset, label:
     wide = one.pivot_table(index="timestamp", columns="horizon_min", values="forecast")
     truth = one.drop_duplicates("timestamp").set_index("timestamp")["truth"].reindex(wide.index)
     index = pd.date_range(wide.index.min(), wide.index.max(), freq=f"{STEP_MINUTES}min")
-    series = {f"{m} min": wide[m].reindex(index).to_numpy() for m in (30, 60) if m in wide}
+    series = {f"{m} min": wide[m].reindex(index).to_numpy() for m in NAMED_HORIZONS_MIN if m in wide}
     plot_forecast(index, truth.reindex(index).to_numpy(), series, run_dir / "forecast.png", f"{label}: patient {first}")
 
 

@@ -1,11 +1,14 @@
 """Forecasts for a new CGM file from a saved run (``forecast.py`` and ``run_main.py --is_training 0 --input``).
 
-The input is an OhioT1DM XML file (.xml / .xml.gz) or a CSV of ``timestamp,glucose`` in mg/dL or mmol/L. It goes
-through the reader's own rules (``data_provider.ohio.build_grid``): each reading moves to the nearest 5-minute mark,
-the closer of two readings on one mark is kept, impossible values are rejected and counted, nothing is invented.
-A forecast is made from every grid point that has a full input window behind it, with missing inputs carried
-forward exactly as in the BGLP test protocol the model was scored with, scaled by the training scaler stored in
-the checkpoint. So a forecast here is what the model would have produced on its own test set.
+The input is an OhioT1DM XML file (.xml / .xml.gz) or one patient's CSV export (timestamp, glucose in mg/dL or
+mmol/L, and optionally carbs, bolus and basal: the reader of ``--data csv``, ``data_provider/cgm_csv.py``). It goes
+through the readers' own rules (``data_provider.ohio.build_grid``): each reading moves to the nearest 5-minute mark,
+the closer of two readings on one mark is kept, impossible values are rejected and counted, nothing is invented;
+units are decided per file and a unit change inside it is refused (``data_provider/values.py``). The grid becomes
+the model's inputs through the function training uses (``data_provider.channels.model_inputs``). A forecast is
+made from every grid point that has a full input window behind it, with missing inputs carried forward exactly as
+in the BGLP test protocol the model was scored with, scaled by the training scaler stored in the checkpoint. So a
+forecast here is what the model would have produced on its own test set.
 
 Any checkpoint written through ``exp.checkpoint.save_checkpoint`` works (Time-LLM teachers, distilled students,
 baselines): the model is rebuilt from the run's config and its saved weights.
@@ -22,18 +25,21 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from data_provider.data_factory import COVARIATES, WindowDataset, make_loader, mark_filled
-from data_provider.ohio import FIELDS, MGDL_PER_MMOL, MMOL_MEDIAN_LIMIT, TIME_FORMAT, build_grid, read_xml
-from data_provider.windows import STEP_MINUTES, forward_fill
+from data_provider.cgm_csv import read_cgm_csv
+from data_provider.channels import model_inputs
+from data_provider.data_factory import WindowDataset, make_loader
+from data_provider.ohio import MGDL_PER_MMOL, build_grid, read_xml
+from data_provider.values import UNITS, glucose_units
+from data_provider.windows import forward_fill
 from exp.checkpoint import rebuild_model
+from exp.evaluation import check_finite
 from exp.trainer import Trainer
 from models.base import Forecaster
+from utils.cgm import NAMED_HORIZONS_MIN, STEP_MINUTES, minutes_to_step
 from utils.errors import LLMTimeError
 from utils.io import atomic_path
 from utils.plots import plot_forecast
 
-HORIZONS_MIN = (30, 60)
-UNITS = ("auto", "mgdl", "mmol")
 PLOT_DAYS = 2.0  # the plot shows the most recent two days: individual meals and nights stay readable
 
 
@@ -51,7 +57,7 @@ class ForecastResult:
     def summary(self) -> str:
         """What a user sees after the command: how many forecasts, from when to when, in what units, where."""
         f = self.frame
-        horizons = " and ".join(str(h) for h in HORIZONS_MIN if f"forecast_{h}" in f)
+        horizons = " and ".join(str(h) for h in NAMED_HORIZONS_MIN if f"forecast_{h}" in f)
         lines = [
             f"{len(f)} forecasts ({horizons} min ahead) from {f['timestamp'].iloc[0]:%Y-%m-%d %H:%M} to "
             f"{f['timestamp'].iloc[-1]:%Y-%m-%d %H:%M} by {self.model_label}, in {self.units}",
@@ -67,29 +73,26 @@ class ForecastResult:
 
 def forecast_file(
     checkpoint: str | Path, input_path: str | Path, output: Optional[str | Path] = None, units: str = "auto",
-    batch_size: int = 64,
+    batch_size: int = 64, columns: Optional[list[str]] = None,
 ) -> ForecastResult:
-    """Forecast every full input window of ``input_path`` with the run saved at ``checkpoint``; write CSV + PNG."""
+    """Forecast every full input window of ``input_path`` with the run saved at ``checkpoint``; write CSV + PNG.
+    ``columns``: a CSV's column names as FIELD=NAME items (``--csv_columns``)."""
     if units not in UNITS:
         raise LLMTimeError(f"--units must be one of {', '.join(UNITS)}, got {units!r}")
     input_path = Path(input_path)
     csv_path = Path(output) if output else Path.cwd() / f"{_stem(input_path)}_forecast.csv"
     if csv_path.is_dir():
         raise LLMTimeError(f"--output {csv_path} is a folder: pass a file name such as forecast.csv")
-    grid, unit_label, note = read_input(input_path, units)  # a bad file fails before a model is loaded
+    grid, unit_label, note = read_input(input_path, units, columns)  # a bad file fails before a model is loaded
     cfg, scaler, model, _ = rebuild_model(checkpoint)
     seq_len, pred_len = cfg.data.seq_len, cfg.data.pred_len
-    horizons = [h for h in HORIZONS_MIN if h // STEP_MINUTES <= pred_len]
+    horizons = [h for h in NAMED_HORIZONS_MIN if minutes_to_step(h) < pred_len]
     if not horizons:
         raise LLMTimeError(
             f"{checkpoint} forecasts only {pred_len * STEP_MINUTES} min ahead; nothing to report at 30 min"
         )
 
-    channels = [grid["glucose"].to_numpy(dtype=float)]
-    if cfg.data.covariates:
-        channels += [grid[c].fillna(0.0).to_numpy(dtype=float) for c in COVARIATES]
-    raw = np.stack(channels, axis=1)
-    filled = mark_filled(cfg.data, raw, forward_fill(raw))
+    filled = forward_fill(model_inputs(grid, cfg.data))  # carried forward, as the BGLP test inputs are
     origins = _full_windows(np.isfinite(filled).all(axis=1), seq_len)
     if len(origins) == 0:
         hours = len(grid) * STEP_MINUTES / 60
@@ -110,6 +113,7 @@ def forecast_file(
     )
     engine = dataclasses.replace(cfg.train, mixed_precision="no", use_deepspeed=False, eval_batch_size=batch_size)
     pred, index = Trainer(engine, model).predict(make_loader(ds, batch_size, shuffle=False, seed=0))
+    check_finite(pred, checkpoint)  # else every forecast cell would be blank, and the command would succeed
     mgdl = np.empty_like(pred, dtype=float)
     mgdl[index] = scaler.glucose_to_mgdl(pred.astype(float))
 
@@ -120,7 +124,7 @@ def forecast_file(
     times = grid.index[origins]
     frame = pd.DataFrame({"timestamp": times, "glucose_now": np.round(to_units(glucose[origins]), digits)})
     for h in horizons:
-        frame[f"forecast_{h}"] = np.round(to_units(mgdl[:, h // STEP_MINUTES - 1]), digits)
+        frame[f"forecast_{h}"] = np.round(to_units(mgdl[:, minutes_to_step(h)]), digits)
     for h in horizons:
         frame[f"target_time_{h}"] = times + pd.Timedelta(minutes=h)
     frame["carried_inputs"] = missing[origins + 1] - missing[origins + 1 - seq_len]
@@ -134,91 +138,32 @@ def forecast_file(
     return ForecastResult(frame, csv_path, plot_path, unit_label, note, label)
 
 
-def read_input(path: Path, units: str) -> tuple[pd.DataFrame, str, Optional[str]]:
+def read_input(path: Path, units: str,
+               columns: Optional[list[str]] = None) -> tuple[pd.DataFrame, str, Optional[str]]:
     """(5-minute grid in mg/dL, the input's units, a note when they were detected) of an XML or CSV file."""
     if not path.is_file():
         raise LLMTimeError(f"--input {path} does not exist: pass an OhioT1DM .xml/.xml.gz or a timestamp,glucose .csv")
     name = path.name.lower()
-    if name.endswith(".csv"):
-        events = _csv_events(path)
-    elif name.endswith((".xml", ".xml.gz")):
-        events = read_xml(path)[1]
-    else:
+    if name.endswith((".csv", ".csv.gz")):
+        return read_cgm_csv(path, columns, units, "--units")
+    if not name.endswith((".xml", ".xml.gz")):
         raise LLMTimeError(f"--input {path}: expected an .xml, .xml.gz or .csv file")
+    events = read_xml(path)[1]
     readings = events["glucose_level"]
-    if readings.empty or "value" not in readings:
+    if readings.empty or "value" not in readings or "ts" not in readings:
         raise LLMTimeError(f"--input {path} has no glucose readings")
     values = pd.to_numeric(readings["value"], errors="coerce")
-    unit_label, note = _units(values, units, path)
+    order = np.argsort(readings["ts"].to_numpy(), kind="stable")
+    unit_label, note = glucose_units(values.to_numpy(dtype=float)[order],
+                                     lambda i: f"the reading at {readings['ts'].iloc[order[i]]}", units, str(path),
+                                     "--units")
     if unit_label == "mmol/L" and values.notna().sum() == readings["value"].notna().sum():
         readings = readings.assign(value=values * MGDL_PER_MMOL)  # non-numeric values stay for the reader's error
-    events = {**events, "glucose_level": readings}
     notes: list[str] = []
-    grid = build_grid(events, path, notes)
+    grid = build_grid({**events, "glucose_level": readings}, path, notes)
     for message in notes:
         warnings.warn(message, stacklevel=2)
     return grid, unit_label, note
-
-
-def _units(values: pd.Series, units: str, path: Path) -> tuple[str, Optional[str]]:
-    finite = values.dropna()
-    looks_mmol = len(finite) > 0 and bool((finite < MMOL_MEDIAN_LIMIT).all())
-    if units == "mmol":
-        return "mmol/L", None
-    if units == "mgdl":
-        if len(finite) and finite.median() < MMOL_MEDIAN_LIMIT:
-            raise LLMTimeError(
-                f"--input {path} looks like mmol/L (median {finite.median():.1f}) but --units mgdl was given: "
-                "use --units mmol (or auto)"
-            )
-        return "mg/dL", None
-    if looks_mmol:
-        return "mmol/L", (
-            f"all glucose values are below {MMOL_MEDIAN_LIMIT:g}: read as mmol/L (x{MGDL_PER_MMOL:g} for the model) "
-            "and reported in mmol/L; pass --units mgdl to override"
-        )
-    return "mg/dL", None
-
-
-def _csv_events(path: Path) -> dict[str, pd.DataFrame]:
-    """Events frames (as ``read_xml`` returns them) holding only the CSV's glucose readings."""
-    try:
-        table = pd.read_csv(path, dtype=str, skipinitialspace=True)
-    except (ValueError, UnicodeDecodeError, OSError) as e:  # pandas' parser and empty-file errors are ValueErrors
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise LLMTimeError(f"--input {path} is not a readable CSV ({first})") from None
-    table.columns = [str(c).strip().lower() for c in table.columns]
-    if not {"timestamp", "glucose"} <= set(table.columns):
-        raise LLMTimeError(
-            f"--input {path} needs columns timestamp,glucose (found: {', '.join(table.columns) or 'none'})"
-        )
-    stamps = table["timestamp"].str.strip().replace("", None)
-    ts = _parse_csv_times(stamps, path)
-    frame = pd.DataFrame({"ts": ts, "value": table["glucose"].str.strip().replace("", None)})
-    empty = pd.DataFrame()
-    return {name: frame if name == "glucose_level" else empty for name in FIELDS}
-
-
-def _parse_csv_times(stamps: pd.Series, path: Path) -> pd.Series:
-    """ISO 8601 (``2024-05-01 08:05[:00]``) or OhioT1DM's day-first ``DD-MM-YYYY HH:MM:SS``; offsets dropped."""
-    attempts = []
-    for fmt in ("ISO8601", TIME_FORMAT):
-        try:
-            parsed = pd.to_datetime(stamps, format=fmt, errors="coerce")
-        except (ValueError, TypeError):  # mixed UTC offsets in one column
-            raise LLMTimeError(
-                f"--input {path}: timestamps mix time-zone offsets; give local times without offsets"
-            ) from None
-        bad = parsed.isna() & stamps.notna()
-        if not bad.any():
-            return parsed.dt.tz_localize(None) if parsed.dt.tz is not None else parsed
-        attempts.append(bad)
-    bad = min(attempts, key=lambda b: int(b.sum()))  # report against the format most rows follow
-    row = int(np.flatnonzero(bad.to_numpy())[0])
-    raise LLMTimeError(
-        f"--input {path}: {int(bad.sum())} timestamps are neither ISO 8601 (YYYY-MM-DD HH:MM:SS) nor "
-        f"DD-MM-YYYY HH:MM:SS (e.g. line {row + 2}: {stamps.iloc[row]!r})"
-    )
 
 
 def _full_windows(ok: np.ndarray, seq_len: int) -> np.ndarray:
@@ -237,7 +182,7 @@ def _plot(grid: pd.DataFrame, mgdl: np.ndarray, times: pd.DatetimeIndex, horizon
     index = pd.date_range(max(grid.index[0], end - pd.Timedelta(days=PLOT_DAYS)), end, freq=f"{STEP_MINUTES}min")
     truth = grid["glucose"].reindex(index).to_numpy(dtype=float) / per_unit
     series = {
-        f"{h} min": pd.Series(mgdl[:, h // STEP_MINUTES - 1] / per_unit, index=times + pd.Timedelta(minutes=h))
+        f"{h} min": pd.Series(mgdl[:, minutes_to_step(h)] / per_unit, index=times + pd.Timedelta(minutes=h))
         .reindex(index).to_numpy()
         for h in horizons
     }
@@ -251,7 +196,7 @@ def _model_label(name: str, model: Forecaster) -> str:
 
 def _stem(path: Path) -> str:
     name = path.name
-    for suffix in (".xml.gz", ".xml", ".csv"):
+    for suffix in (".xml.gz", ".xml", ".csv.gz", ".csv"):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return path.stem

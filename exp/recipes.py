@@ -50,6 +50,8 @@ RECIPES: dict[str, Recipe] = {
                                patience=3),
     "PatchTST": Recipe(learning_rate=3e-3, batch_size=64, lradj="COS", warmup_steps=0, train_epochs=20, patience=3),
     "DLinear": Recipe(learning_rate=1e-3, batch_size=64, lradj="COS", warmup_steps=0, train_epochs=30, patience=4),
+    # Not swept yet: DLinear's, the nearest model (a linear map of the same flattened window, here with a hidden layer).
+    "MLP": Recipe(learning_rate=1e-3, batch_size=64, lradj="COS", warmup_steps=0, train_epochs=30, patience=4),
 }
 
 

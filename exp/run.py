@@ -5,8 +5,6 @@ Callable in-process (the comparison runner and distillation use it) as well as f
 
 from __future__ import annotations
 
-import hashlib
-import json
 import platform
 import re
 import shutil
@@ -22,15 +20,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from data_provider.data_factory import Splits, build_splits, make_loader
+from data_provider.data_factory import Splits, build_splits, fit_windows, make_loader
 from exp.checkpoint import load_checkpoint, model_from_state, save_checkpoint
 from configs import RunConfig
+from configs.identity import identity
 from exp.curves import convergence, save_learning_curve
 from exp.evaluation import forecasts_mgdl, persistence_forecast, score, write_outputs
-from exp.reuse import changed_settings, finished_run, plain, read_json, rebuild, result_settings
+from exp.reuse import (CHECKPOINT_HASH, changed_settings, finished_run, invalidate_outputs, mark_finished,
+                       read_json, rebuild)
+from exp.safe_load import load_weights_only
 from exp.trainer import FitResult, Objective, Trainer, count_parameters, discard_resume_state, forecast_objective
 from models import build_model, model_uses_llm
 from models.backbones import resolve_backbone, safe_name
+from utils.cgm import NAMED_HORIZONS_MIN
 from utils.io import write_json
 from utils.metrics import summary_row
 from utils.errors import LLMTimeError
@@ -53,9 +55,9 @@ class RunResult:
 def run_name(cfg: RunConfig) -> str:
     """The run folder's name: one per result-relevant configuration.
 
-    A readable prefix (model, backbone, data, patients, window lengths, tag, seed), then a hash of every setting
-    that can change results (``config_hash``), so runs differing in any other hyper-parameter (learning rate,
-    d_model, patch_len, prompt, features, schedule, ...) never overwrite each other; then Time-LLM's
+    A readable prefix (model and its closed-form base, backbone, data, patients, window lengths, tag, seed), then a
+    hash of every setting that can change results (``config_hash``), so runs differing in any other hyper-parameter
+    (learning rate, d_model, patch_len, prompt, features, schedule, ...) never overwrite each other; then Time-LLM's
     ``-<model_comment>``.
     """
     return f"{_readable_name(cfg)}_{config_hash(cfg)}{_comment(cfg)}"
@@ -66,8 +68,9 @@ def _readable_name(cfg: RunConfig) -> str:
     patients = "all" if not d.patients else "-".join(d.patients) if len(d.patients) <= 3 else f"{len(d.patients)}p"
     backbone = f"_{safe_name(m.llm_model)}" + (f"-L{m.llm_layers}" if m.llm_layers else "") if uses_llm(cfg) else ""
     random = "_random" if uses_llm(cfg) and m.llm_weights == "random" else ""
+    base = f"-on-{m.base}" if m.base != "none" else ""
     return (
-        f"{cfg.model_id}_{m.model}{backbone}{random}_{d.data}_{patients}_sl{d.seq_len}_pl{d.pred_len}"
+        f"{cfg.model_id}_{m.model}{base}{backbone}{random}_{d.data}_{patients}_sl{d.seq_len}_pl{d.pred_len}"
         f"_{cfg.des}_s{cfg.train.seed}"
     )
 
@@ -77,9 +80,9 @@ def _comment(cfg: RunConfig) -> str:
 
 
 def config_hash(cfg: RunConfig) -> str:
-    """8 hex digits identifying every result-relevant setting (all but ``exp.reuse.NOT_RESULT_SETTINGS``)."""
-    relevant = result_settings(plain(cfg.to_dict()))
-    return hashlib.sha1(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:8]
+    """8 hex digits of the run's identity (``configs.identity``): its result-relevant settings that differ from
+    their defaults, so a new setting with a default renames no run folder."""
+    return identity(cfg, digits=8)
 
 
 def uses_llm(cfg: RunConfig) -> bool:
@@ -162,21 +165,13 @@ def train_and_test(
             return done
     if model is None:
         model = build_model(cfg.model, cfg.data, splits.scaler, splits.description)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise LLMTimeError(
-            f"cannot create run folder {run_dir} ({e.strerror}): pass --checkpoints a writable folder"
-        ) from None
-    results_csv = Path(cfg.results_csv or Path(cfg.checkpoints) / "results.csv")
-    check_appendable(results_csv)  # fail now, not after hours of training
-    if cfg.train.resume:
-        check_resumable(run_dir, cfg)
+    results_csv = prepare_run_dir(run_dir, cfg)
     write_json(run_dir / "config.json", {**cfg.to_dict(), "provenance": provenance(),
                                           "weights_source": model.weights_source})
-    model.fit_closed_form(splits.train)
     t = cfg.train
-    train_loader = make_loader(splits.train, t.batch_size, shuffle=True, seed=t.seed, num_workers=t.num_workers)
+    model.fit_closed_form(fit_windows(splits, t.seed))
+    train_loader = make_loader(splits.train, t.batch_size, shuffle=True, seed=t.seed, num_workers=t.num_workers,
+                               per_epoch=splits.train_per_epoch)
     val_loader = make_loader(splits.val, t.eval_batch_size, shuffle=False, seed=t.seed)
     trainer = Trainer(t, model, objective, log_dir=run_dir)
 
@@ -185,6 +180,7 @@ def train_and_test(
 
     resume_path = run_dir / "last.pt"
     if not t.resume:
+        say_discarded(resume_path)
         discard_resume_state(resume_path)  # a fresh run never continues an old one by accident
         shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)  # nor mixes its curves with an old one's
     elif not resume_path.exists():
@@ -200,7 +196,7 @@ def train_and_test(
     final_model = trainer.release()
     if not trainer.is_main:
         return RunResult(run_dir, {}, {}, final_model, splits)
-    forecast = forecasts_mgdl(pred, index, splits.test, splits.scaler)
+    forecast = forecasts_mgdl(pred, index, splits.test, splits.scaler, source=run_dir)
     metrics = score(forecast, splits.test)
     label = f"{cfg.model.model}" + (f" ({cfg.model.llm_model}, {model.weights_source})" if uses_llm(cfg) else "")
     write_outputs(run_dir, forecast, splits.test, label)
@@ -211,14 +207,46 @@ def train_and_test(
     row.update({f"persistence_{k}": persistence["mean_over_patients"][k]
                 for k in ("rmse_30", "rmse_60", "mae_30", "mae_60")})
     curve = convergence(fit.history, t.patience)
-    row["convergence"] = curve.verdict
+    row["convergence"], row["capped"] = curve.verdict, curve.capped
     save_learning_curve(fit.history, run_dir / "learning_curve.png", f"{label}: {curve.message()}")
     metrics.update(convergence=curve.to_dict(), persistence=persistence)
-    write_json(run_dir / "metrics.json", {"summary": row, "fit": fit.__dict__, **metrics})
-    append_row(results_csv, row)
+    append_row(results_csv, row)  # before the mark of a finished run, so a finished run always has its row
+    mark_finished(run_dir, {"summary": row, "fit": fit.__dict__, **metrics})
     # Finished: the resume state (weights + optimiser moments, ~4x the checkpoint, ~0.5 GB for Time-LLM) has no use.
     discard_resume_state(resume_path)
     return RunResult(run_dir, metrics, row, final_model, splits)
+
+
+def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> Path:
+    """Make ``run_dir`` ready to train into and return the results CSV: what would fail after hours of training
+    fails now, and the outputs of the weights about to be replaced go (``exp.reuse.invalidate_outputs``), so a run
+    stopped before it finishes never leaves old scores beside new weights."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LLMTimeError(
+            f"cannot create run folder {run_dir} ({e.strerror}): pass --checkpoints a writable folder"
+        ) from None
+    results_csv = Path(cfg.results_csv or Path(cfg.checkpoints) / "results.csv")
+    check_appendable(results_csv)
+    if cfg.train.resume:
+        check_resumable(run_dir, cfg)
+    invalidate_outputs(run_dir)
+    return results_csv
+
+
+def say_discarded(resume_path: Path) -> None:
+    """Warn, in one line, that a fresh run is about to discard an interrupted run's resume state (``last.pt``),
+    which ``--resume`` would have continued: hours of training should not go without a word."""
+    if not resume_path.is_file():
+        return
+    try:
+        saved = load_weights_only(resume_path, "", mmap=True)
+        epoch = f"epoch {saved['epoch']}" if isinstance(saved, dict) and "epoch" in saved else "epoch unknown"
+    except LLMTimeError:  # unreadable: discarded all the same, there is nothing in it to continue
+        epoch = "unreadable"
+    warnings.warn(f"{resume_path.parent} held an interrupted run ({epoch}); starting afresh, its resume state is "
+                  "discarded; use --resume to continue it", stacklevel=2)
 
 
 def reused_result(run_dir: Path, cfg: RunConfig, splits: Splits) -> Optional[RunResult]:
@@ -227,7 +255,7 @@ def reused_result(run_dir: Path, cfg: RunConfig, splits: Splits) -> Optional[Run
     model = rebuild(run_dir, cfg, splits) if saved is not None else None
     if model is None:
         return None
-    metrics = {k: v for k, v in saved.items() if k not in ("summary", "fit")}
+    metrics = {k: v for k, v in saved.items() if k not in ("summary", "fit", CHECKPOINT_HASH)}
     return RunResult(run_dir, metrics, saved["summary"], model.eval(), splits)
 
 
@@ -242,7 +270,7 @@ def evaluate_saved(run_dir: str | Path, overrides: Optional[RunConfig] = None) -
     model = model_from_state(cfg, scaler, splits.description, state, run_dir)
     trainer = Trainer(cfg.train, model)
     pred, index = trainer.predict(make_loader(splits.test, cfg.train.eval_batch_size, shuffle=False, seed=0))
-    forecast = forecasts_mgdl(pred, index, splits.test, scaler)
+    forecast = forecasts_mgdl(pred, index, splits.test, scaler, source=run_dir)
     metrics = score(forecast, splits.test)
     trainable, total = count_parameters(model)
     fit = FitResult(0, float("nan"), 0)
@@ -272,6 +300,8 @@ def results_row(
         "best_epoch": fit.best_epoch,
         "epochs_run": fit.epochs_run,
         "train_windows": len(splits.train),
+        "train_windows_per_epoch": splits.train_per_epoch or len(splits.train),
+        "train_windows_seen": fit.windows_seen,
         "test_windows": len(splits.test),
         "train_seconds": round(fit.train_seconds, 2),
         "train_windows_per_s": round(fit.train_windows_per_s, 1),
@@ -322,7 +352,7 @@ def format_table(result: RunResult) -> str:
         rows.append(f"{event} ({rule} mg/dL), all points: " + "; ".join(
             f"{minutes} min sensitivity {_f(r[f'pooled_{event}_sensitivity_{minutes}'])}, precision "
             f"{_f(r[f'pooled_{event}_precision_{minutes}'])}, MCC {_f(r[f'pooled_{event}_mcc_{minutes}'])}"
-            for minutes in (30, 60)))
+            for minutes in NAMED_HORIZONS_MIN))
     if "convergence" in m:
         rows.append(m["convergence"]["message"] + "; curve: learning_curve.png")
     if r["weights_source"] == "random":
@@ -331,7 +361,7 @@ def format_table(result: RunResult) -> str:
 
 
 def _beats(row: dict) -> str:
-    won = [m for m in (30, 60) if row[f"rmse_{m}"] < row[f"persistence_rmse_{m}"]]
+    won = [m for m in NAMED_HORIZONS_MIN if row[f"rmse_{m}"] < row[f"persistence_rmse_{m}"]]
     if len(won) == 2:
         return "the model beats it at 30 and 60 min"
     if won:

@@ -27,9 +27,10 @@ from tqdm.auto import tqdm
 
 from configs import TrainConfig
 from exp.schedules import make_schedule
+from exp.safe_load import load_resume_state
 from models.base import Forecaster
 from utils.errors import LLMTimeError
-from utils.io import atomic_path
+from utils.io import atomic_file
 
 Objective = Callable[[nn.Module, dict], torch.Tensor]
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -74,6 +75,7 @@ class FitResult:
     train_seconds: float = 0.0
     train_windows_per_s: float = 0.0
     earlier_wall_seconds: float = 0.0  # wall time spent by earlier, interrupted parts of a resumed fit
+    windows_seen: int = 0  # training-window presentations over all epochs run (the budget a comparison equalises)
 
 
 def _ensure_single_process_env() -> None:
@@ -151,8 +153,8 @@ def native_bf16() -> bool:
     """Whether bf16 autocast is faster than fp32 here, so a run may default to it.
 
     A GPU that supports bf16; a CPU with AMX-BF16 (measured on this project's Intel Xeon with AMX: 2.5x the fp32
-    inference rate for the default Time-LLM); an AMD CPU with AVX512-BF16 (2.75x inference, 1.6x training, as the
-    project brief records). An Intel CPU with AVX512-BF16 but no AMX measured bf16 *slower* than fp32
+    inference rate for the default Time-LLM); an AMD CPU with AVX512-BF16 (2.75x inference, 1.6x training, measured
+    on one). An Intel CPU with AVX512-BF16 but no AMX measured bf16 *slower* than fp32
     (docs/results/benchmark_cpu.md), as does any CPU that emulates bf16, so those default to fp32.
     """
     if torch.cuda.is_available():
@@ -272,7 +274,7 @@ class Trainer:
         best, best_state, bad_epochs, windows, seconds, first_epoch = FitResult(-1, math.inf, 0), None, 0, 0, 0.0, 1
         fit_start, earlier_wall = time.perf_counter(), 0.0
         if resume_path is not None and Path(resume_path).is_file():
-            saved = torch.load(resume_path, map_location="cpu", weights_only=True)
+            saved = load_resume_state(resume_path, deepspeed_state_dir(resume_path) if cfg.use_deepspeed else None)
             if cfg.use_deepspeed:
                 self.accelerator.load_state(str(deepspeed_state_dir(resume_path) / saved["deepspeed_state"]),
                                             load_module_strict=False)
@@ -290,6 +292,10 @@ class Trainer:
                 first_epoch = cfg.train_epochs + 1
         epoch = first_epoch - 1
         for epoch in range(first_epoch, cfg.train_epochs + 1):
+            if hasattr(train_loader, "set_epoch"):  # a per-epoch draw of windows (data_provider.draws) follows it
+                train_loader.set_epoch(epoch)
+            elif hasattr(train_loader.sampler, "set_epoch"):
+                train_loader.sampler.set_epoch(epoch)
             model.train()
             t0, seen, losses = time.perf_counter(), 0, []
             bar = self._bar(train_loader, total=steps, desc=f"epoch {epoch}/{cfg.train_epochs}")
@@ -347,6 +353,7 @@ class Trainer:
                 break
         best.epochs_run = max(epoch, best.epochs_run)
         best.train_seconds, best.train_windows_per_s = seconds, windows / max(seconds, 1e-9)
+        best.windows_seen = windows
         best.earlier_wall_seconds = earlier_wall
         if best_state is not None:
             load_trainable_state(self.unwrap(model), best_state)
@@ -370,8 +377,8 @@ class Trainer:
             state = {**state, "model": trainable_state(self.unwrap(model)), "optimizer": optimizer.state_dict()}
         if not self.is_main:
             return
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+        with atomic_file(path) as f:
+            torch.save(state, f)
         if self.cfg.use_deepspeed:
             for old in deepspeed_state_dir(path).iterdir():
                 if old.name != state["deepspeed_state"]:

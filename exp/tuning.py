@@ -10,28 +10,28 @@ The winner per model (lowest validation loss) is what ``exp/recipes.py`` records
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import json
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from data_provider.data_factory import Splits, build_splits, make_loader
+from data_provider.data_factory import Splits, build_splits, fit_windows, make_loader
 from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
+from configs.identity import identity
 from exp.curves import convergence, save_learning_curve
 from exp.evaluation import forecasts_mgdl, persistence_forecast, truth_mgdl
 from exp.trainer import Trainer
 from models import build_model
+from utils.cgm import NAMED_HORIZONS_MIN
 from utils.errors import LLMTimeError
+from utils.metrics import horizon_metrics
 from utils.results import append_row
 from utils.seed import seed_everything
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-HORIZON_STEPS = {30: 6, 60: 12}
 
 
 def _field(name: str) -> tuple[str, dataclasses.Field]:
@@ -92,37 +92,51 @@ def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 def point_key(cfg: RunConfig) -> str:
-    """Identifies a grid point's full configuration (model, data, training) in the sweep CSV."""
-    blob = json.dumps({k: v for k, v in cfg.to_dict().items() if k in SECTIONS}, sort_keys=True, default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()[:10]
+    """Identifies a grid point's configuration in the sweep CSV: its run identity (``configs.identity``)."""
+    return identity(cfg)
+
+
+def finished_points(out_csv: Path) -> set[str]:
+    """The keys of the points ``out_csv`` records, recomputed from each row's saved configuration by today's rule,
+    so a sweep written before a change of that rule still resumes instead of training its points again."""
+    if not out_csv.is_file():
+        return set()
+    rows = pd.read_csv(out_csv, dtype={"key": str})  # hex, as text
+    return {point_key(RunConfig.from_dict(json.loads(config))) for config in rows["config"]}
 
 
 def validation_rmse(trainer: Trainer, splits: Splits, batch_size: int) -> dict[str, float]:
     """Best-weights and persistence RMSE (mg/dL) at 30 and 60 min on the validation windows (all fully scored),
-    computed by the evaluation code every run's test uses."""
+    computed by the evaluation code and metrics every run's test uses; a horizon beyond the windows is left out."""
     pred, index = trainer.predict(make_loader(splits.val, batch_size, shuffle=False, seed=0))
-    truth, _ = truth_mgdl(splits.val)
+    truth, mask = truth_mgdl(splits.val)
     forecasts = {"val": forecasts_mgdl(pred, index, splits.val, splits.scaler),
                  "persistence_val": persistence_forecast(splits.val, splits.scaler)}
-    return {f"{name}_rmse_{minutes}": float(np.sqrt(np.mean((f[:, step - 1] - truth[:, step - 1]) ** 2)))
-            for name, f in forecasts.items() for minutes, step in HORIZON_STEPS.items() if step <= truth.shape[1]}
+    out = {}
+    for name, f in forecasts.items():
+        scores = horizon_metrics(truth, f, mask)
+        out.update({f"{name}_rmse_{m}": scores[f"rmse_{m}"] for m in NAMED_HORIZONS_MIN
+                    if scores[f"rmse_{m}"] is not None})
+    return out
 
 
 def run_point(cfg: RunConfig, splits: Splits) -> dict[str, Any]:
     """Train one configuration on ``splits`` (validation picks the epoch), return its sweep row."""
     seed_everything(cfg.train.seed)
     model = build_model(cfg.model, cfg.data, splits.scaler, splits.description)
-    model.fit_closed_form(splits.train)
     t = cfg.train
+    model.fit_closed_form(fit_windows(splits, t.seed))
     trainer = Trainer(t, model)
     t0 = time.perf_counter()
-    fit = trainer.fit(make_loader(splits.train, t.batch_size, shuffle=True, seed=t.seed),
+    fit = trainer.fit(make_loader(splits.train, t.batch_size, shuffle=True, seed=t.seed,
+                                  per_epoch=splits.train_per_epoch),
                       make_loader(splits.val, t.eval_batch_size, shuffle=False, seed=t.seed))
     verdict = convergence(fit.history, t.patience)
     return {
         "best_val_loss": fit.best_val_loss, "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run,
         "verdict": verdict.verdict, **validation_rmse(trainer, splits, t.eval_batch_size),
-        "train_windows": len(splits.train), "val_windows": len(splits.val),
+        "train_windows": len(splits.train), "train_windows_per_epoch": splits.train_per_epoch or len(splits.train),
+        "train_windows_seen": fit.windows_seen, "val_windows": len(splits.val),
         "train_windows_per_s": round(fit.train_windows_per_s, 1), "seconds": round(time.perf_counter() - t0, 1),
         "history": json.dumps([{k: (round(v, 6) if isinstance(v, float) else v) for k, v in h.items()}
                                for h in fit.history]),
@@ -131,7 +145,7 @@ def run_point(cfg: RunConfig, splits: Splits) -> dict[str, Any]:
 
 def sweep(base: RunConfig, grid: dict[str, list[Any]], out_csv: Path, log=print) -> pd.DataFrame:
     """Run every grid point not yet in ``out_csv``; return the CSV's rows for this base configuration."""
-    done = set(pd.read_csv(out_csv, dtype={"key": str})["key"]) if out_csv.is_file() else set()  # hex, as text
+    done = finished_points(out_csv)
     splits_cache: dict[str, Splits] = {}
     points = grid_points(grid)
     for i, point in enumerate(points, 1):
@@ -155,6 +169,63 @@ def sweep(base: RunConfig, grid: dict[str, list[Any]], out_csv: Path, log=print)
             f"{row.get('persistence_val_rmse_30', float('nan')):.2f}/"
             f"{row.get('persistence_val_rmse_60', float('nan')):.2f} mg/dL; {row['seconds']:.0f} s")
     return pd.read_csv(out_csv, dtype={"key": str})
+
+
+MAX_EXTENSIONS = 4  # rounds a sweep may grow past its edges before it says its winner is still on one
+
+
+def winner(rows: pd.DataFrame, points: list[dict[str, Any]]) -> dict[str, Any]:
+    """The point of ``points`` with the lowest validation loss among ``rows`` (a sweep CSV's)."""
+    wanted = {json.dumps(p, sort_keys=True) for p in points}
+    mine = rows[rows["point"].isin(wanted)]
+    return json.loads(mine.loc[mine["best_val_loss"].idxmin(), "point"])
+
+
+def beyond_edges(grid: dict[str, list[Any]], best: dict[str, Any]) -> dict[str, list[Any]]:
+    """For each numeric key swept over 2+ values whose winner is its smallest or largest value: the grid with one
+    more value past that edge, a step of the grid's own ratio there (its difference where a value is not
+    positive). Keys with an interior winner, and non-numeric keys, are left as they are."""
+    out = {}
+    for key, values in grid.items():
+        levels = sorted(set(values))
+        if len(levels) < 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in levels):
+            continue
+        low, high = best[key] == levels[0], best[key] == levels[-1]
+        if not (low or high):
+            continue
+        a, b = (levels[0], levels[1]) if low else (levels[-1], levels[-2])
+        new = a * a / b if a > 0 and b > 0 else 2 * a - b
+        new = round(new) if isinstance(a, int) else float(f"{new:.3g}")
+        if new != a:
+            out[key] = values + [new]
+    return out
+
+
+def extend_to_interior(base: RunConfig, grid: dict[str, list[Any]], out_csv: Path, check, log=print
+                       ) -> tuple[pd.DataFrame, dict[str, list[Any]], list[str]]:
+    """Sweep ``grid``, then while the winner sits on an edge of a numeric key, add the next value past that edge
+    (``beyond_edges``) and sweep the new points, at most ``MAX_EXTENSIONS`` rounds. A value ``check`` refuses (a
+    field's bound) ends that key's growth. Returns the CSV's rows, the final grid and a note per key still on an
+    edge."""
+    rows = sweep(base, grid, out_csv, log)
+    for _ in range(MAX_EXTENSIONS):
+        grown = beyond_edges(grid, winner(rows, grid_points(grid)))
+        valid = {}
+        for key, values in grown.items():
+            try:
+                check(with_settings(base, {key: values[-1]}))
+                valid[key] = values
+            except LLMTimeError as err:
+                log(f"{key}={values[-1]} is outside its field's bounds ({err}); the sweep stops growing it")
+        if not valid:
+            break
+        grid = {**grid, **valid}
+        log("winner on an edge: extending " + ", ".join(f"{k} to {v[-1]}" for k, v in valid.items()))
+        rows = sweep(base, grid, out_csv, log)
+    best = winner(rows, grid_points(grid))
+    notes = [f"{key}: the winner {best[key]} is still on an edge of {sorted(set(values))}"
+             for key, values in beyond_edges(grid, best).items()]
+    return rows, grid, notes
 
 
 def draw_best_curves(rows: pd.DataFrame, folder: Path) -> list[Path]:

@@ -13,8 +13,10 @@ from configs import DataConfig, ModelConfig
 from models.ablations import TimeLLM_LLM2Attn, TimeLLM_LLM2Trsf, TimeLLM_woLLM
 from models.base import Forecaster
 from models.dlinear import DLinear
+from models.mlp import MLP
 from models.patchtst import PatchTST
 from models.persistence import Persistence
+from models.residual import OnRidge
 from models.ridge import Ridge
 from models.time_llm import TimeLLM
 from utils.errors import LLMTimeError
@@ -28,6 +30,7 @@ MODELS: dict[str, type[Forecaster]] = {
     "Ridge": Ridge,
     "DLinear": DLinear,
     "PatchTST": PatchTST,
+    "MLP": MLP,
 }
 
 
@@ -41,8 +44,15 @@ def resolve_model(name: str) -> type[Forecaster]:
 
 
 def build_model(cfg: ModelConfig, data: DataConfig, scaler: Scaler, description: str) -> Forecaster:
-    """Construct ``cfg.model`` for these data settings, training scaler (every channel) and description."""
-    return resolve_model(cfg.model)(cfg, data, scaler, description)
+    """Construct ``cfg.model`` for these data settings, training scaler (every channel) and description; with
+    ``--base ridge`` on a closed-form ridge base (``models.residual``)."""
+    builder = resolve_model(cfg.model)
+    if cfg.base == "none":
+        return builder(cfg, data, scaler, description)
+    if not builder.gradient_trained:
+        raise LLMTimeError(f"--base {cfg.base} goes under a gradient-trained model; {builder.__name__} has nothing to "
+                           "train: leave --base none")
+    return OnRidge(builder(cfg, data, scaler, description), Ridge(cfg, data, scaler, description))
 
 
 def model_uses_llm(name: str) -> bool:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from huggingface_hub import try_to_load_from_cache
+from safetensors import SafetensorError
 from transformers import (
     AlbertConfig,
     AlbertModel,
@@ -319,7 +320,11 @@ def _cut(config: PretrainedConfig, fam: Family, n_layers: Optional[int], row: Ba
     if n_layers is None:
         return
     if not 1 <= n_layers <= depth:
-        raise LLMTimeError(f"--llm_layers {n_layers} is outside 1..{depth}, the depth of {row.name}")
+        deep = [r.name for r in BACKBONES if r.depth >= n_layers]
+        deep_enough = f", or a backbone of {n_layers} or more layers (--llm_model {' / '.join(deep)})"
+        other = deep_enough if n_layers > depth and deep else ""
+        raise LLMTimeError(f"--llm_layers {n_layers} is outside 1..{depth}, the depth of {row.name}: pass "
+                           f"--llm_layers {depth} or fewer{other}")
     setattr(config, fam.depth_key, n_layers)
 
 
@@ -371,8 +376,21 @@ def _load(fn, where: str, row: BackboneRow, **kwargs):
     hf_logging.set_verbosity_error()
     try:
         return fn(where, local_files_only=True, **kwargs)
+    except SafetensorError as err:  # a truncated or corrupted download
+        raise LLMTimeError(f"{_weight_files(where)} of {row.name} is damaged ({err}): download or save_pretrained it "
+                           "again") from None
     except (OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise LLMTimeError(f"cannot load {row.name} from {where}: {first}") from err
     finally:
         hf_logging.set_verbosity(verbosity)
+
+
+def _weight_files(where: str) -> str:
+    """The safetensors file(s) a load read: in the ``--llm_path`` folder, or the Hugging Face cache's for an id."""
+    folder = Path(where)
+    if not folder.is_dir():
+        found = try_to_load_from_cache(where, "model.safetensors")
+        folder = Path(found).parent if isinstance(found, str) else None
+    files = sorted(folder.glob("*.safetensors")) if folder is not None else []
+    return ", ".join(map(str, files)) or f"the safetensors weights of {where}"

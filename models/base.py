@@ -28,6 +28,9 @@ class Forecaster(nn.Module):
     # Class-level: models.model_uses_llm reads it from the class, before any model is built, to name runs and
     # report the backbone and weights source.
     uses_llm: ClassVar[bool] = False
+    # Class-level: whether gradient training has anything to update (False: fitted in closed form or parameter-free),
+    # read before building to refuse what could not learn (a ridge base under Ridge, a Persistence student).
+    gradient_trained: ClassVar[bool] = True
     # Where the language model's weights came from ('pretrained:<path>', 'random'); results rows, config.json
     # and checkpoints record it.
     weights_source: str = "none"

@@ -17,6 +17,8 @@ from models.base import Forecaster
 class Persistence(Forecaster):
     """[B, seq_len, C] -> [B, pred_len]: channel 0's last value at every step."""
 
+    gradient_trained = False
+
     def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: Scaler,
                  description: str) -> None:
         super().__init__()

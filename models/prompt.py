@@ -29,8 +29,10 @@ against whole-string tokenisation in the tests for WordPiece; byte-level BPE spl
 With ``events=True`` (inputs with basal, bolus and carbs channels, ``--features MS``) the statistics are followed by
 the window's meals, boluses, basal rate, insulin on board and carbs on board in words (``data_provider/events.py``,
 ``docs/events.md``), e.g. ``...; lags 12 1 24; meal 40 g 20 min ago; basal 0.8 U/h; insulin on board 0.0 U; carbs on
-board 36 g``. That text has too many shapes for lookup tables, so it is tokenised with one batched tokenizer call per
-batch (mid-text, like the other pieces); it comes after every constant piece, so the cached prefix is unchanged.
+board 36 g``, and ``basal not logged`` where the inputs' basal-logged channel says no rate is on record (a
+suspended pump reads ``basal 0.0 U/h``). That text has too many shapes for lookup tables, so it is tokenised with
+one batched tokenizer call per batch (mid-text, like the other pieces); it comes after every constant piece, so the
+cached prefix is unchanged.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from data_provider.events import EVENT_CHANNELS, event_texts, summarize_events
+from data_provider.channels import BASAL_LOGGED
+from data_provider.events import event_texts, summarize_events
+from utils.cgm import COVARIATES
 from utils.errors import LLMTimeError
 
 MINUTES_PER_STEP = 5
@@ -85,12 +89,14 @@ def template(description: Optional[str], seq_len: int, pred_len: int, top_k: int
     )
     if description:
         head = " ".join(description.split()) + " " + head
-    pieces: list[Piece] = [head, Slot("min"), " max", Slot("max"), " median", Slot("median"), Slot("trend"), " lags"]
-    return pieces + [Slot(f"lag{i}") for i in range(top_k)] + ([Slot("events")] if events else [])
+    pieces: list[Piece] = [head, Slot("min"), " max", Slot("max"), " median", Slot("median"), Slot("trend")]
+    if top_k:  # --top_k 0 states no lags
+        pieces += [" lags", *(Slot(f"lag{i}") for i in range(top_k))]
+    return pieces + ([Slot("events")] if events else [])
 
 
 def window_stats(x_mgdl: Tensor, top_k: int) -> WindowStats:
-    """Statistics of [B, L] glucose windows in mg/dL, vectorised over the batch (1 <= top_k <= L // 2)."""
+    """Statistics of [B, L] glucose windows in mg/dL, vectorised over the batch (0 <= top_k <= L // 2)."""
     length = x_mgdl.shape[1]
     z = x_mgdl.double()
     z = z - z.mean(dim=1, keepdim=True)
@@ -201,18 +207,22 @@ class PromptBuilder:
     def __init__(self, tokenizer, description: Optional[str], seq_len: int, pred_len: int, top_k: int,
                  scaler: tuple[float, float], events: bool = False, channels: Sequence[str] = ("glucose",),
                  scaler_mean: Optional[Sequence[float]] = None, scaler_std: Optional[Sequence[float]] = None) -> None:
-        if not 1 <= top_k <= seq_len // 2:
-            raise LLMTimeError(f"--top_k {top_k} must be between 1 and seq_len // 2 = {seq_len // 2}")
+        if not 0 <= top_k <= seq_len // 2:
+            raise LLMTimeError(f"--top_k {top_k} must be between 0 (no lags) and seq_len // 2 = {seq_len // 2}")
         self.mean, self.std = float(scaler[0]), float(scaler[1])
         self.top_k = top_k
         self.events = events
         if events:
-            missing = [name for name in EVENT_CHANNELS if name not in channels]
+            missing = [name for name in COVARIATES if name not in channels]
             if missing:
                 raise LLMTimeError(
                     f"the event prompt needs the {', '.join(missing)} input channels: run with --features MS"
                 )
-            self.event_index = [list(channels).index(name) for name in EVENT_CHANNELS]
+            self.event_index = [list(channels).index(name) for name in COVARIATES]
+            # runs made before the basal-logged channel have none: their unlogged basal reads 0 U/h, as it did
+            self.logged_index = list(channels).index(BASAL_LOGGED) if BASAL_LOGGED in channels else None
+            if self.logged_index is not None:
+                self.event_index.append(self.logged_index)
             covered = 0 if scaler_mean is None or scaler_std is None else min(len(scaler_mean), len(scaler_std))
             if covered <= max(self.event_index):
                 raise ValueError(f"the event prompt needs scaler_mean and scaler_std for channels {self.event_index}")
@@ -252,7 +262,8 @@ class PromptBuilder:
             logs = x[..., self.event_index].detach().cpu().double() * self.event_std + self.event_mean
             if not bool(torch.isfinite(logs).all()):
                 raise LLMTimeError("basal, bolus or carbs inputs contain NaN or inf: fill unlogged events with 0")
-            stats.events = event_texts(summarize_events(logs[..., 0], logs[..., 1], logs[..., 2]))
+            logged = None if self.logged_index is None else logs[..., 3]
+            stats.events = event_texts(summarize_events(logs[..., 0], logs[..., 1], logs[..., 2], logged))
         return stats
 
     def _slot_tokens(self, slot: Slot, stats: WindowStats, values: dict[str, Tensor]) -> tuple[Tensor, Tensor]:

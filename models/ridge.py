@@ -32,6 +32,8 @@ ALPHAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 class Ridge(Forecaster):
     """[B, seq_len, C] -> [B, pred_len] scaled glucose: ``x.flatten() @ weight.T + bias``."""
 
+    gradient_trained = False
+
     def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: Scaler,
                  description: str) -> None:
         super().__init__()

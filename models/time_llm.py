@@ -28,6 +28,8 @@ Speed, with outputs unchanged (each checked against the plain computation in tes
   up to the first per-window number) never sees what follows it: its per-layer keys/values and hidden states are
   computed once and every batch runs only the rest of its sequence against them (``cache_prompt_prefix``).
   Encoders attend both ways, so their prefix changes with each window and is not cached.
+* Only the patch positions' last hidden states are read, so a BERT-architecture backbone computes its last layer
+  at those positions only (``read_patches_only``, ``models/patch_readout.py``).
 """
 
 from __future__ import annotations
@@ -40,12 +42,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import DynamicCache
 
-from data_provider.data_factory import COVARIATES, Scaler, channel_names
+from data_provider.channels import EVENT_INPUTS
+from data_provider.data_factory import Scaler, channel_names
 from configs import DataConfig, ModelConfig
 from layers.embed import PatchEmbedding, n_patches
 from layers.heads import FlattenHead
 from layers.normalization import RevIN
 from layers.reprogramming import Reprogramming
+from models import patch_readout
 from models.backbones import FAMILIES, load_backbone, resolve_backbone
 from models.base import Forecaster
 from models.prompt import PromptBuilder
@@ -81,8 +85,8 @@ class TimeLLM(Forecaster):
         if m.d_ff > hidden_dim:
             raise LLMTimeError(f"--d_ff {m.d_ff} exceeds {self.backbone_row.name}'s hidden width {hidden_dim}")
         channels = channel_names(data_cfg)
-        # Channels the patch embedding reads: all but the covariates when event channels are switched off.
-        skip = () if m.event_channels else COVARIATES
+        # Channels the patch embedding reads: all but the pump and meal logs when event channels are switched off.
+        skip = () if m.event_channels else EVENT_INPUTS
         self.channel_index = [i for i, name in enumerate(channels) if name not in skip]
 
         self.seq_len, self.pred_len, self.d_ff = data_cfg.seq_len, data_cfg.pred_len, m.d_ff
@@ -106,6 +110,10 @@ class TimeLLM(Forecaster):
         # Public switch (the benchmark measures both ways; export turns it off to keep the graph a single pass).
         self.cache_prompt_prefix = fam.causal and self.prompt is not None
         self._prefix_cache: tuple[tuple, _PrefixStates] | None = None
+        # Public switch: the last layer only at the patch positions (models/patch_readout.py), where the backbone
+        # allows it, a prompt precedes the patches, and no subclass (an ablation) replaces the backbone's encoding.
+        self.read_patches_only = (patch_readout.supports(backbone) and self.prompt is not None
+                                  and type(self).encode is TimeLLM.encode)
 
     # --- parameters and checkpoints -------------------------------------------------------------------------------
 
@@ -165,8 +173,11 @@ class TimeLLM(Forecaster):
         patches = self.patch_embedding(torch.cat([glucose, x[..., self.channel_index[1:]]], dim=-1))
         tokens = self.reprogramming.attend(patches, *self.prototype_keys_values())
         inputs, mask, positions = self._layout(x, tokens, prompt)
-        last, hidden = self.encode(inputs, mask, return_hidden)
-        features = _take(last, positions)[..., : self.d_ff]
+        if self.read_patches_only and not return_hidden:
+            features = patch_readout.encode_at(self.backbone, inputs, mask, positions)[..., : self.d_ff]
+        else:
+            last, hidden = self.encode(inputs, mask, return_hidden)
+            features = _take(last, positions)[..., : self.d_ff]
         pred = self.revin.denormalize(self.head(features).unsqueeze(-1), stats).squeeze(-1)
         if not return_hidden:
             return pred

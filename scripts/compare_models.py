@@ -13,7 +13,7 @@ Tan et al. (NeurIPS 2024) found that Time-LLM with its language model removed be
 their comparisons. This runner repeats that check on glucose: every model of the grid goes through the same engine
 (``exp.run.train_and_test``), the same splits and the same metrics, on every test window.
 
-``--standard`` is issue 12's grid (``comparison/standard.py`` says what it runs, what was cut to fit 2 CPU cores and
+``--standard`` is the ranking grid (``comparison/standard.py`` says what it runs, what was cut to fit 2 CPU cores and
 why it still takes about 10 hours there; ``--plan`` gives the estimate): 12 patients pooled, 3 seeds, every model
 with its own recipe to its validation plateau, Time-LLM with and without events and its ablations, and per-patient
 paired statistics. The other presets train every model with one setting: ``--quick`` (a smoke run, not a result),
@@ -43,7 +43,7 @@ from typing import Optional, Sequence
 from utils.cli import OneLineArgumentParser, run_cli, spellings
 from utils.errors import LLMTimeError
 
-STANDARD_OUT = Path("docs") / "results" / "standard"
+DEFAULT_OUT = {"standard": Path("docs") / "results" / "standard", "scaling": Path("docs") / "results" / "scaling"}
 PROG = "python -m scripts.compare_models"
 
 
@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     preset.add_argument("--quick", action="store_true",
                         help="smoke run: 2 patients, 1 seed, 1000/300 train/val windows, 2 epochs: minutes on a CPU")
     preset.add_argument("--full", action="store_true", help="all patients, one model each, 3 seeds, no caps, 10 epochs")
+    preset.add_argument("--scaling", action="store_true",
+                        help="the data-scaling study: RMSE against training-window budgets, 12 patients pooled, MS, "
+                             "3 seeds (comparison/scaling.py)")
+    p.add_argument("--budgets", default=None,
+                   help="with --scaling: comma-separated training-window budgets and/or 'full' (default "
+                        "1000,4000,16000,64000)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--plan", action="store_true", help="print the cells and their estimated time; train nothing")
     mode.add_argument("--merge", action="store_true",
@@ -87,9 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add Time-LLM without its prompt prefix (default: on in presets)")
     p.add_argument(*spellings("no_no_prompt_ablation"), dest="no_prompt_ablation", action="store_const", const=False,
                    default=None, help="leave that row out, in presets too")
-    add_config_flags(p, DataConfig, only=("data", "root_path", "max_train_windows", "max_val_windows"), notes={
-        "max_train_windows": "default: the preset's; with --standard each model family's",
-        "max_val_windows": "default: the preset's; with --standard each model family's"})
+    add_config_flags(p, DataConfig, only=("data", "root_path", "max_train_windows", "max_val_windows", "train_draw"),
+                     notes={"train_draw": "fixed reproduces the reports made before per-epoch draws",
+                            "max_train_windows": "default: the preset's; with --standard each model family's",
+                            "max_val_windows": "default: the preset's; with --standard each model family's"})
     p.add_argument("--features", default=None, choices=["S", "MS"],
                    help="S: glucose only (default); MS: + basal, bolus and carbs (Time-LLM: as prompt text and "
                         "channels); with --standard, keep only the rows with these inputs")
@@ -104,6 +111,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(*spellings("runs_dir"), default=None,
                    help="run folders (default checkpoints/compare/<out folder name>)")
     return p
+
+
+def scaling_grid(args: argparse.Namespace, runs_dir: Path):
+    """The scaling study's grid (``comparison.scaling``) from the flags, and each cell's budget."""
+    from comparison import scaling
+    from comparison.grid import PRESETS, choose_patients, parse_seeds
+    from comparison.settings import backbone_names
+    from data_provider.data_factory import dataset_name
+    from exp.trainer import native_bf16
+
+    backbones = backbone_names(args)
+    if len(backbones) > 1:
+        raise LLMTimeError("--scaling studies one backbone: pass a single --backbones name")
+    precision = args.mixed_precision or ("bf16" if native_bf16() else "no")
+    base = scaling.base_config(dataset_name(args.data), args.root_path, args.llm_path, runs_dir, precision)
+    patients = choose_patients(args.patients, PRESETS["standard"], base.data)
+    seeds = parse_seeds(args.seeds, PRESETS["standard"])
+    return scaling.build_grid(base, backbones[0], patients, seeds, scaling.parse_budgets(args.budgets), args.models)
 
 
 def grid_command(argv: list[str]) -> str:
@@ -127,14 +152,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from comparison.costs import plan_text
         from comparison.grid import in_shard, parse_shard
         from comparison.report import write_reports
+        from comparison.scaling import write_report as write_scaling
         from comparison.runner import run_grid
         from comparison.settings import build_grid
         from comparison.tables import merge, table_names
 
         args = build_parser().parse_args(argv)
-        preset = "standard" if args.standard else "quick" if args.quick else "full" if args.full else "custom"
-        if args.out is None and preset != "standard":
-            raise LLMTimeError("--out is required (only --standard has a default, docs/results/standard)")
+        preset = ("standard" if args.standard else "scaling" if args.scaling else "quick" if args.quick
+                  else "full" if args.full else "custom")
+        if args.out is None and preset not in DEFAULT_OUT:
+            raise LLMTimeError("--out is required (only --standard and --scaling have defaults, "
+                               f"{DEFAULT_OUT['standard']} and {DEFAULT_OUT['scaling']})")
+        if args.budgets is not None and preset != "scaling":
+            raise LLMTimeError("--budgets belongs to --scaling")
         if args.shard is not None and (args.merge or args.report):
             raise LLMTimeError("--merge and --report read every shard of --out: leave out --shard")
         shard = None
@@ -144,9 +174,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             shard = launcher_shard()
         elif args.shard is not None:
             shard = parse_shard(args.shard)
-        out = Path(args.out) if args.out is not None else STANDARD_OUT
+        out = Path(args.out) if args.out is not None else DEFAULT_OUT[preset]
         runs_dir = Path(args.runs_dir) if args.runs_dir else Path("checkpoints") / "compare" / out.name
-        grid = build_grid(args, preset, runs_dir)
+        report_command = grid_command(argv)
+        if preset == "scaling":
+            grid, budget_of = scaling_grid(args, runs_dir)
+
+            def report() -> str:
+                return write_scaling(out, grid, budget_of, report_command)
+        else:
+            grid = build_grid(args, preset, runs_dir)
+
+            def report() -> str:
+                return write_reports(out, grid, report_command)
         positions = list(range(1, len(grid.cells) + 1))
         cells = grid.cells
         if shard is not None:
@@ -154,12 +194,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.plan:
             print(plan_text(cells, positions, len(grid.cells), f"shard {shard[0]} of {shard[1]}" if shard else ""))
             return 0
-        report_command = grid_command(argv)
         if args.merge:
             runs, shards = merge(out)
             print(f"merged {shards} shard table(s) of {out}: {runs} runs in {out / 'tidy.csv'}")
         if args.merge or args.report:
-            print(write_reports(out, grid, report_command))
+            print(report())
             return 0
         out.mkdir(parents=True, exist_ok=True)
         if shard is not None:
@@ -167,8 +206,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"shard {shard[0]} of {shard[1]} done: rows in {out / table_names(shard)[0]}; once every shard is "
                   f"done, join them: {report_command} --merge")
             return 0
-        run_grid(cells, out, command, after_cell=lambda: write_reports(out, grid, report_command))
-        print(write_reports(out, grid, report_command))
+        run_grid(cells, out, command, after_cell=report)
+        print(report())
         print(f"outputs: {out}  (run folders: {runs_dir})")
         return 0
 

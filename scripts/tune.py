@@ -26,14 +26,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", nargs="*", default=[], help="key=v1,v2 ... settings to sweep (every combination)")
     p.add_argument("--set", nargs="*", default=[], dest="fixed", help="key=value settings held fixed")
     p.add_argument("--out", default="docs/results/recipes/sweep.csv", help="sweep CSV (appended, resumable)")
+    p.add_argument("--extend_edges", "--extend-edges", type=int, choices=(0, 1), default=1,
+                   help="1: while the winner sits on an edge of a numeric grid key, add the next value past it (the "
+                        "grid's own ratio) and sweep again, until it is interior (default 1)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         args = build_parser().parse_args(argv)
-        from exp.tuning import (draw_best_curves, grid_points, parse_assignments, summary_table, sweep,
-                                with_settings)
+        from exp.tuning import (draw_best_curves, extend_to_interior, grid_points, parse_assignments,
+                                summary_table, sweep, with_settings)
 
         fixed = {k: v[0] for k, v in parse_assignments(args.fixed, many=False).items()}
         base = with_settings(RunConfig(), {"model": args.model, "covariates": args.features == "MS", **fixed})
@@ -42,10 +45,15 @@ def main(argv: list[str] | None = None) -> int:
             check_config(with_settings(base, point))
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        rows = sweep(base, grid, out)
+        if args.extend_edges:
+            rows, grid, notes = extend_to_interior(base, grid, out, check_config)
+        else:
+            rows, notes = sweep(base, grid, out), []
         for path in draw_best_curves(rows, out.parent):
             print(f"curve: {path}")
         print(summary_table(rows))
+        for note in notes:
+            print(f"warning: {note}: widen the grid by hand or read the winner as a bound, not an optimum")
         return 0
 
     return run_cli(body, "interrupted: finished grid points are in the CSV; rerun the same command to resume")

@@ -100,7 +100,8 @@ def test_ridge_reads_covariates_with_ms_features():
     drive = rng.normal(size=(700, 3))
     target = np.convolve(drive[:, 0], np.ones(3) / 3, mode="same")  # glucose that follows an input channel
     ds = series_dataset(target, drive)
-    model = build_model(ModelConfig(model="Ridge"), DataConfig(seq_len=L, pred_len=H, covariates=True, filled_channel=False), SCALER, "")
+    data = DataConfig(seq_len=L, pred_len=H, covariates=True, filled_channel=False, basal_logged=False)
+    model = build_model(ModelConfig(model="Ridge"), data, SCALER, "")
     model.fit_closed_form(ds)
     assert model.weight.shape == (H, 4 * L)
     with pytest.raises(LLMTimeError, match="channels"):
@@ -114,7 +115,7 @@ def test_trained_baselines_lower_the_loss(name, covariates):
     n = 300
     extra = np.random.default_rng(1).normal(size=(n, 3)) if covariates else None
     train, val = series_dataset(wave(n, 0.02), extra), series_dataset(wave(n, 0.02, seed=1), extra)
-    data = DataConfig(seq_len=L, pred_len=H, covariates=covariates, filled_channel=False)
+    data = DataConfig(seq_len=L, pred_len=H, covariates=covariates, filled_channel=False, basal_logged=False)
     model = build_model(ModelConfig(model=name, **TINY), data, SCALER, "")
     trainer = Trainer(TrainConfig(batch_size=32, learning_rate=3e-3, train_epochs=3, lradj="constant"), model)
     before = trainer.evaluate_loss(make_loader(val, 128, False, 0))
@@ -133,7 +134,7 @@ def test_dlinear_moving_average_keeps_length_and_level():
 
 
 def test_patchtst_reads_every_channel_with_ms_features():
-    data = DataConfig(seq_len=L, pred_len=H, covariates=True, filled_channel=False)
+    data = DataConfig(seq_len=L, pred_len=H, covariates=True, filled_channel=False, basal_logged=False)
     model = build_model(ModelConfig(model="PatchTST", **TINY), data, SCALER, "").eval()
     x = torch.randn(3, L, 4)
     moved = x.clone()

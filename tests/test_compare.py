@@ -17,7 +17,7 @@ from comparison.costs import estimate_seconds
 from comparison.grid import in_shard, variants
 from comparison.markdown import glucose_table
 from comparison.settings import build_grid
-from comparison.stats import outcome, paired, statement, statements, verdict
+from comparison.stats import family, outcome, paired, statement, statements, verdict
 from comparison.summary import findings, summarise, worse_than_persistence
 from comparison.tables import finished_keys, merge
 from exp.recipes import RECIPES
@@ -240,41 +240,43 @@ def test_paired_statements_count_patients_average_seeds_and_test_with_wilcoxon()
                       + _per_patient("Ridge (S)", [3, 4, 5, 6, 4]) + _per_patient("Same (MS)", [1, 2, 3, 4, 5])
                       + _per_patient("OneSeed (S)", [9, 9, 9, 9, 9], seeds=(1,)))
     worse = paired(pp, "TimeLLM (MS)", "DLinear (S)", 30)
-    # every patient worse by 1..5 mg/dL: mean 3, and the exact two-sided signed-rank p of 5 same-sign pairs, 2/2^5,
-    # which is not below 0.05: five patients cannot make a difference measurable, so none is claimed
+    # every patient worse by 1..5 mg/dL: mean 3; five patients cannot make a difference measurable (the exact
+    # two-sided signed-rank p of 5 same-sign pairs is 2/2^5), so they are not tested and none is claimed
     assert (worse.patients, worse.worse, worse.better) == (5, 5, 0) and worse.mean_diff == pytest.approx(3.0)
-    assert worse.p == pytest.approx(2 / 32) and outcome(worse) == "level"
-    assert statement(worse) == ("TimeLLM (MS) is not measurably different from DLinear (S) at 30 min (higher RMSE on "
-                                "5 of 5 patients, 3.0 mg/dL higher on average, p = 0.062).")
+    assert math.isnan(worse.p) and outcome(worse) == "level"
+    assert statement(worse) == ("TimeLLM (MS) cannot be told apart from DLinear (S) at 30 min (higher RMSE on 5 of 5 "
+                                "patients, 3.0 mg/dL higher on average, not tested: fewer than 6 patients).")
     better = paired(pp, "TimeLLM (MS)", "Ridge (S)", 30)  # diffs -2, -2, -2, -2, +1
     assert (better.better, better.worse) == (4, 1) and better.mean_diff == pytest.approx(-1.4)
-    assert statement(better).startswith("TimeLLM (MS) is not measurably different from Ridge (S) at 30 min (lower "
-                                        "RMSE on 4 of 5 patients, 1.4 mg/dL lower on average, p = ")
+    assert statement(better).startswith("TimeLLM (MS) cannot be told apart from Ridge (S) at 30 min (lower RMSE on 4 "
+                                        "of 5 patients, 1.4 mg/dL lower on average, not tested")
     level = paired(pp, "TimeLLM (MS)", "Same (MS)", 60)
-    assert math.isnan(level.p) and statement(level) == (
-        "TimeLLM (MS) is not measurably different from Same (MS) at 60 min (lower RMSE on 0, higher on 0 of 5 "
-        "patients, p not defined (no patient differs)).")
+    assert statement(level) == (
+        "TimeLLM (MS) cannot be told apart from Same (MS) at 60 min (lower RMSE on 0, higher on 0 of 5 patients, not "
+        "tested: fewer than 6 patients).")
     one_seed = paired(pp, "TimeLLM (MS)", "OneSeed (S)", 30)  # only seed 1 is shared: TimeLLM's seed-1 RMSE counts
     assert one_seed.mean_diff == pytest.approx(3.5 - 9)
-    assert len(statements(pp, "TimeLLM (MS)", ["DLinear (S)", "Nobody (S)"])) == 2  # 30 and 60 min; none for Nobody
+    tests = family(pp, "TimeLLM (MS)", ["DLinear (S)", "Nobody (S)"])
+    assert len(statements(tests, ["DLinear (S)", "Nobody (S)"])) == 2  # 30 and 60 min; none for Nobody
 
 
-def test_a_difference_is_a_win_or_a_loss_only_when_the_signed_rank_test_says_so():
-    six = [1, 2, 3, 4, 5, 6]  # six same-sign patients: exact two-sided p = 2/2^6 < 0.05
-    pp = pd.DataFrame(_per_patient("TimeLLM (MS)", [0] * 6) + _per_patient("Worse (S)", six)
-                      + _per_patient("Better (S)", [-d for d in six]) + _per_patient("Mixed (S)", [2, -1, 2, -1, 2, -1]))
-    beats = paired(pp, "TimeLLM (MS)", "Worse (S)", 30)
-    assert beats.p == pytest.approx(2 / 64) and outcome(beats) == "better"
-    assert statement(beats) == ("TimeLLM (MS) is better than Worse (S) at 30 min: lower RMSE on 6 of 6 patients, by "
-                                "3.5 mg/dL on average, p = 0.031.")
-    assert outcome(paired(pp, "TimeLLM (MS)", "Better (S)", 60)) == "worse"
-    assert outcome(paired(pp, "TimeLLM (MS)", "Mixed (S)", 30)) == "level"
-    assert verdict(pp, "TimeLLM (MS)", ["Worse (S)", "Better (S)", "Mixed (S)", "Nobody (S)"], 30) == (
-        "At 30 min (Wilcoxon across patients, p < 0.05), TimeLLM (MS) beats Worse (S); loses to Better (S); is not "
-        "measurably different from Mixed (S).")
-    assert verdict(pp, "TimeLLM (MS)", ["Mixed (S)"], 60) == (
-        "At 60 min (Wilcoxon across patients, p < 0.05), TimeLLM (MS) beats none; loses to none; is not measurably "
-        "different from Mixed (S).")
+def test_a_difference_is_a_win_or_a_loss_only_when_the_corrected_test_says_so():
+    ten = list(range(1, 11))  # ten same-sign patients: exact two-sided p = 2/2^10, 6 x that after Holm over 6 tests
+    pp = pd.DataFrame(_per_patient("TimeLLM (MS)", [0] * 10) + _per_patient("Worse (S)", ten)
+                      + _per_patient("Better (S)", [-d for d in ten]) + _per_patient("Mixed (S)", [2, -1] * 5))
+    tests = family(pp, "TimeLLM (MS)", ["TimeLLM (MS)", "Worse (S)", "Better (S)", "Mixed (S)", "Nobody (S)"])
+    beats = tests[("Worse (S)", 30)]
+    assert beats.p == pytest.approx(2 / 1024) and beats.p_holm == pytest.approx(6 * 2 / 1024)
+    assert outcome(beats) == "better" and statement(beats) == (
+        "TimeLLM (MS) is better than Worse (S) at 30 min: lower RMSE on 10 of 10 patients, by 5.5 mg/dL on average, "
+        "p = 0.002, Holm-corrected p = 0.012.")
+    assert outcome(tests[("Better (S)", 60)]) == "worse" and outcome(tests[("Mixed (S)", 30)]) == "level"
+    assert verdict(tests, "TimeLLM (MS)", 30) == (
+        "At 30 min (Wilcoxon across patients, Holm-corrected over 6 tests, p < 0.05), TimeLLM (MS) beats Worse (S); "
+        "loses to Better (S); cannot be told apart from Mixed (S).")
+    assert verdict(family(pp, "TimeLLM (MS)", ["Mixed (S)"]), "TimeLLM (MS)", 60) == (
+        "At 60 min (Wilcoxon across patients, Holm-corrected over 2 tests, p < 0.05), TimeLLM (MS) beats none; loses "
+        "to none; cannot be told apart from Mixed (S).")
 
 
 def test_runs_worse_than_persistence_are_named_and_kept():
@@ -352,8 +354,9 @@ def test_standard_run_writes_rows_reports_as_it_goes_and_reuses_finished_runs(tm
         "Persistence S", "Persistence MS", "DLinear S", "DLinear MS", "TimeLLM S", "TimeLLM MS", "TimeLLM_woLLM MS"]
     text = (out / "summary.md").read_text()
     assert "Complete: all 14 planned runs." in text and "| DLinear | MS | 2 | 2/2 | 2.0 |" in text
-    assert ("- TimeLLM (MS) is not measurably different from DLinear (MS) at 30 min (higher RMSE on 2 of 2 patients, "
-            "4.0 mg/dL higher on average, p = 0.500).") in text
+    assert ("- TimeLLM (MS) cannot be told apart from DLinear (MS) at 30 min (higher RMSE on 2 of 2 patients, "
+            "4.0 mg/dL higher on average, not tested: fewer than 6 patients).") in text
+    assert {"wilcoxon_p_30", "p_holm_30", "wilcoxon_p_60", "p_holm_60"} <= set(summary.columns)  # blank: 2 patients
     assert "### Does TimeLLM (MS) earn its cost?" in text and "At 60 min (Wilcoxon across patients" in text
     assert "- Every trained run forecasts better than persistence at 30 and 60 min" in text
     assert ("- Cost: TimeLLM (MS) has 10 trainable of 20 parameters, trained at 5 windows/s (DLinear (S), the most "

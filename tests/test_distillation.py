@@ -15,7 +15,7 @@ import torch
 from data_provider.cohort_files import generate_patient
 from data_provider.data_factory import build_splits, description, make_loader
 from data_provider.simulate import cohort_specs
-from distillation import cli, compare
+from distillation import cli, compare, pipeline
 from distillation.config import phase_configs
 from distillation.losses import (
     PROJECTION_PREFIX,
@@ -68,7 +68,7 @@ def cohort(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def splits(cohort):
-    return build_splits(DataConfig(root_path=str(cohort), max_train_windows=48, max_val_windows=24))
+    return build_splits(DataConfig(root_path=str(cohort), max_train_windows=48, max_val_windows=24, train_draw="fixed"))
 
 
 def tiny(folders, family: str, splits, **overrides) -> TimeLLM:
@@ -253,7 +253,7 @@ def _pipeline_args(cohort, tiny_backbones, out, *extra):
 @pytest.mark.slow
 def test_pipeline_end_to_end_writes_a_complete_row(cohort, tiny_backbones, tmp_path, capsys):
     args = _pipeline_args(cohort, tiny_backbones, tmp_path, "--grid", "0.5,0.5,0;0.5,0.5,0.1")
-    assert cli.main(args) == 0
+    assert pipeline.main(args) == 0
     rows = pd.read_csv(tmp_path / "distillation.csv", dtype={"patient": str})
     assert len(rows) == 1
     row = rows.iloc[0]
@@ -296,7 +296,7 @@ def test_pipeline_end_to_end_writes_a_complete_row(cohort, tiny_backbones, tmp_p
     assert again.row["rmse_30"] == pytest.approx(row["distilled_rmse_30"], rel=1e-6)
 
     # a second identical run skips the finished row
-    assert cli.main(args) == 0
+    assert pipeline.main(args) == 0
     assert len(pd.read_csv(tmp_path / "distillation.csv")) == 1
     assert "skipped" in capsys.readouterr().out
 
@@ -334,7 +334,7 @@ def test_pooled_rows_split_into_per_patient_rows(tiny_backbones, tmp_path):
             "--root-path", str(root), "--all-patients", "1", "--max-train-windows", "48", "--max-val-windows", "24",
             "--teacher-epochs", "1", "--student-epochs", "1", "--distill-epochs", "1", "--latency-repeats", "2",
             "--int8", "0", "--grid", "0.5,0.5,0;1,0,0", "--out", str(tmp_path / "runs"), *TINY_FLAGS]
-    assert cli.main(args) == 0
+    assert pipeline.main(args) == 0
     pooled_csv = tmp_path / "runs" / "distillation.csv"
     pooled = pd.read_csv(pooled_csv, dtype={"patient": str})
     assert list(pooled["patient"]) == ["all"]
@@ -364,7 +364,7 @@ def test_pooled_rows_split_into_per_patient_rows(tiny_backbones, tmp_path):
 
 
 def test_dry_run_trains_nothing_and_bad_flags_exit_2(cohort, tiny_backbones, tmp_path, capsys):
-    assert cli.main(_pipeline_args(cohort, tiny_backbones, tmp_path, "--dry-run")) == 0
+    assert pipeline.main(_pipeline_args(cohort, tiny_backbones, tmp_path, "--dry-run")) == 0
     out = capsys.readouterr().out
     assert "1. teacher" in out and "3. distilled" in out and "no temperature" in out
     assert not (tmp_path / "runs").exists()
@@ -373,7 +373,7 @@ def test_dry_run_trains_nothing_and_bad_flags_exit_2(cohort, tiny_backbones, tmp
                 _pipeline_args(cohort, tiny_backbones, tmp_path, "--alpha", "1.5", "--dry-run"),
                 _pipeline_args(cohort, tiny_backbones, tmp_path, "--grid", "1,2", "--dry-run"),
                 _pipeline_args(cohort, tiny_backbones, tmp_path, "--bogus")):
-        assert cli.main(bad) == USER_ERROR_EXIT
+        assert pipeline.main(bad) == USER_ERROR_EXIT
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1
     assert "temperature" in cli.build_parser().format_help()

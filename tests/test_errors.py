@@ -148,7 +148,8 @@ FLAG_CASES = {
     "units without input": (["--units", "mmol"], "go with --input"),
     "seq_len 1": (["--seq_len", "1"], "--seq_len must be >= 2"),
     "val_fraction": (["--val_fraction", "1.5"], "--val_fraction must be in (0, 1)"),
-    "negative cap": (["--patients", "1001", "--max_train_windows", "-5"], "--max_train_windows must be a positive"),
+    "negative cap": (["--patients", "1001", "--max_train_windows", "-5"],
+                     "--max_train_windows must be >= 1 (0 on the command line = no cap), got -5"),
     "negative workers": (["--num_workers", "-1"], "--num_workers must be >= 0"),
     "zero d_model": (["--d_model", "0"], "--d_model must be >= 1"),
     "zero heads": (["--n_heads", "0"], "--n_heads must be >= 1"),
@@ -171,7 +172,7 @@ def test_bad_flags(case, tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--llm_layers", "5"], "--llm_layers 5 is outside 1..2"),
-    (["--llm_layers", "0"], "--llm_layers 0 is outside 1..2"),
+    (["--llm_layers", "0"], "--llm_layers must be >= 1, got 0"),
     (["--llm_path", "/nonexistent/bert"], "--llm_path /nonexistent/bert has no config.json"),
     (["--llm_dim", "64"], "--llm_dim 64 does not match"),
 ])
@@ -248,13 +249,14 @@ def test_resume_with_other_settings_is_refused(trained, capsys):
 FORECAST_CASES = {
     "missing input": (lambda d: d / "nope.csv", "nope.csv does not exist"),
     "unknown extension": (lambda d: _text(d / "cgm.txt", "timestamp,glucose\n"), "expected an .xml, .xml.gz or .csv"),
-    "no header": (lambda d: _text(d / "a.csv", "2024-01-01 00:00,120\n"), "needs columns timestamp,glucose"),
-    "empty csv": (lambda d: _text(d / "b.csv", ""), "not a readable CSV"),
+    "no header": (lambda d: _text(d / "a.csv", "2024-01-01 00:00,120\n"), "has no timestamp or glucose column"),
+    "empty csv": (lambda d: _text(d / "b.csv", ""), "is empty"),
     "bad timestamp": (lambda d: _text(d / "c.csv", "timestamp,glucose\n2024-01-01 00:00,120\nyesterday,130\n"),
                       "line 3: 'yesterday'"),
     "text glucose": (lambda d: _text(d / "e.csv", "timestamp,glucose\n2024-01-01 00:00,LOW\n"), "not numbers"),
-    "mixed offsets": (lambda d: _text(d / "f.csv", "timestamp,glucose\n2024-03-30T10:00+01:00,120\n"
-                                                   "2024-03-31T10:00+02:00,130\n"), "time-zone offsets"),
+    "offsets and local times": (lambda d: _text(d / "f.csv", "timestamp,glucose\n2024-03-30T10:00+01:00,120\n"
+                                                             "2024-03-31T10:00,130\n"),
+                                "some timestamps have a UTC offset"),
 }
 
 

@@ -10,7 +10,6 @@ import torch
 from builders import cgm_times, sine_glucose, write_patient_xml
 from data_provider.data_factory import COVARIATES, build_splits
 from data_provider.events import (
-    EVENT_CHANNELS,
     cob_fraction,
     event_text,
     event_texts,
@@ -174,7 +173,6 @@ def test_event_text_of_a_window_loaded_from_xml(tmp_path, wordpiece_tokenizer):
     _write_xml(tmp_path, "testing", "2024-03-03 00:10", 288, 1)
     splits = build_splits(DataConfig(data="ohio", root_path=str(tmp_path), patients=["7"], seq_len=24, pred_len=6,
                                      covariates=True))
-    assert EVENT_CHANNELS == COVARIATES
     channels = ("glucose", *COVARIATES)
     builder = PromptBuilder(wordpiece_tokenizer, splits.description, 24, 6, 3, splits.scaler.glucose, events=True,
                             channels=channels, scaler_mean=splits.scaler.mean, scaler_std=splits.scaler.std)

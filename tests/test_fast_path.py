@@ -7,6 +7,7 @@ loop is in tests/test_time_llm.py.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -18,6 +19,7 @@ from configs import DataConfig, ModelConfig
 from models.backbones import FAMILIES
 from models.prompt import render
 from models.time_llm import TimeLLM
+from transformers.models.bert.modeling_bert import BertSelfAttention
 
 DATA = DataConfig(seq_len=24, pred_len=6, filled_channel=False)  # windows below carry glucose alone
 SCALER = Scaler(np.array([140.0]), np.array([50.0]))  # glucose (mg/dL): all these models read of it
@@ -84,6 +86,47 @@ def test_prefix_cache_follows_backbone_weights(tiny_backbones):
         model.cache_prompt_prefix = False
         full = model(x)
     torch.testing.assert_close(changed, full, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("spread", [True, False], ids=["ragged-prompts", "equal-prompts"])
+def test_last_layer_at_the_patches_equals_the_full_pass(tiny_backbones, attention, spread):
+    """BERT computes its last layer at the patch positions only: same forecasts and same gradients as the whole
+    sequence's last layer, with and without a padding mask, for either attention implementation."""
+    model = tiny(tiny_backbones, "bert")
+    model.backbone.config._attn_implementation = attention
+    model.backbone.attn_implementation = attention
+    for layer in model.backbone.encoder.layer:  # the attention class is chosen at build time: swap it
+        if attention == "eager":
+            state = layer.attention.self.state_dict()
+            layer.attention.self = BertSelfAttention(model.backbone.config).eval()
+            layer.attention.self.load_state_dict(state)
+        assert (type(layer.attention.self) is BertSelfAttention) == (attention == "eager")
+    assert model.read_patches_only
+    x = windows(5, seed=5, spread=spread)
+    outputs, grads = [], []
+    for fast in (True, False):
+        model.read_patches_only = fast
+        model.zero_grad()
+        model.train()
+        out = model(x)
+        out.square().mean().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
+        with torch.no_grad():
+            outputs.append(model.eval()(x))
+    torch.testing.assert_close(outputs[0], outputs[1], atol=1e-5, rtol=0)
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_only_bert_encoders_with_a_prompt_read_the_patches_only(tiny_backbones):
+    from models.ablations import TimeLLM_woLLM  # replaces the backbone's encoding: the whole pass is its own
+
+    assert tiny(tiny_backbones, "bert").read_patches_only
+    assert not tiny(tiny_backbones, "gpt2").read_patches_only
+    cfg = ModelConfig(llm_model="BERT", llm_path=str(tiny_backbones["bert"]), **TINY)
+    assert not TimeLLM(dataclasses.replace(cfg, use_prompt=False), DATA, SCALER, DESCRIPTION).read_patches_only
+    assert not TimeLLM_woLLM(cfg, DATA, SCALER, DESCRIPTION).read_patches_only
 
 
 def test_encoders_do_not_cache_the_prefix(tiny_backbones):

@@ -16,6 +16,7 @@ from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
 from bench.settings import BenchSettings
 from configs.flags import FLAG, add_config_flags, check_config, config_from_namespace, flag, internal
 from distillation import cli as distill_cli
+from distillation import pipeline as distill_pipeline
 from distillation.config import PipelineConfig
 from scripts import benchmark, check_input_fill, compare_models, generate_cohort, tune
 from utils.cli import OneLineArgumentParser, given_flags, run_cli
@@ -165,7 +166,7 @@ def test_the_distillation_pipeline_reads_its_declared_flags_in_either_spelling(c
              if f.metadata.get(FLAG)]
     assert len(names) == len(set(names))
     backbones = ["--teacher", "bert", "--student", "tinybert"]
-    err = _one_line_error(distill_cli.main, [*backbones, "--teacher_epochs", "0", "--dry_run"], capsys)
+    err = _one_line_error(distill_pipeline.main, [*backbones, "--teacher_epochs", "0", "--dry_run"], capsys)
     assert "--teacher_epochs must be >= 1, got 0" in err
     cfg = distill_cli.config_from_args(distill_cli.build_parser().parse_args(
         [*backbones, "--teacher-epochs", "2", "--batch-size", "8", "--lr", "0.01", "--dataset", "OHIO",

@@ -52,13 +52,18 @@ def _history(*val: float) -> list[dict]:
 
 
 def test_convergence_verdicts():
-    assert convergence(_history(1.0, 0.5, 0.6, 0.7, 0.8), patience=3).verdict == "plateau"
-    assert convergence(_history(1.0, 0.5, 0.6), patience=3).verdict == "levelled"
-    assert convergence(_history(1.0, 0.5, 0.499), patience=3).verdict == "levelled"  # last gain < 0.5%
+    """Converged only where early stopping fired; a run the epoch cap ended with its best epoch among the last
+    ``patience`` is capped, however flat its curve (a cosine schedule flattens it at the cap)."""
+    assert convergence(_history(1.0, 0.5, 0.6, 0.7, 0.8), patience=3).verdict == "converged"
+    flat = convergence(_history(1.0, 0.5, 0.499), patience=3)  # last gain < 0.5%: 'levelled' before, now capped
+    assert flat.verdict == "capped" and flat.capped and not flat.converged
+    assert convergence(_history(1.0, 0.5, 0.6), patience=3).verdict == "capped"  # best 2 of 3, patience 3
+    assert convergence(_history(1.0, 0.5, 0.6, 0.7), patience=2).verdict == "converged"
     still = convergence(_history(1.0, 0.8, 0.6), patience=3)
-    assert still.verdict == "still improving" and not still.converged
-    assert "train longer" in still.message()
-    assert convergence([{"epoch": 0, "val_loss": 0.3}], patience=3).verdict == "not trained"
+    assert still.verdict == "capped" and "still improving" in still.message() and "train longer" in still.message()
+    assert still.to_dict()["capped"] and not still.to_dict()["converged"]
+    done = convergence([{"epoch": 0, "val_loss": 0.3}], patience=3)
+    assert done.verdict == "not trained" and done.converged and not done.capped
 
 
 def test_bf16_is_a_default_only_where_it_measured_faster():

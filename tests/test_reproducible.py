@@ -18,6 +18,7 @@ import torch
 from builders import TINY_BERT, cgm_times, sine_glucose, write_patient_xml
 from data_provider.data_factory import build_splits, make_loader
 from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
+from exp.reuse import CHECKPOINT_HASH
 from exp.run import REPO_ROOT, train_and_test
 
 TIMING = ("seconds", "_per_s")
@@ -46,7 +47,9 @@ def _run(data_dir, tiny, out, seed: int, **train):
 
 def _without_timing(obj):
     if isinstance(obj, dict):
-        return {k: _without_timing(v) for k, v in obj.items() if not any(t in k for t in TIMING)}
+        # the checkpoint's hash differs too: its saved config records --num_workers (predictions are compared below)
+        return {k: _without_timing(v) for k, v in obj.items()
+                if not any(t in k for t in TIMING) and k != CHECKPOINT_HASH}
     if isinstance(obj, list):
         return [_without_timing(v) for v in obj]
     return obj

@@ -193,6 +193,19 @@ def test_unusable_inputs_are_user_errors(tiny_backbones):
         model(windows(2) * 1e5)
 
 
+def test_top_k_0_states_no_lags_and_tokenises_as_the_text(tiny_backbones, wordpiece_tokenizer):
+    """--top_k 0: the prompt drops its lags (they read 1 2 3 4 5 in most CGM windows), 6 or more tokens fewer."""
+    model, with_lags = tiny_model(tiny_backbones, top_k=0), tiny_model(tiny_backbones, top_k=5)
+    x = windows(4, seed=1)
+    stats = model.prompt.statistics(x)
+    ids, lengths = model.prompt(x)
+    for i in range(len(x)):
+        text = render(model.prompt.pieces, stats, i)
+        assert "lags" not in text and ids[i, : lengths[i]].tolist() == wordpiece_tokenizer(text)["input_ids"]
+    assert (with_lags.prompt(x)[1] - lengths >= 6).all()  # " lags" (a word piece or two) and five numbers
+    assert model(x).shape == (4, 6)
+
+
 def test_impossible_top_k_is_a_user_error(tiny_backbones):
     with pytest.raises(LLMTimeError, match="top_k 13"):
         tiny_model(tiny_backbones, top_k=13)

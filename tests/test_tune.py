@@ -18,14 +18,14 @@ SMALL = ["patients=1001", "max_train_windows=200", "max_val_windows=100", "train
 def test_sweep_writes_a_row_per_point_and_resumes(tmp_path, capsys):
     out = tmp_path / "sweep.csv"
     args = ["--model", "DLinear", "--features", "MS", "--grid", "learning_rate=1e-3,1e-2", "--set", *SMALL,
-            "--out", str(out)]
+            "--out", str(out), "--extend_edges", "0"]
     assert tune.main(args) == 0
     rows = pd.read_csv(out)
     assert len(rows) == 2 and set(rows["features"]) == {"MS"}
     assert {json.loads(p)["learning_rate"] for p in rows["point"]} == {1e-3, 1e-2}
     for _, row in rows.iterrows():  # validation only: the curve, the verdict and persistence on the same windows
         history = json.loads(row["history"])
-        assert [h["epoch"] for h in history] == [1, 2] and row["verdict"] in ("plateau", "levelled", "still improving")
+        assert [h["epoch"] for h in history] == [1, 2] and row["verdict"] in ("converged", "capped")
         assert row["val_rmse_30"] > 0 and row["persistence_val_rmse_30"] > 0
         assert "test" not in " ".join(rows.columns)
     assert (tmp_path / "curve_DLinear_MS.png").is_file()
@@ -43,3 +43,32 @@ def test_bad_settings_are_one_line_errors(tmp_path, bad, capsys):
         from exp.tuning import parse_assignments
 
         parse_assignments(["learning_rate"], many=True)
+
+
+def test_a_winner_on_an_edge_grows_the_grid_until_it_is_interior(tmp_path, monkeypatch, capsys):
+    """Validation loss smallest near learning rate 3e-2 and at batch 32: a 1e-3,3e-3 grid grows by the grid's
+    ratio (9e-3, 2.7e-2, 8.1e-2) until its winner, 2.7e-2, is interior; batch size, already interior, stays."""
+    import exp.tuning
+
+    def fake_point(cfg, splits):
+        loss = (json_log(cfg.train.learning_rate) - json_log(3e-2)) ** 2 + abs(cfg.train.batch_size - 32) / 100
+        return {"best_val_loss": loss, "best_epoch": 1, "epochs_run": 1, "verdict": "converged", "history": "[]",
+                "seconds": 0.0}
+
+    monkeypatch.setattr(exp.tuning, "run_point", fake_point)
+    monkeypatch.setattr(exp.tuning, "build_splits", lambda data: None)
+    out = tmp_path / "sweep.csv"
+    assert tune.main(["--model", "DLinear", "--grid", "learning_rate=1e-3,3e-3", "batch_size=16,32,64",
+                      "--out", str(out)]) == 0
+    rates = sorted({json.loads(p)["learning_rate"] for p in pd.read_csv(out)["point"]})
+    assert rates == pytest.approx([1e-3, 3e-3, 9e-3, 2.7e-2, 8.1e-2])
+    assert {json.loads(p)["batch_size"] for p in pd.read_csv(out)["point"]} == {16, 32, 64}
+    assert "warning" not in capsys.readouterr().out
+    assert exp.tuning.beyond_edges({"lr": [0.0, 1.0]}, {"lr": 0.0}) == {"lr": [0.0, 1.0, -1.0]}
+    assert exp.tuning.beyond_edges({"fill": ["carry", "linear"]}, {"fill": "carry"}) == {}
+
+
+def json_log(value: float) -> float:
+    import math
+
+    return math.log(value)

@@ -71,7 +71,9 @@ def test_bglp_test_windows_score_every_real_reading_once_per_horizon():
     test_vals = np.arange(40, dtype=float) + 200
     test_vals[[15, 16, 30]] = np.nan  # missing test readings: never scored, inputs carried forward
     test = _series(test_vals, start=str(train.index[-1] + pd.Timedelta(minutes=15)))  # 2 missing slots between
-    joined, start = join_for_test(train, test)
+    grids = [pd.DataFrame({"glucose": s.targets}, index=s.index) for s in (train, test)]
+    frame, start = join_for_test(*grids)
+    joined = PatientSeries("p", frame.index, frame[["glucose"]].to_numpy(), frame["glucose"].to_numpy())
     assert start == 32 and np.isnan(joined.targets[30:32]).all()
     origins, mask, filled = bglp_origins(joined, start, L, H)
     first_scored = start + 12
@@ -152,8 +154,9 @@ def test_train_on_some_patients_test_on_others_and_caps(cohort):
     sp = build_splits(cfg)
     assert set(sp.train.patient) == {"1001"} and set(sp.val.patient) == {"1001"}
     assert set(sp.test.patient) == {"1002"}
-    assert len(sp.train) == 50 and len(sp.val) == 20
-    loader = make_loader(sp.train, batch_size=16, shuffle=True, seed=0)
+    assert sp.train_per_epoch == 50 and len(sp.train) > 50 and len(sp.val) == 20  # 50 drawn afresh each epoch
+    loader = make_loader(sp.train, batch_size=16, shuffle=True, seed=0, per_epoch=sp.train_per_epoch)
+    assert sum(len(b["y"]) for b in loader) == 50
     batch = next(iter(loader))
     assert batch["x"].shape == (16, 12, 2) and batch["y"].shape == (16, 6) and batch["mask"].all()
     assert set(batch["x"][..., 1].unique().tolist()) <= {0.0, 1.0}  # the filled marker stays 0/1, unscaled
@@ -173,12 +176,12 @@ def test_scenario_degrades_inputs_but_not_targets(cohort):
 
 def test_every_channel_is_scaled_with_training_region_statistics_only():
     """Basal, bolus and carbs (--features MS) are standardised with the first 80% of the training file alone, and
-    the filled-input marker is left as 0/1."""
+    the 0/1 markers (basal logged, input filled) are left as they are."""
     from data_provider.data_factory import BUNDLED, COVARIATES, channel_names
 
     cfg = DataConfig(patients=["1001"], covariates=True)
     sp = build_splits(cfg)
-    assert channel_names(cfg) == ("glucose", *COVARIATES, "filled")
+    assert channel_names(cfg) == ("glucose", *COVARIATES, "basal_logged", "filled")
     grid = load_cohort(BUNDLED["simulated"], ["1001"])["1001"].train.grid
     region = grid.iloc[: int(round(len(grid) * 0.8))]
     for c, name in enumerate(COVARIATES, start=1):
@@ -186,4 +189,4 @@ def test_every_channel_is_scaled_with_training_region_statistics_only():
         assert sp.scaler.mean[c] == pytest.approx(values.mean())
         assert sp.scaler.std[c] == pytest.approx(values.std())
         assert sp.scaler.mean[c] != pytest.approx(grid[name].fillna(0.0).mean(), rel=1e-9)  # not the whole file
-    assert (sp.scaler.mean[-1], sp.scaler.std[-1]) == (0.0, 1.0)
+    assert (sp.scaler.mean[-2:] == 0).all() and (sp.scaler.std[-2:] == 1).all()  # the two 0/1 markers

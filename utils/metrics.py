@@ -25,30 +25,16 @@ from typing import Any, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from utils.cgm import NAMED_HORIZONS_MIN, STEP_MINUTES, minutes_to_step
 from utils.error_grids import clarke_zones, parkes_zones, zone_shares
 from utils.errors import LLMTimeError
 
 MGDL_PER_MMOL = 18.016  # glucose molar mass 180.16 g/mol: 1 mmol/L = 18.016 mg/dL
 
-NAMED_HORIZONS_MIN = (30, 60)
 POINT_METRICS = ("rmse", "mae", "mard", "mape")  # mard and mape are one number under two names (see evaluate)
 HYPO_MGDL, HYPER_MGDL = 70.0, 180.0  # consensus thresholds (Battelino et al. 2019, Diabetes Care 42:1593)
 EVENTS = ("hypo", "hyper")
 EVENT_STATS = ("sensitivity", "precision", "mcc", "events")
-
-
-def minutes_to_step(minutes: float, step_minutes: float = 5) -> int:
-    """Index of the horizon step that forecasts ``minutes`` ahead (30 min at 5-min sampling is index 5).
-
-    Step index ``k`` forecasts ``(k + 1) * step_minutes`` ahead, because the first predicted value is one sample after
-    the input window ends.
-    """
-    if step_minutes <= 0:
-        raise LLMTimeError(f"step_minutes must be positive, got {step_minutes}")
-    steps = minutes / step_minutes
-    if minutes <= 0 or not float(steps).is_integer():
-        raise LLMTimeError(f"a horizon of {minutes} min is not a positive whole number of {step_minutes}-min steps")
-    return int(steps) - 1
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -183,7 +169,9 @@ def _events(truth: NDArray, forecast: NDArray, scored: NDArray, step_minutes: fl
     return out
 
 
-def horizon_metrics(truth: ArrayLike, forecast: ArrayLike, mask: ArrayLike, step_minutes: float = 5) -> dict[str, Any]:
+def horizon_metrics(
+    truth: ArrayLike, forecast: ArrayLike, mask: ArrayLike, step_minutes: float = STEP_MINUTES
+) -> dict[str, Any]:
     """RMSE, MAE (mg/dL) and MARD (%, also as ``mape``) at every horizon step, the 30- and 60-min values by name, and
     hypo/hyper detection at 30 and 60 min (see :func:`event_detection`).
 
@@ -224,7 +212,7 @@ def _mean_over_patients(per_patient: Sequence[dict[str, Any]], horizon: int, ste
 
 
 def evaluate(
-    truth: ArrayLike, forecast: ArrayLike, mask: ArrayLike, patient: ArrayLike, step_minutes: float = 5,
+    truth: ArrayLike, forecast: ArrayLike, mask: ArrayLike, patient: ArrayLike, step_minutes: float = STEP_MINUTES,
     times: ArrayLike | None = None,
 ) -> dict[str, Any]:
     """All metrics for one test set, as a JSON-serialisable dict.

@@ -286,3 +286,30 @@ def plot_learning_curve(history: list[dict], path: str | os.PathLike, title: str
     ax.grid(alpha=0.3)
     ax.legend()
     _save(fig, path)
+
+
+def plot_scaling(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float]]],
+    reference: float,
+    path: str | os.PathLike,
+    title: str,
+) -> None:
+    """One line per row through its (budget, RMSE mean) points with sd bars, budgets on a log axis, and the
+    reference (persistence) as a dashed line: where the curves cross reads at a glance."""
+    if not curves:
+        raise LLMTimeError("plot_scaling needs at least one curve")
+    fig = Figure(figsize=(7.5, 4.8))
+    ax = fig.add_subplot()
+    for label, (x, y, sd) in curves.items():
+        order = np.argsort(np.asarray(x, dtype=float))
+        x, y = np.asarray(x, dtype=float)[order], np.asarray(y, dtype=float)[order]
+        err = np.nan_to_num(np.asarray(sd, dtype=float)[order])
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label)
+    ax.axhline(reference, color="black", linestyle="--", linewidth=1, label="persistence")
+    ax.set_xscale("log")
+    ax.set_xlabel("training-window presentations (budget)")
+    ax.set_ylabel("RMSE (mg/dL)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    _save(fig, path)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import pandas as pd
 from filelock import FileLock
@@ -56,8 +56,17 @@ def check_appendable(path: str | os.PathLike) -> None:
 
 
 def append_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
+    append_rows(path, [row])
+
+
+def append_rows(path: str | os.PathLike, rows: list[dict[str, Any]], replace: Optional[str] = None) -> None:
+    """Append ``rows`` in one atomic write; with ``replace`` (a column), first drop the rows already there whose value
+    in it is one of the new rows' (a rerun's rows supersede those an interrupted run left), so none is there twice."""
     path = Path(path)
     with locked(path):
-        frame = pd.concat([read_as_text(path), pd.DataFrame([row], dtype=object)], ignore_index=True)  # 1 stays "1"
+        old = read_as_text(path)
+        if replace is not None and replace in old:
+            old = old[~old[replace].isin({str(r[replace]) for r in rows})]
+        frame = pd.concat([old, pd.DataFrame(rows, dtype=object)], ignore_index=True)  # 1 stays "1"
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False)

@@ -1,0 +1,101 @@
+"""The data-scaling study: budgets become windows per epoch (Ridge: windows fitted on), every row of a budget sees
+the same presentations, cells run budget by budget, and the report says where the curves cross."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+import data_provider.data_factory
+import exp.run
+from comparison import scaling
+from configs import TrainConfig
+from models.base import Forecaster
+from scripts import compare_models as cm
+from utils.errors import LLMTimeError
+
+# Ridge is better with little data, DLinear overtakes it at 64 windows: their curves cross between 16 and 64.
+RMSE = {("Ridge", 16): 20.0, ("Ridge", 64): 19.0, ("DLinear", 16): 24.0, ("DLinear", 64): 17.0}
+
+
+def _budget(cfg) -> int:
+    per_epoch = cfg.data.max_train_windows
+    return per_epoch if cfg.model.model == "Ridge" else per_epoch * scaling.EPOCHS
+
+
+@pytest.fixture
+def fake_engine(monkeypatch):
+    calls: list = []
+
+    def run(cfg, splits=None, name=None, reuse=False, **kwargs):
+        calls.append(cfg)
+        rmse = RMSE[(cfg.model.model, _budget(cfg))] + cfg.train.seed / 10
+        per = {p: {"rmse_30": rmse, "rmse_60": 2 * rmse} for p in cfg.data.patients}
+        row = {"run_id": name, "model": cfg.model.model, "seed": cfg.train.seed, "features": "MS", "rmse_30": rmse,
+               "rmse_60": 2 * rmse, "trainable_params": 1, "total_params": 1, "best_epoch": 8, "epochs_run": 8,
+               "convergence": "capped", "capped": True, "train_windows_seen": _budget(cfg),
+               "test_windows_per_s": 1.0, "wall_seconds": 1.0, "persistence_rmse_30": 25.0,
+               "persistence_rmse_60": 45.0}
+        return SimpleNamespace(row=row, metrics={"per_patient": per}, model=Forecaster())
+
+    monkeypatch.setenv("LLMTIME_NO_BARS", "1")
+    monkeypatch.setattr(exp.run, "train_and_test", run)
+    monkeypatch.setattr(data_provider.data_factory, "build_splits", lambda data: None)
+    return calls
+
+
+ARGV = ["--scaling", "--models", "Ridge,DLinear", "--patients", "1001,1002", "--seeds", "1,2", "--budgets", "16,64",
+        "--mixed-precision", "no"]
+
+
+def test_budgets_are_presentations_per_row(tmp_path, fake_engine):
+    assert cm.main([*ARGV, "--out", str(tmp_path / "out"), "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert len(fake_engine) == 8  # 2 budgets x 2 seeds x 2 rows, budget by budget
+    assert [_budget(c) for c in fake_engine] == [16] * 4 + [64] * 4
+    dlinear = [c for c in fake_engine if c.model.model == "DLinear"]
+    assert {c.data.max_train_windows for c in dlinear} == {2, 8} and all(c.train.train_epochs == 8 for c in dlinear)
+    assert all(c.train.lradj == "constant" and c.train.patience == scaling.PATIENCE for c in dlinear)
+    assert all(c.data.max_val_windows == scaling.VAL_WINDOWS and c.data.covariates and c.data.train_draw == "fresh"
+               for c in fake_engine)
+    assert isinstance(dlinear[0].train, TrainConfig) and dlinear[0].train.learning_rate == 1e-3  # its recipe's
+
+
+def test_the_report_has_its_columns_charts_and_crossings(tmp_path, fake_engine):
+    out = tmp_path / "out"
+    assert cm.main([*ARGV, "--out", str(out), "--runs-dir", str(tmp_path / "runs")]) == 0
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.columns[:9]) == ["model", "budget", "seeds", "capped", "train_windows_seen", "rmse_30_mean",
+                                         "rmse_30_sd", "persistence_rmse_30", "rmse_60_mean"]
+    ridge16 = summary[(summary["model"] == "Ridge (MS)") & (summary["budget"] == 16)].iloc[0]
+    assert ridge16["seeds"] == 2 and ridge16["rmse_30_mean"] == pytest.approx(20.15)
+    assert ridge16["rmse_30_sd"] == pytest.approx(math.sqrt(0.005))
+    text = (out / "summary.md").read_text()
+    assert "Complete" in text and "capped" in text
+    assert "- 30 min: Ridge (MS) and DLinear (MS) cross between budgets 16 and 64; DLinear (MS) is ahead at 64" in text
+    assert (out / "scaling_30.png").stat().st_size > 0 and (out / "scaling_60.png").stat().st_size > 0
+    fake_engine.clear()
+    assert cm.main([*ARGV, "--out", str(out), "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert fake_engine == []  # every cell finished: nothing runs again
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--budgets", "4"], "at least 8"),
+    (["--budgets", "lots"], "at least 8"),
+    (["--models", "Arima"], "unknown --models arima for --scaling"),
+])
+def test_bad_scaling_requests_are_one_line_errors(tmp_path, capsys, flags, message):
+    assert cm.main(["--scaling", "--plan", "--out", str(tmp_path), *flags]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_plan_lists_every_cell(capsys):
+    assert cm.main(["--scaling", "--plan", "--budgets", "1000,full", "--seeds", "2021"]) == 0
+    printed = capsys.readouterr().out
+    assert "TimeLLM_random (MS)" in printed and "Estimated time" in printed
+    assert cm.main(["--standard", "--plan", "--budgets", "1000"]) == 2
+    assert "--budgets belongs to --scaling" in capsys.readouterr().err
+    with pytest.raises(LLMTimeError, match="at least 8"):
+        scaling.parse_budgets("0")
