@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 
 from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
 from configs.flags import add_config_flags, config_from_namespace, read_config
-from exp.recipes import RECIPE_FLAGS, apply_recipe
+from exp.recipes import DEFAULT_RUN_MODEL, RECIPE_FLAGS, apply_recipe
 from utils.cli import OneLineArgumentParser, given_flags, run_cli
 from utils.errors import LLMTimeError
 
@@ -35,12 +35,8 @@ from utils.errors import LLMTimeError
 DEFAULT_MAX_TRAIN_WINDOWS = 2_000
 DEFAULT_MAX_VAL_WINDOWS = 1_000
 DEFAULT_RUN_EPOCHS = 3  # --train_epochs when neither it nor --max_train_windows is given (otherwise the recipe's)
-# The default run's backbone cut and prompt: MiniLM's first 2 of 6 layers and no autocorrelation lags (they read
-# 1 2 3 4 5 in 93% of test windows). On validation (docs/results/default_run_sweep/) this cut reached the 6-layer
-# run's loss at a third of its cost per window, which is what lets every test window be scored within 10 minutes on
-# a 2-core CPU without AVX-512 (docs/results/default_run.md). Flags given, or another backbone, leave them.
-DEFAULT_RUN_LAYERS = 2
-DEFAULT_RUN_TOP_K = 0
+# The default run's backbone cut (exp/recipes.DEFAULT_RUN_MODEL): a flag given, or another backbone, leaves it.
+DEFAULT_RUN_LAYERS = DEFAULT_RUN_MODEL["llm_layers"]
 _PRECISION_DEFAULT = ("default: the launcher's, as accelerate launch --mixed_precision bf16 sets it; else bf16 with "
                       "--use_amp; else the saved run's with --config; else bf16 where the CPU/GPU computes bf16 "
                       "natively (AMX, or AVX512-BF16 on AMD), else no; the one used is recorded in config.json")
@@ -68,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(g, TrainConfig, only=("seed",))
 
     d = p.add_argument_group("data")
-    add_config_flags(d, DataConfig, exclude=("covariates", "scenario_seed"),
+    # horizon_events is the distillation teacher's privileged view (what the log holds after the forecast time):
+    # never a flag of a forecaster that is tested and reported as one.
+    add_config_flags(d, DataConfig, exclude=("covariates", "scenario_seed", "horizon_events"),
                      notes={"max_train_windows": f"default run: {DEFAULT_MAX_TRAIN_WINDOWS}",
                             "max_val_windows": f"default run: {DEFAULT_MAX_VAL_WINDOWS}"})
     d.add_argument("--data_path", default=None,
@@ -84,8 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "llm_model": ", ".join(backbone_names()),
         "prompt_domain": "default: 1; 0 in the default run, where it measured no validation gain for ~30% of the "
                          "prompt's tokens: docs/results/recipes.md",
-        "llm_layers": f"{DEFAULT_RUN_LAYERS} in the default run with MiniLM (no --max_train_windows)",
-        "top_k": f"{DEFAULT_RUN_TOP_K} in the default run with MiniLM (no --max_train_windows)"})
+        "llm_layers": f"{DEFAULT_RUN_LAYERS} in the default run with MiniLM (no --max_train_windows)"})
     m.add_argument("--no_prompt", dest="use_prompt", action="store_false", default=argparse.SUPPRESS,
                    help="drop the prompt prefix (ablation), as --use_prompt 0")
 
@@ -170,7 +167,7 @@ def _precision(args: argparse.Namespace, saved: Optional[RunConfig]) -> str:
         return saved.train.mixed_precision
     if launcher == "no" or args.use_deepspeed:  # DeepSpeed takes its precision explicitly (its engine casts weights)
         return "no"
-    from exp.trainer import native_bf16  # deferred: it loads torch, which --help does not need
+    from exp.accelerator import native_bf16  # deferred: it loads torch, which --help does not need
 
     return "bf16" if native_bf16() else "no"
 
@@ -180,7 +177,7 @@ def _warn_if_emulated(precision: str) -> None:
     than fp32 on a CPU; said once, so a slow run is not a mystery. The default never picks it there."""
     if precision != "bf16":
         return
-    from exp.trainer import native_bf16  # deferred: it loads torch, which --help does not need
+    from exp.accelerator import native_bf16  # deferred: it loads torch, which --help does not need
 
     if not native_bf16():
         warnings.warn("bf16 is not native here (a CPU without AMX, or AVX512-BF16 on AMD; or a GPU without bf16): "
@@ -190,8 +187,8 @@ def _warn_if_emulated(precision: str) -> None:
 
 def _fresh_run(args: argparse.Namespace, given: frozenset[str]) -> str:
     """Fill the flags left unset in a run without --config: the default run's budget (no --max_train_windows: caps,
-    epochs, no dataset description; with the default backbone its layer cut and lag-free prompt) and the model's recipe for every recipe flag not given. Returns the recipe's
-    name, which config.json records."""
+    epochs, no dataset description; with the default backbone its layer cut) and the model's
+    recipe for every recipe flag not given. Returns the recipe's name, which config.json records."""
     default_run = "max_train_windows" not in given
     if default_run:
         args.max_train_windows = DEFAULT_MAX_TRAIN_WINDOWS
@@ -204,8 +201,6 @@ def _fresh_run(args: argparse.Namespace, given: frozenset[str]) -> str:
         if resolve_backbone(args.llm_model).name == resolve_backbone(ModelConfig().llm_model).name:
             if "llm_layers" not in given:
                 args.llm_layers = DEFAULT_RUN_LAYERS
-            if "top_k" not in given:
-                args.top_k = DEFAULT_RUN_TOP_K
     if args.prompt_domain is None:
         args.prompt_domain = not default_run
     recipe = apply_recipe(TrainConfig(), args.model,

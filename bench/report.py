@@ -3,13 +3,13 @@ benchmark.csv as markdown."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any, Optional
 
 from torch import nn
 
 from bench.levers import Straightforward
+from bench.settings import BenchSettings, BenchTarget
 from utils.errors import LLMTimeError
 
 SUMMARY_COLUMNS = {  # CSV column -> table heading
@@ -41,19 +41,20 @@ def summarize(csv_path: str) -> str:
     return "\n".join(lines)
 
 
-def flat_row(label: str, args: argparse.Namespace, model: nn.Module, result: dict) -> dict[str, Any]:
+def flat_row(label: str, target: BenchTarget, settings: BenchSettings, model: nn.Module,
+             result: dict) -> dict[str, Any]:
     """The CSV row: identity, settings, and the medians (full detail stays in the JSON)."""
     train = result.get("training_windows_per_s") or {}
     prompt = result.get("prompt") or {}
     inner = model.model if isinstance(model, Straightforward) else model  # the TimeLLM inside the wrapper
     row: dict[str, Any] = {
-        "label": label, "model": type(inner).__name__, "features": args.features,
-        "levers_off": args.levers_off or "", "compiled": args.compile,
+        "label": label, "model": type(inner).__name__, "features": target.features,
+        "levers_off": target.levers_off or "", "compiled": target.compile,
         "backbone": model.backbone_row.name if model.uses_llm else "",
-        "llm_layers": args.llm_layers or "", "weights_source": model.weights_source if model.uses_llm else "",
-        "mixed_precision": args.mixed_precision, "deepspeed": args.deepspeed, "fused_adamw": args.fused_adamw,
-        "prefix_cache": inner.cache_prompt_prefix, "threads": result["threads"],
-        "batch": args.batch, "repeats": args.repeats, "steps": args.steps,
+        "llm_layers": target.model.llm_layers or "", "weights_source": model.weights_source if model.uses_llm else "",
+        "mixed_precision": settings.mixed_precision, "deepspeed": settings.deepspeed,
+        "fused_adamw": settings.fused_adamw, "prefix_cache": inner.cache_prompt_prefix, "threads": result["threads"],
+        "batch": settings.batch, "repeats": settings.repeats, "steps": settings.steps,
         "prompt_tokens": prompt.get("prompt_tokens_mean", 0), "sequence_tokens": prompt.get("sequence_tokens_mean", ""),
         "train_windows_per_s": train.get("median", ""), "infer_windows_per_s": result["inference_windows_per_s"]["median"],
         "latency_ms_p50": result["latency_ms_batch1"]["p50"], "latency_ms_p95": result["latency_ms_batch1"]["p95"],

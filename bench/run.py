@@ -1,5 +1,6 @@
-"""The whole benchmark: every measure for one model, and a benchmark run as ``scripts/benchmark.py`` describes it
-(which model, which windows, which settings), recorded as ``<out>/<label>.json`` and a row of ``benchmark.csv``.
+"""The whole benchmark: every measure for one model, and a benchmark run as a ``BenchTarget`` describes it (which
+model, which windows, where it goes; ``scripts/benchmark.py`` builds it from its flags), timed as ``BenchSettings``
+say, recorded as ``<out>/<label>.json`` and a row of ``benchmark.csv``.
 
 Order matters in ``run_benchmark``: the training measurement comes last because it updates the weights and
 ``accelerate.prepare`` wraps the model's forward; everything measured before it sees the model as given.
@@ -7,7 +8,6 @@ Order matters in ``run_benchmark``: the training measurement comes last because 
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
@@ -25,10 +25,8 @@ from bench.latency import model_batch1_latency_ms
 from bench.levers import LEVERS, Straightforward, parse_levers
 from bench.memory import PeakMemory, process_peak_rss_mb
 from bench.report import flat_row
-from bench.settings import BenchSettings, model_device
+from bench.settings import BenchSettings, BenchTarget, model_device
 from bench.throughput import inference_throughput, summary, training_throughput
-from configs import DataConfig, ModelConfig
-from configs.flags import config_from_namespace
 from data_provider.data_factory import build_splits, make_loader, subset, window_inputs
 from exp.run import provenance
 from utils.io import write_json
@@ -73,88 +71,86 @@ def run_benchmark(model: nn.Module, x: torch.Tensor, loader: Optional[DataLoader
     return result
 
 
-def label_for(args: argparse.Namespace, model: nn.Module) -> str:
+def label_for(target: BenchTarget, settings: BenchSettings, model: nn.Module) -> str:
     """The row name derived from the settings that change what is measured (``--label`` overrides it)."""
-    parts = [args.model]
+    m = target.model
+    parts = [m.model]
     if model.uses_llm:
-        parts.append(model.backbone_row.name + (f"-L{args.llm_layers}" if args.llm_layers else ""))
+        parts.append(model.backbone_row.name + (f"-L{m.llm_layers}" if m.llm_layers else ""))
         parts.append("random" if model.weights_source == "random" else "pretrained")
         if model.prompt is None:
             parts.append("noprompt")
-        elif not args.prompt_domain:
+        elif not m.prompt_domain:
             parts.append("nodomain")
-        if args.levers_off:
-            off = parse_levers(args.levers_off)
+        if target.levers_off:
+            off = parse_levers(target.levers_off)
             parts.append("off-all" if off == set(LEVERS) else "off-" + "-".join(sorted(off)))
-        if args.compile:
+        if target.compile:
             parts.append("compiled")
-    parts.append("fp32" if args.mixed_precision == "no" else args.mixed_precision)
-    parts += [flag for flag in ("deepspeed", "fused_adamw") if getattr(args, flag)]
-    if args.threads:
-        parts.append(f"t{args.threads}")
+    parts.append("fp32" if settings.mixed_precision == "no" else settings.mixed_precision)
+    parts += [flag for flag in ("deepspeed", "fused_adamw") if getattr(settings, flag)]
+    if target.threads:
+        parts.append(f"t{target.threads}")
     return "_".join(p.replace("/", "-") for p in parts)
 
 
-def build(args: argparse.Namespace):
-    """(model, splits, data config) for the arguments: a fresh model, or a saved run's with its own scaler."""
-    patients = args.patients
-    if args.checkpoint:
+def build(target: BenchTarget):
+    """(model, splits, data config) for the target: a fresh model, or a saved run's with its own scaler."""
+    patients = target.data.patients
+    if target.checkpoint:
         from exp.checkpoint import rebuild_model
 
-        cfg, scaler, model, _ = rebuild_model(args.checkpoint)
+        cfg, scaler, model, _ = rebuild_model(target.checkpoint)
         data = replace(cfg.data, patients=patients, test_patients=patients, max_val_windows=1)
         return model, build_splits(data, scaler=scaler), data
     from models import build_model
 
-    data = replace(config_from_namespace(DataConfig, args), test_patients=patients, max_val_windows=1,
-                   covariates=args.features == "MS")
-    model_cfg = config_from_namespace(ModelConfig, args)
+    data = replace(target.data, test_patients=patients, max_val_windows=1, covariates=target.features == "MS")
     splits = build_splits(data)
     torch.manual_seed(0)
-    model = build_model(model_cfg, data, splits.scaler, splits.description)
+    model = build_model(target.model, data, splits.scaler, splits.description)
     model.fit_closed_form(subset(splits.train, 4096))
     return model, splits, data
 
 
-def run_from_args(args: argparse.Namespace, settings: BenchSettings) -> tuple[str, dict]:
-    """Benchmark what the command line describes, timed as ``settings`` say; write ``<out>/<label>.json`` and append
-    the CSV row.
+def run_target(target: BenchTarget, settings: BenchSettings) -> tuple[str, dict]:
+    """Benchmark ``target``, timed as ``settings`` say; write ``<out>/<label>.json`` and append the CSV row.
 
     Returns (label, result). The machine's load average before and after is recorded, because on a shared machine
     it says how far to trust the numbers.
     """
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if target.threads:
+        torch.set_num_threads(target.threads)
     load_before = os.getloadavg()[0]
-    model, splits, data = build(args)
-    if args.levers_off:
-        model = Straightforward(model, parse_levers(args.levers_off), splits.description)
-    if args.compile:
+    model, splits, data = build(target)
+    if target.levers_off:
+        model = Straightforward(model, parse_levers(target.levers_off), splits.description)
+    if target.compile:
         model = torch.compile(model)
-    windows = subset(splits.train, args.windows)
+    windows = subset(splits.train, target.windows)
     x = window_inputs(windows)
-    loader = make_loader(windows, args.batch, shuffle=True, seed=0)
-    label = args.label or label_for(args, model)
+    loader = make_loader(windows, settings.batch, shuffle=True, seed=0)
+    label = target.label or label_for(target, settings, model)
     extra = None
     with tempfile.TemporaryDirectory() as tmp:
-        if args.export:
+        if target.export:
             from bench.export import INT8_CALIBRATION_WINDOWS, compare_deployables
 
-            onnx_path = args.onnx_path or str(Path(tmp) / "model.onnx")
+            onnx_path = target.onnx_path or str(Path(tmp) / "model.onnx")
             std = splits.scaler.glucose[1]
             x_cmp = x[:: max(1, len(x) // 256)][:256]  # up to 256 windows spread over the drawn ones
             x_val = window_inputs(splits.val, INT8_CALIBRATION_WINDOWS)  # INT8 calibrated apart from x_cmp
 
             def extra(m: torch.nn.Module) -> dict:
-                return {"deployables": compare_deployables(m, x_cmp, std, onnx_path, x_val, args.latency_calls,
-                                                           args.batch)}
+                return {"deployables": compare_deployables(m, x_cmp, std, onnx_path, x_val, settings.latency_calls,
+                                                           settings.batch)}
 
         started = time.time()
         result = run_benchmark(model, x, loader, settings, extra)
     result.update(label=label, wall_s=time.time() - started, load_average=[load_before, os.getloadavg()[0]],
                   windows=len(x), patients=splits.train_patients, data=data.data,
                   weights_source=model.weights_source if model.uses_llm else None, provenance=provenance())
-    out = Path(args.out)
+    out = Path(target.out)
     write_json(out / f"{label}.json", result)
-    append_row(out / "benchmark.csv", flat_row(label, args, model, result))
+    append_row(out / "benchmark.csv", flat_row(label, target, settings, model, result))
     return label, result

@@ -1,20 +1,53 @@
-"""How a benchmark times: its settings, the precision it runs in and the device helpers every timing shares.
+"""What a benchmark measures and how it times: its target (``BenchTarget``) and timing settings (``BenchSettings``),
+the precision it runs in and the device helpers every timing shares.
 
 Kept apart from the measures so throughput, latency and the whole-benchmark run read one definition of a setting.
+Each field declares its flag (``configs/flags.py``): ``scripts/benchmark.py`` builds its command line from them and
+both objects from the parsed flags, so nothing below the entry point reads argparse.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 from torch import nn
 
+from configs import DataConfig, ModelConfig
 from configs.flags import flag
 from utils.errors import LLMTimeError
 
 PRECISIONS = ("no", "bf16")
+DEFAULT_OUT = "docs/results/bench"
+BENCH_PATIENTS = ["1001", "1002", "1003"]  # whose training windows are timed unless --patients names others
+
+
+@dataclass
+class BenchTarget:
+    """Which model is benchmarked on which windows, and where its result goes; ``model`` and ``data`` are the
+    run configuration's sections (their flags are run_main.py's)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=lambda: DataConfig(patients=list(BENCH_PATIENTS)))
+    checkpoint: Optional[str] = field(default=None, metadata=flag(
+        "benchmark a saved run's model (its config, weights, scaler)"))
+    levers_off: Optional[str] = field(default=None, metadata=flag(
+        "Time-LLM: switch fast-path levers off to measure them, comma-separated or 'all' (short_prompt, "
+        "vectorised_prompt, sdpa, prototype_cache, eval_backbone, prefix_cache; see bench/levers.py)"))
+    compile: bool = field(default=False, metadata=flag("torch.compile the model before timing"))
+    features: str = field(default="MS", metadata=flag(
+        "S: glucose; MS: + basal, bolus, carbs (run_main's default: events as text and channels)",
+        choices=("S", "MS")))
+    windows: int = field(default=1024, metadata=flag("real windows drawn (evenly spaced) for timing", minimum=1))
+    threads: Optional[int] = field(default=None, metadata=flag("torch threads (default: torch's choice)"))
+    export: bool = field(default=False, metadata=flag(
+        "also the ONNX graph (onnxruntime) and its dynamic-INT8 copy (ONNX Runtime quantiser)"))
+    out: str = field(default=DEFAULT_OUT, metadata=flag("folder for <label>.json and benchmark.csv"))
+    label: Optional[str] = field(default=None, metadata=flag("row name (default: derived from the settings)"))
+    onnx_path: Optional[str] = field(default=None, metadata=flag(
+        "keep the exported graph here (default: a temporary file)"))
 
 
 @dataclass

@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader
 
 from bench.settings import BenchSettings, model_device, precision_context, sync
 from configs import TrainConfig
-from exp.trainer import forecast_objective, load_trainable_state, make_accelerator, trainable_state
+from exp.accelerator import make_accelerator
+from exp.trainer import forecast_objective, load_trainable_state, trainable_state
 from utils.errors import LLMTimeError
 
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from configs import DataConfig, RunConfig
+from configs.flags import flag, internal
 from utils.cli import seed_list, split_list
 from utils.errors import LLMTimeError
 
-DEFAULT_MODELS = ("Persistence", "Ridge", "DLinear", "PatchTST", "TimeLLM", "TimeLLM_woLLM", "TimeLLM_LLM2Attn",
-                  "TimeLLM_LLM2Trsf")
+GRID_ROLES = ("baseline", "timellm", "ablation")  # the registry roles (models.spec.ROLES) a preset grid runs
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,49 @@ PRESETS = {
     "custom": Preset(n_patients=None, seeds=(2021,), epochs=10, max_train_windows=12_000, max_val_windows=3_000,
                      extras=False),
 }
+
+
+WINDOW_CAPS = ("max_train_windows", "max_val_windows")  # the run-configuration flags GridFlags.caps holds when given
+# A run-configuration flag the grid takes: declared on the DataConfig, ModelConfig or TrainConfig field of its name.
+RUN_FLAG = internal("a run-configuration flag (its declaration is on the config field of the same name); the "
+                    "training ones None: the preset's setting, with --standard each model's recipe")
+
+
+@dataclass(kw_only=True)
+class GridFlags:
+    """What the comparison's command line asks of a grid, as ``scripts/compare_models.py`` parsed it: the grid's own
+    flags, declared here, and the run-configuration flags it takes (declared on their config fields, whose defaults
+    the parser gives), so nothing below the entry point reads argparse."""
+
+    models: Optional[str] = field(default=None, metadata=flag(
+        "comma-separated model names (default: every registered baseline, Time-LLM and ablation; with --standard: "
+        "its row names, e.g. DLinear,TimeLLM_text, to run only those rows)"))
+    backbones: str = field(default="MiniLM", metadata=flag("comma-separated backbone rows for the Time-LLM models"))
+    patients: Optional[str] = field(default=None, metadata=flag(
+        "comma-separated patient ids (default: the preset's / all)"))
+    pooled: bool = field(default=False, metadata=flag("one model on all listed patients instead of one each"))
+    seeds: Optional[str] = field(default=None, metadata=flag("comma-separated seeds"))
+    random_backbone: Optional[bool] = field(default=None, metadata=flag(
+        "add Time-LLM on a randomly initialised backbone (default: on in presets)"))
+    no_prompt_ablation: Optional[bool] = field(default=None, metadata=flag(
+        "add Time-LLM without its prompt prefix (default: on in presets)"))
+    features: Optional[str] = field(default=None, metadata=flag(
+        "S: glucose only (default); MS: + basal, bolus and carbs (Time-LLM: as prompt text and channels); with "
+        "--standard, keep only the rows with these inputs", choices=("S", "MS")))
+    epochs: Optional[int] = field(default=None, metadata=flag(
+        "default: the preset's; with --standard each recipe's", minimum=1))
+    data: str = field(metadata=RUN_FLAG)
+    root_path: Optional[str] = field(metadata=RUN_FLAG)
+    train_draw: str = field(metadata=RUN_FLAG)
+    llm_path: Optional[str] = field(metadata=RUN_FLAG)
+    eval_batch_size: int = field(metadata=RUN_FLAG)
+    batch_size: Optional[int] = field(metadata=RUN_FLAG)
+    learning_rate: Optional[float] = field(metadata=RUN_FLAG)
+    patience: Optional[int] = field(metadata=RUN_FLAG)
+    mixed_precision: Optional[str] = field(metadata=RUN_FLAG)
+    caps: dict[str, Optional[int]] = field(default_factory=dict, metadata=internal(
+        "the window caps (WINDOW_CAPS) given on the command line, None meaning no cap; one not given is absent and "
+        "the preset's or the model family's applies"))
 
 
 @dataclass(frozen=True)
@@ -118,6 +161,14 @@ class Grid:
     labels: list[str]
 
 
+def default_models() -> list[str]:
+    """The rows of the quick, full and custom grids when --models is not given: every registered baseline, Time-LLM
+    and ablation, in that order (a student such as MLP only when named)."""
+    from models import models_in_role
+
+    return models_in_role(*GRID_ROLES)
+
+
 def canonical_models(text: str) -> list[str]:
     from models import MODELS, resolve_model
 
@@ -132,18 +183,19 @@ def canonical_models(text: str) -> list[str]:
 
 def variants(models: list[str], backbones: list[str], random_backbone: bool, no_prompt: bool) -> list[Variant]:
     """Grid rows in display order; the Time-LLM switches follow plain Time-LLM for each backbone."""
-    from models import model_uses_llm
+    from models import model_spec
 
     rows: list[Variant] = []
     for model in models:
-        if not model_uses_llm(model):
+        spec = model_spec(model)
+        if not spec.uses_llm:
             rows.append(Variant(model))
             continue
         for backbone in backbones:
             rows.append(Variant(model, backbone))
-            if model == "TimeLLM" and random_backbone:
+            if spec.role == "timellm" and random_backbone:
                 rows.append(Variant(model, backbone, llm_weights="random"))
-            if model == "TimeLLM" and no_prompt:
+            if spec.role == "timellm" and no_prompt:
                 rows.append(Variant(model, backbone, use_prompt=False))
     return rows
 

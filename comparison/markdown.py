@@ -15,7 +15,6 @@ import pandas as pd
 from comparison import standard, stats
 from comparison.grid import Grid
 from comparison.summary import EVENT_STATS, HORIZONS, METRICS, best_lines, findings, pm, worse_than_persistence
-from exp.recipes import recipe_for
 
 LEGACY_NOTES = (
     "Notes: `(random LLM)` is Time-LLM with a randomly initialised backbone; `(no prompt)` drops the prompt "
@@ -131,6 +130,8 @@ def legacy_markdown(summary: pd.DataFrame, rows: pd.DataFrame, grid: Grid, comma
 
 def recipe_table(grid: Grid) -> list[str]:
     """One line per row: the training settings its cells ran with (the first seed's: seeds differ in nothing else)."""
+    from models import model_spec  # deferred: the registry loads torch, which --help does not need
+
     first = {}
     for c in grid.cells:
         first.setdefault(c.variant.label, c)
@@ -140,8 +141,9 @@ def recipe_table(grid: Grid) -> list[str]:
     for label in grid.labels:
         cfg = first[label].config
         t, v = cfg.train, first[label].variant
-        if recipe_for(cfg.model.model) is None:
-            what = "every window, closed form" if cfg.model.model == "Ridge" else "nothing to train"
+        spec = model_spec(cfg.model.model)
+        if not spec.gradient_trained:
+            what = "every window, closed form" if spec.training == "closed form" else "nothing to train"
             lines.append(f"| {v.model_name} | {v.features} | – | – | – | – | – | {what} | {t.mixed_precision} |")
             continue
         schedule = t.lradj + (f", {t.warmup_steps} warm-up steps" if t.warmup_steps else "")
@@ -153,13 +155,15 @@ def recipe_table(grid: Grid) -> list[str]:
 
 def patient_findings(summary: pd.DataFrame, per_patient: pd.DataFrame, grid: Grid) -> list[str]:
     """Time-LLM (MS) against every other row, patient by patient (comparison.stats)."""
+    from models import model_spec
+
     ref = standard.REFERENCE
     present = set(summary["label"])
     if ref not in present or per_patient.empty:
         return [f"- {ref} has no finished run with per-patient rows yet, so it is compared with nothing."]
     model_of = {c.variant.label: c.variant.model for c in grid.cells}
     others = [label for label in grid.labels if label in present and label != ref]
-    baselines = [label for label in others if model_of[label] in standard.BASELINES]
+    baselines = [label for label in others if model_spec(model_of[label]).role == "baseline"]
     ablations = [label for label in others if label not in baselines]
     n = per_patient.loc[per_patient["label"] == ref, "patient"].nunique()
     tests = stats.family(per_patient, ref, list(summary["label"]))

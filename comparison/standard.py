@@ -44,30 +44,41 @@ from __future__ import annotations
 from typing import Optional
 
 from comparison.grid import Cell, Variant
-from exp.recipes import recipe_for
 from utils.cli import split_list
 from utils.errors import LLMTimeError
 
-# Windows per epoch (training, validation) by model family: change them here. None = every window.
+# Windows per epoch (training, validation) by window-budget family (each model's spec names its family): change them
+# here. None = every window.
 LLM_WINDOWS = (2_000, 1_000)  # Time-LLM, its variants and its LLM-free ablations: the budget of their recipe sweeps
 LIGHT_WINDOWS = (20_000, 5_000)  # DLinear, PatchTST
+WINDOW_BUDGETS = {"language_model": LLM_WINDOWS, "light": LIGHT_WINDOWS, "every": (None, None)}
 REFERENCE = "TimeLLM (MS)"  # the row every other row is compared with, patient by patient
-BASELINES = ("Persistence", "Ridge", "DLinear", "PatchTST")
 PAIRED_PLOTS = {30: "timellm_minus_each_30.png", 60: "timellm_minus_each_60.png"}  # REFERENCE minus each row
 
 
 def rows(backbone: str) -> list[Variant]:
-    """The standard grid's rows in display order: baselines, then Time-LLM, its event variants and ablations."""
+    """The standard grid's rows in display order: the registry's baselines on S and MS, then Time-LLM on S and MS
+    with its event, backbone and prompt variants on MS, then its ablations on MS (roles from ``models.MODELS``)."""
+    from models import models_in_role  # deferred: the registry loads torch, which --help does not need
+
     b = backbone
     return [
-        *(Variant(model, features=f) for model in BASELINES for f in ("S", "MS")),
-        Variant("TimeLLM", b, features="S"),
-        Variant("TimeLLM", b, features="MS"),
-        Variant("TimeLLM", b, features="MS", event_channels=False, name="TimeLLM_text"),
-        Variant("TimeLLM", b, features="MS", event_text=False, name="TimeLLM_channels"),
-        Variant("TimeLLM", b, features="MS", llm_weights="random", name="TimeLLM_random"),
-        Variant("TimeLLM", b, features="MS", use_prompt=False, name="TimeLLM_noprompt"),
-        *(Variant(model, b, features="MS") for model in ("TimeLLM_woLLM", "TimeLLM_LLM2Attn", "TimeLLM_LLM2Trsf")),
+        *(Variant(model, features=f) for model in models_in_role("baseline") for f in ("S", "MS")),
+        *(v for model in models_in_role("timellm") for v in timellm_rows(model, b)),
+        *(Variant(model, b, features="MS") for model in models_in_role("ablation")),
+    ]
+
+
+def timellm_rows(model: str, b: str) -> list[Variant]:
+    """A Time-LLM model's rows: S and MS, then on MS events as text only or as channels only, a random backbone and
+    no prompt."""
+    return [
+        Variant(model, b, features="S"),
+        Variant(model, b, features="MS"),
+        Variant(model, b, features="MS", event_channels=False, name=f"{model}_text"),
+        Variant(model, b, features="MS", event_text=False, name=f"{model}_channels"),
+        Variant(model, b, features="MS", llm_weights="random", name=f"{model}_random"),
+        Variant(model, b, features="MS", use_prompt=False, name=f"{model}_noprompt"),
     ]
 
 
@@ -93,12 +104,11 @@ def select(grid: list[Variant], models: Optional[str], features: Optional[str], 
 
 
 def windows(model: str) -> tuple[Optional[int], Optional[int]]:
-    """(training, validation) windows per epoch for a registered model: its family's budget."""
-    from models import model_uses_llm
+    """(training, validation) windows per epoch for a registered model: its family's budget (``WINDOW_BUDGETS``;
+    a model with nothing to train fits on, or reads, every window)."""
+    from models import model_spec
 
-    if recipe_for(model) is None:  # nothing to train: Ridge fits on every window, Persistence reads none
-        return None, None
-    return LLM_WINDOWS if model_uses_llm(model) or model.lower().startswith("timellm") else LIGHT_WINDOWS
+    return WINDOW_BUDGETS[model_spec(model).budget]
 
 
 def run_order(cells: list[Cell]) -> list[Cell]:

@@ -80,6 +80,10 @@ class DataConfig:
     basal_logged: bool = field(default=True, metadata=flag(
         "with --features MS: a 0/1 channel marks steps with a basal rate on record and the prompt says 'basal not "
         "logged' where there is none (0: an unlogged basal reads 0 U/h, like a suspended pump)"))
+    horizon_events: bool = field(default=False, metadata=flag(
+        "privileged view, for a distillation teacher only: the basal, bolus and carbs logged within the forecast "
+        "horizon (known afterwards from the log, never at forecast time) become input channels and prompt text; "
+        "glucose stays history-only"))
     csv_columns: Optional[list[str]] = field(default=None, metadata=flag(
         "--data csv: the export's column names as FIELD=NAME pairs, e.g. timestamp=dateString,glucose=sgv (fields: "
         "patient timestamp glucose carbs bolus basal; default: the field names)"))

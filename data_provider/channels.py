@@ -14,6 +14,11 @@ Channels, in order:
   carried forward would be counted again);
 - with ``--features MS`` and ``basal_logged``: ``basal_logged``, 1 where a basal rate is on record and 0 where none
   is, so a window with no basal record ("not logged") differs from a suspended pump (a logged 0 U/h);
+- with ``horizon_events`` (the privileged view a distillation teacher may train on, never a deployable model's):
+  ``basal_ahead``, ``bolus_ahead`` and ``carbs_ahead``, the log ``pred_len`` steps later, so a window's last
+  ``pred_len`` points of them are the basal, boluses and meals logged within its forecast horizon (after the
+  origin), known afterwards from the log and never at forecast time; glucose is never shifted. Past a series' end
+  no meal or bolus is logged and the basal rate holds;
 - with ``filled_channel``: ``filled``, 1 where the glucose input was filled rather than read.
 
 The two 0/1 markers (``MARKERS``) are left unscaled, so they read the same in every split and patient.
@@ -33,12 +38,14 @@ BASAL_LOGGED = "basal_logged"
 FILLED = "filled"
 MARKERS = (BASAL_LOGGED, FILLED)  # 0/1 channels: never scaled
 EVENT_INPUTS = (*COVARIATES, BASAL_LOGGED)  # the channels of the pump and meal logs (Time-LLM --event_channels)
+AHEAD = tuple(f"{name}_ahead" for name in COVARIATES)  # the horizon's logs (horizon_events), in COVARIATES order
 
 
 def channel_names(cfg: DataConfig) -> tuple[str, ...]:
     """Names of the input channels, in the order the windows carry them (glucose first)."""
     events = (*COVARIATES, *((BASAL_LOGGED,) if cfg.basal_logged else ())) if cfg.covariates else ()
-    return ("glucose", *events, *((FILLED,) if cfg.filled_channel else ()))
+    ahead = AHEAD if cfg.horizon_events else ()
+    return ("glucose", *events, *ahead, *((FILLED,) if cfg.filled_channel else ()))
 
 
 def marker_index(cfg: DataConfig) -> list[int]:
@@ -54,12 +61,16 @@ def model_inputs(grid: pd.DataFrame, cfg: DataConfig, glucose: Optional[np.ndarr
     """
     g = grid["glucose"].to_numpy(dtype=float) if glucose is None else np.asarray(glucose, dtype=float)
     channels = [g]
+    basal = grid["basal"].ffill()
+    logs = {"basal": basal.fillna(0.0), "bolus": grid["bolus"].fillna(0.0), "carbs": grid["carbs"].fillna(0.0)}
     if cfg.covariates:
-        basal = grid["basal"].ffill()
-        logs = {"basal": basal.fillna(0.0), "bolus": grid["bolus"].fillna(0.0), "carbs": grid["carbs"].fillna(0.0)}
         channels += [logs[name].to_numpy(dtype=float) for name in COVARIATES]
         if cfg.basal_logged:
             channels.append(basal.notna().to_numpy(dtype=float))
+    if cfg.horizon_events:
+        later = {name: log.shift(-cfg.pred_len) for name, log in logs.items()}
+        later["basal"] = later["basal"].fillna(logs["basal"].iloc[-1] if len(grid) else 0.0)
+        channels += [later[name].fillna(0.0).to_numpy(dtype=float) for name in COVARIATES]
     if cfg.filled_channel:
         channels.append(np.isnan(g).astype(float))
     return np.stack(channels, axis=1)

@@ -227,6 +227,9 @@ def validate(cfg: DataConfig) -> None:
         raise LLMTimeError(f"--train_draw must be one of {', '.join(DRAWS)}, got {cfg.train_draw!r}")
     if cfg.input_fill not in FILLS:
         raise LLMTimeError(f"--input_fill must be one of {', '.join(FILLS)}, got {cfg.input_fill!r}")
+    if cfg.horizon_events and cfg.seq_len < cfg.pred_len:
+        raise LLMTimeError(f"--horizon_events needs --seq_len >= --pred_len (got {cfg.seq_len} < {cfg.pred_len}): the "
+                           "horizon's events ride on the window's last pred_len points")
     if cfg.max_gap_fill_min < 0:
         raise LLMTimeError(f"--max_gap_fill_min must be >= 0 minutes, got {cfg.max_gap_fill_min}")
 

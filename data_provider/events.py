@@ -159,6 +159,24 @@ def _sentence(w: dict) -> str:
     return "; ".join(parts)
 
 
+def horizon_texts(bolus: Tensor, carbs: Tensor) -> list[str]:
+    """Unscaled [B, H] boluses (U) and carbs (g) logged at the H steps after each window's origin (the privileged
+    view's horizon, ``data_provider/channels.py``) -> per window e.g. ``ahead: meal 50 g in 20 min; bolus 5.0 U in
+    15 min``, soonest first, at most ``MAX_LISTED`` of each, or ``ahead: no meals or boluses``.
+
+    Only a teacher's prompt states this: it is the log after the forecast time, which a deployed model cannot know.
+    """
+    minutes = ((torch.arange(bolus.shape[1]) + 1) * STEP_MINUTES).tolist()
+    grams = torch.round(torch.where(carbs.double().abs() < EVENT_EPS, 0.0, carbs.double())).long().tolist()
+    tenths = torch.round(torch.where(bolus.double().abs() < EVENT_EPS, 0.0, bolus.double()) * 10).long().tolist()
+    texts = []
+    for meal_row, bolus_row in zip(grams, tenths):
+        meals = [f"meal {g} g in {m} min" for g, m in zip(meal_row, minutes) if g > 0][:MAX_LISTED]
+        doses = [f"bolus {_units(t)} U in {m} min" for t, m in zip(bolus_row, minutes) if t > 0][:MAX_LISTED]
+        texts.append("ahead: " + ("; ".join(meals + doses) or "no meals or boluses"))
+    return texts
+
+
 def longest_event_text() -> str:
     """The longest text ``event_text`` writes for sizes up to 999 g, 99.9 U and 9.9 U/h, and events up to
     ``LISTED_WITHIN_MIN`` minutes old: what a fixed-width exported prompt (bench/export.py) must leave room for."""

@@ -3,8 +3,8 @@
 ``pipeline_config``), and the settings they give (``config_from_args``).
 
 The pipeline's ``main`` (``python -m distillation.pipeline``, or ``bash scripts/distill_pipeline.sh``) reads them;
-``distillation.compare`` builds its own parser on the shared flags. Nothing here runs the pipeline, so the pipeline
-may import its command line without an import cycle.
+the pair comparison's command line (``scripts/distillation_comparison.py``) builds its own parser on the shared
+flags. Nothing here runs the pipeline, so the pipeline may import its command line without an import cycle.
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: student i <-> teacher round(i*T/S)")
     e = p.add_argument_group("epoch budgets")
     add_config_flags(e, PipelineConfig, only=("teacher_epochs", "student_epochs", "distill_epochs"))
+    add_config_flags(b, PipelineConfig, only=("teacher_view",))
     add_common_arguments(p)
     add_config_flags(p, PipelineConfig, only=("csv",))
     return p

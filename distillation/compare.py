@@ -22,27 +22,29 @@ otherwise idle machine once every row is in.
 
 ``--paths ROW=DIR`` points a backbone row at a local save_pretrained folder (weights and tokenizer), for rows whose
 real weights are not in the Hugging Face cache; the CSV records the folder as the weights source.
+
+The command line is ``scripts/distillation_comparison.py``: it builds the pairs' ``PipelineConfig`` and, with
+``--standard``, a ``StandardRun``, so nothing here reads argparse.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
-from distillation.cli import NO_REGRESSION_TEMPERATURE, add_common_arguments, pipeline_config
-from distillation.config import PipelineConfig, lm_free_model, plan
+from configs.flags import check_config, flag
+from distillation.config import PipelineConfig, lm_free_model
 from distillation.pipeline import run_pipeline
 from distillation.retime import retime_csv
-from distillation.standard import (COMPARISON_RUNS, STANDARD_DIR, STANDARD_SEEDS, adopt_teacher, plan_text,
-                                   standard_configs, standard_seeds, write_standard_reports)
+from distillation.standard import (COMPARISON_RUNS, STANDARD_SEEDS, adopt_teacher, plan_text, standard_seeds,
+                                   write_standard_reports)
 from distillation.summary import cell, table
 from models.backbones import BACKBONES, resolve_backbone
-from utils.cli import OneLineArgumentParser, run_cli, spellings
 from utils.errors import LLMTimeError
 from utils.io import atomic_path, write_text
 from utils.plots import plot_scatter
@@ -111,14 +113,14 @@ def parse_paths(items: Optional[Sequence[str]]) -> dict[str, str]:
     return paths
 
 
-def pair_config(pair: Pair, args: argparse.Namespace, paths: dict[str, str], csv: Path) -> PipelineConfig:
-    """One pair's pipeline settings: the shared flags, the pair's rows and cuts, --epochs for every phase."""
+def pair_config(pair: Pair, shared: PipelineConfig, paths: dict[str, str]) -> PipelineConfig:
+    """One pair's pipeline settings: ``shared`` (what every pair shares: the flags, the epoch budgets, the CSV) with
+    the pair's rows, cuts and local folders, held to the fields' declarations."""
     teacher, t_layers, student, s_layers = pair
-    return pipeline_config(
-        args, teacher=teacher, student=student, teacher_layers=t_layers, student_layers=s_layers,
-        teacher_path=paths.get(teacher), student_path=paths.get(student),
-        teacher_epochs=args.epochs, student_epochs=args.epochs, distill_epochs=args.epochs, csv=str(csv),
-    )
+    cfg = replace(shared, teacher=teacher, student=student, teacher_layers=t_layers, student_layers=s_layers,
+                  teacher_path=paths.get(teacher), student_path=paths.get(student))
+    check_config(cfg)
+    return cfg
 
 
 def member_label(name: str, layers: int) -> str:
@@ -250,25 +252,46 @@ def write_reports(rows_csv: Path) -> tuple[pd.DataFrame, str]:
     return summary, text
 
 
-def run_standard(args: argparse.Namespace) -> int:
-    """``--standard``: its plan (``--plan``), its reports alone (``--report``), its rows timed again (``--retime``),
-    or its runs (finished rows skipped; ``--seeds`` some seeds only), the reports rewritten after every pair so a
-    stopped run leaves a partial report that says what it covers."""
-    out = None if args.out == PipelineConfig.__dataclass_fields__["out"].default else args.out
-    csv = Path(args.csv) if args.csv else None
-    seeds = standard_seeds(args.seeds)
-    configs = standard_configs(args, out=out, csv=csv)
+@dataclass
+class StandardRun:
+    """What ``--standard`` is asked to do beside its preset's runs (``distillation/standard.py``); each field
+    declares its flag."""
+
+    plan: bool = field(default=False, metadata=flag(
+        "with --standard: list its runs and a time estimate, train nothing (--dry_run does the same)"))
+    report: bool = field(default=False, metadata=flag(
+        "with --standard: only rewrite rows.csv and the summary from the pooled rows so far (a run rewrites them "
+        "after every pair)"))
+    retime: bool = field(default=False, metadata=flag(
+        "with --standard: measure the CPU latency and the INT8 student of every finished row again (from its run "
+        "folders; run it on an otherwise idle machine, so the speed-ups are comparable), then rewrite the report; "
+        "trains nothing"))
+    seeds: Optional[str] = field(default=None, metadata=flag(
+        f"with --standard: run only these of its seeds (default all: {','.join(map(str, STANDARD_SEEDS))}); each "
+        "seed searches its own loss weights, so processes given different seeds share the work in any order (same "
+        "--out and --csv); with --retime, time only these seeds' rows"))
+    comparison_runs: str = field(default=COMPARISON_RUNS, metadata=flag(
+        "with --standard: the standard comparison's run folders; its finished TimeLLM (MS) run of a seed, if there, "
+        "is that seed's teacher (same settings) instead of training it again"))
+
+
+def run_standard(configs: list[PipelineConfig], run: StandardRun) -> int:
+    """``--standard`` over the preset's ``configs`` (``distillation.standard.standard_configs``): its plan
+    (``--plan``), its reports alone (``--report``), its rows timed again (``--retime``), or its runs (finished rows
+    skipped; ``--seeds`` some seeds only), the reports rewritten after every pair so a stopped run leaves a partial
+    report that says what it covers."""
+    seeds = standard_seeds(run.seeds)
     pooled = configs[0].csv_path
-    if args.plan or args.dry_run:
+    if run.plan:
         print(plan_text(configs))
         return 0
-    if args.report:
+    if run.report:
         print(write_standard_reports(pooled, pair_label, planned=len(configs)), end="")
         return 0
-    if args.retime:
+    if run.retime:
         first = configs[0]
         timed = retime_csv(pooled, first.latency_repeats, first.latency_threads, first.int8,
-                           seeds if args.seeds is not None else None)
+                           seeds if run.seeds is not None else None)
         print(f"timed {timed} row(s) of {pooled} again", flush=True)
         print(write_standard_reports(pooled, pair_label, planned=len(configs)), end="")
         return 0
@@ -277,7 +300,7 @@ def run_standard(args: argparse.Namespace) -> int:
     for k, cfg in enumerate(configs, 1):  # each seed searches its own weights, so the seeds need not wait on another
         if cfg.train.seed not in seeds:
             continue
-        adopted = adopt_teacher(cfg, Path(args.comparison_runs))
+        adopted = adopt_teacher(cfg, Path(run.comparison_runs))
         if adopted is not None:
             print(f"teacher (seed {cfg.train.seed}): the standard comparison's finished run {adopted}, same "
                   "settings", flush=True)
@@ -288,96 +311,3 @@ def run_standard(args: argparse.Namespace) -> int:
     print(write_standard_reports(pooled, pair_label, planned=len(configs)), end="")
     print(f"rows: {pooled}")
     return 1 if failures else 0
-
-
-# --- command line ----------------------------------------------------------------------------------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = OneLineArgumentParser(
-        prog="python -m scripts.distillation_comparison",
-        description="Run the distillation pipeline for several teacher -> student pairs and summarise accuracy, "
-                    "latency, size and retention. " + NO_REGRESSION_TEMPERATURE,
-    )
-    w = p.add_argument_group("pairs (one of)")
-    w.add_argument("--mode", choices=MODES, default=None,
-                   help="quick: " + ", ".join("→".join(x) for x in QUICK) + "; balanced: "
-                        + ", ".join("→".join(x) for x in BALANCED)
-                        + f"; all: every teacher x student of the table ({len(all_pairs())} pairs)")
-    w.add_argument(*spellings("custom_pairs"), nargs="+", default=None, metavar="TEACHER,STUDENT",
-                   help="pairs such as 'BERT,TinyBERT' or 'MiniLM,MiniLM:2' (ROW:LAYERS cuts a backbone)")
-    w.add_argument(*spellings("summarize", "summarise"), default=None, metavar="CSV",
-                   help="only write the summary and chart of an existing pairs/pipeline CSV")
-    w.add_argument("--standard", action="store_true",
-                   help="the standard report: MiniLM (6 layers) -> MiniLM:1, MiniLM:2, BERT-tiny (random); pooled "
-                        "over the 12 bundled patients, seeds 2021-2023 (weights searched per seed), --features MS, "
-                        f"TimeLLM recipe; pooled.csv, rows.csv and summary.csv/.md in {STANDARD_DIR} (--out: run "
-                        "folders, --csv: the pooled rows)")
-    p.add_argument("--plan", action="store_true", help="with --standard: list its runs and a time estimate, train "
-                                                       "nothing (--dry_run does the same)")
-    p.add_argument(*spellings("comparison_runs"), default=COMPARISON_RUNS, metavar="DIR",
-                   help="with --standard: the standard comparison's run folders; its finished TimeLLM (MS) run of a "
-                        "seed, if there, is that seed's teacher (same settings) instead of training it again "
-                        "(default: %(default)s)")
-    p.add_argument("--report", action="store_true", help="with --standard: only rewrite rows.csv and the summary "
-                                                         "from the pooled rows so far (a run rewrites them after "
-                                                         "every pair)")
-    p.add_argument("--seeds", default=None, metavar="S1,S2",
-                   help=f"with --standard: run only these of its seeds (default all: "
-                        f"{','.join(map(str, STANDARD_SEEDS))}); each seed searches its own loss weights, so "
-                        "processes given different seeds share the work in any order (same --out and --csv); with "
-                        "--retime, time only these seeds' rows")
-    p.add_argument("--retime", action="store_true",
-                   help="with --standard: measure the CPU latency and the INT8 student of every finished row again "
-                        "(from its run folders; run it on an otherwise idle machine, so the speed-ups are comparable), "
-                        "then rewrite the report; trains nothing")
-    p.add_argument("--epochs", type=int, default=10, help="epoch budget of every phase (teacher, baseline, distilled)")
-    p.add_argument("--paths", nargs="+", default=None, metavar="ROW=DIR",
-                   help="local save_pretrained folder of a backbone row (weights + tokenizer)")
-    add_common_arguments(p)
-    p.add_argument("--csv", default=None, help="pairs CSV (default <out>/distillation_pairs.csv); the summary, "
-                                               "Markdown and PNG are written next to it")
-    return p
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    def body() -> int:
-        args = build_parser().parse_args(argv)
-        chosen = [x is not None for x in (args.mode, args.custom_pairs, args.summarize)] + [args.standard]
-        if sum(chosen) != 1:
-            raise LLMTimeError("give exactly one of --mode, --custom_pairs, --summarize or --standard")
-        if args.standard:
-            return run_standard(args)
-        if args.plan or args.report or args.retime or args.seeds is not None:
-            flag = "plan" if args.plan else "report" if args.report else "retime" if args.retime else "seeds"
-            raise LLMTimeError(f"--{flag} goes with --standard; other comparisons print their plan with --dry_run and "
-                               "their summary with --summarize")
-        if args.summarize:
-            print(write_reports(Path(args.summarize))[1], end="")
-            return 0
-        if args.epochs < 1:
-            raise LLMTimeError("--epochs must be >= 1")
-        pairs = parse_pairs(args.mode, args.custom_pairs)
-        paths = parse_paths(args.paths)
-        csv = Path(args.csv) if args.csv else Path(args.out) / "distillation_pairs.csv"
-        configs = [pair_config(pair, args, paths, csv) for pair in pairs]
-        if args.dry_run:
-            layers = lambda n: f":{n}" if n else ""  # noqa: E731
-            print(f"{len(configs)} pair(s): " + ", ".join(
-                f"{c.teacher}{layers(c.teacher_layers)}→{c.student}{layers(c.student_layers)}" for c in configs))
-            for c in configs:
-                print(plan(c).split("\n[")[0])
-            return 0
-        failures = run_pairs(configs)
-        write_failures(csv, failures)
-        print(write_reports(csv)[1], end="")
-        print(f"rows: {csv}")
-        if failures:
-            print(f"{len(failures)} of {len(configs)} pairs failed: {failed_path(csv)}", file=sys.stderr)
-        return 1 if failures else 0
-
-    return run_cli(body, "interrupted: finished pairs and phases are reused when the same command runs again")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,6 +28,7 @@ DEFAULT_GRID = "0.5,0.5,0;0.5,0.5,0.1;0.2,0.8,0;1,0,0"
 DEFAULT_MAX_TRAIN_WINDOWS = 12_000
 DEFAULT_MAX_VAL_WINDOWS = 3_000
 CSV_NAME = "distillation.csv"
+TEACHER_VIEWS = ("standard", "privileged")
 PHASE_CSV_NAME = "phase_results.csv"
 
 
@@ -55,6 +56,11 @@ class PipelineConfig:
         "the teacher backbone's weights (default: --llm_weights)", choices=WEIGHT_CHOICES))
     student_weights: Optional[str] = field(default=None, metadata=flag(
         "the student backbone's weights (default: --llm_weights)", choices=WEIGHT_CHOICES))
+    teacher_view: str = field(default="standard", metadata=flag(
+        "what the teacher sees: standard = the student's inputs; privileged = also the basal, bolus and carbs logged "
+        "within the forecast horizon (known afterwards from the log, never at forecast time; --horizon_events), as "
+        "channels and prompt text, never future glucose. Baseline and distilled student always see history only",
+        choices=TEACHER_VIEWS))
     teacher_epochs: int = field(default=10, metadata=flag("epoch budget of the teacher", minimum=1))
     student_epochs: int = field(default=10, metadata=flag("epoch budget of the student baseline", minimum=1))
     distill_epochs: int = field(default=10, metadata=flag("epoch budget of each distilled student", minimum=1))
@@ -109,7 +115,7 @@ def validate(cfg: PipelineConfig) -> tuple[BackboneRow, Optional[BackboneRow]]:
     say (backbone rows, a non-empty grid) follows.
     """
     check_config(cfg)
-    check_data(cfg.data)
+    check_data(replace(cfg.data, horizon_events=cfg.teacher_view == "privileged"))  # the teacher's data covers both
     teacher = _row(cfg.teacher, "--teacher")
     lm_free = f", or a model without a language model: {', '.join(lm_free_students())}"
     student = _row(cfg.student, "--student", lm_free) if lm_free_model(cfg.student) is None else _lm_free_student(cfg)
@@ -202,7 +208,10 @@ def phase_configs(cfg: PipelineConfig, tag: str, patients: Optional[list[str]]) 
                          results_csv=str(Path(cfg.out) / "runs" / PHASE_CSV_NAME),
                          data=data, model=_model_config(cfg, role), train=train)
 
-    return {"teacher": run("teacher", "teacher", cfg.teacher_epochs),
+    teacher = run("teacher", "teacher", cfg.teacher_epochs)
+    if cfg.teacher_view == "privileged":  # only the teacher: the students never see the horizon's log
+        teacher = replace(teacher, data=replace(data, horizon_events=True))
+    return {"teacher": teacher,
             "baseline": run("student", "baseline", cfg.student_epochs),
             "distilled": run("student", "distilled", cfg.distill_epochs)}
 
@@ -215,8 +224,16 @@ def _tag(model: ModelConfig) -> str:
     return f"{safe_name(model.llm_model)}{layers}{base}" + ("_random" if model.llm_weights == "random" else "")
 
 
+def teacher_kind(configs: dict[str, RunConfig]) -> str:
+    """'privileged' when the teacher phase sees the horizon's events, else 'standard' (the CSV's teacher_kind)."""
+    return "privileged" if configs["teacher"].data.horizon_events else "standard"
+
+
 def run_names(configs: dict[str, RunConfig], weights: LossWeights, init_from_baseline: bool) -> dict[str, str]:
-    teacher, student = _tag(configs["teacher"].model), _tag(configs["baseline"].model)
+    """Run folder names; a privileged teacher's (and the students distilled from it) say so, so the two views of one
+    teacher backbone never share a folder."""
+    privileged = "-privileged" if teacher_kind(configs) == "privileged" else ""
+    teacher, student = _tag(configs["teacher"].model) + privileged, _tag(configs["baseline"].model)
     init = "_init" if init_from_baseline else ""
     return {"teacher": f"teacher_{teacher}", "baseline": f"baseline_{student}",
             "distilled": f"distilled_{student}_from_{teacher}_{weights.label()}{init}"}
@@ -257,7 +274,7 @@ def plan(cfg: PipelineConfig) -> str:
                      + ("" if cfg.layer_map else " (from table depths; recomputed from the loaded backbones)"))
     lines = [
         f"distillation plan: {teacher.name} (teacher, {t_depth} layers, {cfg.backbone_weights('teacher')} weights) "
-        f"-> {who}; {cfg.data.data}; "
+        f"-> {who}; {cfg.teacher_view} teacher view; {cfg.data.data}; "
         + (f"one pooled model over {groups[0][0]}" if cfg.all_patients else f"{len(groups)} patient(s), one row each"),
         "objective: alpha*MSE(student, truth) + beta*MSE(student, teacher) + gamma*hidden-state MSE (no temperature)",
         "weights: " + (f"given {cfg.weights.as_tuple()}" if cfg.weights else
@@ -280,7 +297,8 @@ def plan(cfg: PipelineConfig) -> str:
     compact = lambda obj: json.dumps(asdict(obj), separators=(", ", ": "))  # noqa: E731
     lines += [
         "configs of the first row (train_epochs differ per phase as listed above):",
-        f"  data:          {compact(first['teacher'].data)}",
+        f"  data:          {compact(first['baseline'].data)}"
+        + (" (the teacher's: horizon_events true)" if cfg.teacher_view == "privileged" else ""),
         f"  train:         {compact(first['teacher'].train)}",
         f"  teacher model: {compact(first['teacher'].model)}",
         f"  student model: {compact(first['baseline'].model)}",

@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
-from configs import RunConfig
+from configs import DataConfig, RunConfig
 from data_provider.data_factory import Splits, build_splits
 from distillation.cli import build_parser, config_from_args
 from distillation.config import (PipelineConfig, config_key, patient_groups, phase_configs, plan, role_label,
@@ -47,6 +48,7 @@ from distillation.phases import Phase, seeded_builder, train_phase
 from distillation.report import measure_latency, report_row
 from distillation.search import search_weights
 from utils.cli import run_cli
+from utils.errors import LLMTimeError
 from utils.results import append_row, locked
 
 
@@ -81,30 +83,49 @@ def run_group(cfg: PipelineConfig, tag: str, patients: Optional[list[str]]) -> d
     """Teacher -> baseline -> distilled (weight search) -> evaluation for one patient or pooled group."""
     t_start = time.perf_counter()
     configs = phase_configs(cfg, tag, patients)
-    splits = build_splits(configs["teacher"].data)
+    splits = build_splits(configs["baseline"].data)
+    teacher_splits = view_splits(configs["teacher"].data, configs["baseline"].data, splits)
     tqdm.write(f"[{tag}] {len(splits.train)} training, {len(splits.val)} validation, {len(splits.test)} test windows")
-    teacher, baseline, student_depth = train_references(cfg, tag, configs, splits)
+    teacher, baseline, student_depth = train_references(cfg, tag, configs, splits, teacher_splits)
     student_build = seeded_builder(configs["baseline"], splits)
-    search = search_weights(cfg, tag, configs, splits, teacher, baseline, student_build, student_depth)
+    search = search_weights(cfg, tag, configs, splits, teacher, baseline, student_build, student_depth,
+                            teacher_splits)
     tqdm.write(f"[{tag}] 4/4 evaluation (CPU latency over {cfg.latency_repeats} repeats)")
-    lat = measure_latency(splits, teacher.model, search.distilled.model, cfg.latency_repeats, cfg.latency_threads)
+    lat = measure_latency(splits, teacher.model, search.distilled.model, cfg.latency_repeats, cfg.latency_threads,
+                          teacher_splits)
     if cfg.int8:
         tqdm.write(f"[{tag}] INT8: exporting the distilled student to ONNX and quantising it")
     int8 = int8_figures(search.distilled.model, splits, cfg.int8, cfg.latency_threads)
     return report_row(cfg, tag, configs, splits, teacher, baseline, search, lat, t_start, int8)
 
 
+def view_splits(teacher: DataConfig, student: DataConfig, splits: Splits) -> Splits:
+    """The teacher's splits: the students' own, or with a privileged teacher the same windows with the horizon's
+    event channels added. The teacher cache is keyed by window index, so the two views must list the same windows
+    in the same order (they do: the added channels are never missing, so they drop no window)."""
+    if teacher == student:
+        return splits
+    own = build_splits(teacher)
+    for name in ("train", "val", "test"):
+        mine, theirs = getattr(own, name), getattr(splits, name)
+        if not (torch.equal(mine.origins, theirs.origins) and list(mine.patient) == list(theirs.patient)):
+            raise LLMTimeError(f"the teacher's view cuts other {name} windows than the students': the teacher "
+                               "cache would pair forecasts with the wrong windows")
+    return own
+
+
 def train_references(
-    cfg: PipelineConfig, tag: str, configs: dict[str, RunConfig], splits: Splits
+    cfg: PipelineConfig, tag: str, configs: dict[str, RunConfig], splits: Splits, teacher_splits: Splits
 ) -> tuple[Phase, Phase, int]:
-    """Phases 1 and 2, the teacher and the student baseline; also the student's loaded depth.
+    """Phases 1 and 2, the teacher (on its own view's splits) and the student baseline; also the student's loaded
+    depth.
 
     The student is built before the teacher trains, so missing weights of either backbone fail in seconds, not after
     the teacher; that first build is also the baseline's model (built right after seeding, as its builder would).
     """
     probe = seeded_builder(configs["baseline"], splits)()
     names = run_names(configs, cfg.candidates[0], cfg.init_from_baseline)
-    teacher = train_teacher(cfg, tag, configs, splits)
+    teacher = train_teacher(cfg, tag, configs, teacher_splits)
     tqdm.write(f"[{tag}] 2/4 student baseline {role_label(configs['baseline'].model)}")
     baseline = train_phase(configs["baseline"], names["baseline"], splits, lambda: probe)
     return teacher, baseline, backbone_depth(probe)

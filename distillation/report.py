@@ -17,7 +17,7 @@ from torch import nn
 from bench.latency import latency_ms
 from configs import RunConfig
 from data_provider.data_factory import Splits
-from distillation.config import PipelineConfig, config_key, role_label
+from distillation.config import PipelineConfig, config_key, role_label, teacher_kind
 from distillation.losses import backbone_depth, format_layer_map
 from distillation.measure import agreement, agreement_of, checkpoint_mb, predictions, size_mb
 from distillation.phases import Phase
@@ -33,14 +33,13 @@ LATER_ACCURACY = ("mard_30", "mard_60", "lag_30", "lag_60")  # absent from runs 
 
 
 def measure_latency(splits: Splits, teacher: nn.Module, student: nn.Module, repeats: int,
-                    threads: int) -> dict[str, float]:
+                    threads: int, teacher_splits: Optional[Splits] = None) -> dict[str, float]:
     """CPU ms per window of teacher and student at batch 1 and batch ``LATENCY_WINDOWS``, on the first test
-    windows, with the speed-ups built from them; batch 1 gets ``repeats`` (--latency-repeats), the large batch a
-    quarter (at least 3)."""
-    test = splits.test
-    windows = test.__getitems__(list(range(min(LATENCY_WINDOWS, len(test)))))["x"]
+    windows (the teacher on its own view of them, ``teacher_splits``, default ``splits``), with the speed-ups built
+    from them; batch 1 gets ``repeats`` (--latency-repeats), the large batch a quarter (at least 3)."""
     lat = {}
-    for role, model in (("teacher", teacher), ("student", student)):
+    for role, model, own in (("teacher", teacher, teacher_splits or splits), ("student", student, splits)):
+        windows = own.test.__getitems__(list(range(min(LATENCY_WINDOWS, len(own.test)))))["x"]
         for batch in (1, LATENCY_WINDOWS):
             n = repeats if batch == 1 else max(3, repeats // 4)
             lat[f"{role}_latency_b{batch}_ms"] = round(latency_ms(model, windows, batch, n, threads), 3)
@@ -96,18 +95,8 @@ def report_row(
         **lat,  # the four latencies, then the two speed-ups
         "latency_threads": cfg.latency_threads,
     }
-    for prefix, phase in (("teacher", teacher), ("baseline", baseline), ("distilled", distilled)):
-        for metric in ACCURACY:
-            row[f"{prefix}_{metric}"] = phase.row[metric]
-        for metric in LATER_ACCURACY:
-            row[f"{prefix}_{metric}"] = phase.row.get(metric)
+    row.update(accuracy_columns(teacher, baseline, distilled))
     row.update({
-        "retention_30": _ratio(teacher.row["rmse_30"], distilled.row["rmse_30"]),
-        "retention_60": _ratio(teacher.row["rmse_60"], distilled.row["rmse_60"]),
-        "agreement_30": agreement(teacher.run_dir, distilled.run_dir, 30),
-        "agreement_60": agreement(teacher.run_dir, distilled.run_dir, 60),
-        "baseline_agreement_30": agreement(teacher.run_dir, baseline.run_dir, 30),
-        "baseline_agreement_60": agreement(teacher.run_dir, baseline.run_dir, 60),
         "alpha": chosen.alpha,
         "beta": chosen.beta,
         "gamma": chosen.gamma,
@@ -136,8 +125,29 @@ def report_row(
         "size_reduction_pct": round(100.0 * (1.0 - s_total / t_total), 2),
         **int8,
         **machine_load(),
+        "teacher_kind": teacher_kind(configs),
     })
     return row
+
+
+def accuracy_columns(teacher: Phase, baseline: Phase, distilled: Phase) -> dict[str, Any]:
+    """Each phase's accuracy, then how much of the teacher's accuracy the distilled student keeps (retention) and how
+    often the students' forecasts agree with the teacher's."""
+    row: dict[str, Any] = {}
+    for prefix, phase in (("teacher", teacher), ("baseline", baseline), ("distilled", distilled)):
+        for metric in ACCURACY:
+            row[f"{prefix}_{metric}"] = phase.row[metric]
+        for metric in LATER_ACCURACY:
+            row[f"{prefix}_{metric}"] = phase.row.get(metric)
+    return {
+        **row,
+        "retention_30": _ratio(teacher.row["rmse_30"], distilled.row["rmse_30"]),
+        "retention_60": _ratio(teacher.row["rmse_60"], distilled.row["rmse_60"]),
+        "agreement_30": agreement(teacher.run_dir, distilled.run_dir, 30),
+        "agreement_60": agreement(teacher.run_dir, distilled.run_dir, 60),
+        "baseline_agreement_30": agreement(teacher.run_dir, baseline.run_dir, 30),
+        "baseline_agreement_60": agreement(teacher.run_dir, baseline.run_dir, 60),
+    }
 
 
 def persistence(teacher: Phase, distilled: Phase) -> dict[str, Optional[float]]:

@@ -33,10 +33,13 @@ def retime_row(row: dict[str, Any], repeats: int, threads: int, int8: bool) -> d
     """The speed columns of one row, measured now: teacher and student latency at batch 1 and 64, the speed-ups,
     the INT8 student's figures (when ``int8`` and the row has them) and the machine's load."""
     cfg, scaler, teacher, _ = rebuild_model(row["teacher_run"])
-    _, _, student, _ = rebuild_model(row["distilled_run"])
-    splits = build_splits(cfg.data, scaler=scaler)  # the data the row's runs were scored on, scaled as in training
+    student_cfg, student_scaler, student, _ = rebuild_model(row["distilled_run"])
+    # the data the row's runs were scored on, scaled as in training; a privileged teacher has its own view of it
+    teacher_splits = build_splits(cfg.data, scaler=scaler)
+    splits = (teacher_splits if student_cfg.data == cfg.data
+              else build_splits(student_cfg.data, scaler=student_scaler))
     with torch.no_grad():
-        new = measure_latency(splits, teacher.eval(), student.eval(), repeats, threads)
+        new = measure_latency(splits, teacher.eval(), student.eval(), repeats, threads, teacher_splits)
         if int8 and pd.notna(row.get("int8_size_mb")):
             new.update(int8_figures(student, splits, True, threads))
     return {**new, **machine_load()}

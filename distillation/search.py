@@ -112,13 +112,15 @@ def search_weights(
     baseline: Phase,
     student_build: Callable[[], nn.Module],
     student_depth: int,
+    teacher_splits: Optional[Splits] = None,
 ) -> Search:
     """Train (or reuse) a distilled student per candidate and choose on validation MSE; a student without a language
-    model (``student_depth`` 0) has no hidden states to pair."""
+    model (``student_depth`` 0) has no hidden states to pair. The teacher cache is computed on ``teacher_splits``
+    (the teacher's own view of the same windows, default ``splits``)."""
     pairs = layer_pairs(cfg, student_depth, teacher.model) if student_depth else []
     cache_layers = [t for _, t in pairs] if any(w.gamma for w in cfg.candidates) else []
     check_cache_budget(cfg, splits, teacher.model, cache_layers)
-    outputs = TeacherOutputs(teacher.model, splits, cache_layers, configs["teacher"].train.eval_batch_size,
+    outputs = TeacherOutputs(teacher.model, teacher_splits or splits, cache_layers, configs["teacher"].train.eval_batch_size,
                              cfg.train.mixed_precision, tag)
     t_width = hidden_width(teacher.model)
     candidates: list[tuple[LossWeights, Phase]] = []

@@ -85,6 +85,9 @@ def forecast_file(
         raise LLMTimeError(f"--output {csv_path} is a folder: pass a file name such as forecast.csv")
     grid, unit_label, note = read_input(input_path, units, columns)  # a bad file fails before a model is loaded
     cfg, scaler, model, _ = rebuild_model(checkpoint)
+    if cfg.data.horizon_events:  # its inputs would be the log after each forecast time: a leak, never a forecast
+        raise LLMTimeError(f"{checkpoint} is a privileged teacher (--horizon_events): it reads the meals and insulin "
+                           "logged after the forecast time, which no forecast knows; forecast with a history-only run")
     seq_len, pred_len = cfg.data.seq_len, cfg.data.pred_len
     horizons = [h for h in NAMED_HORIZONS_MIN if minutes_to_step(h) < pred_len]
     if not horizons:

@@ -361,12 +361,13 @@ def format_table(result: RunResult) -> str:
 
 
 def _beats(row: dict) -> str:
-    won = [m for m in NAMED_HORIZONS_MIN if row[f"rmse_{m}"] < row[f"persistence_rmse_{m}"]]
-    if len(won) == 2:
-        return "the model beats it at 30 and 60 min"
-    if won:
-        return f"the model beats it at {won[0]} min only"
-    return "the model does NOT beat it"
+    """Persistence line's verdict over the named horizons the run scores (a 30-minute horizon has no 60)."""
+    scored = [m for m in NAMED_HORIZONS_MIN if _f(row.get(f"rmse_{m}")) != "-"]
+    won = [m for m in scored if row[f"rmse_{m}"] < row[f"persistence_rmse_{m}"]]
+    if not won:
+        return "the model does NOT beat it"
+    where = " and ".join(str(m) for m in won) + " min"
+    return f"the model beats it at {where}" + ("" if won == scored else " only")
 
 
 def _f(v: Optional[float]) -> str:

@@ -12,9 +12,7 @@ import math
 import os
 import random
 import shutil
-import socket
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -26,16 +24,13 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from configs import TrainConfig
+from exp.accelerator import make_accelerator
 from exp.schedules import make_schedule
 from exp.safe_load import load_resume_state
 from models.base import Forecaster
-from utils.errors import LLMTimeError
 from utils.io import atomic_file
 
 Objective = Callable[[nn.Module, dict], torch.Tensor]
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DS_CONFIG = REPO_ROOT / "configs" / "ds_config_zero2.json"
-PRECISIONS = ("no", "bf16", "fp16")
 
 
 def masked_mse(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -78,96 +73,18 @@ class FitResult:
     windows_seen: int = 0  # training-window presentations over all epochs run (the budget a comparison equalises)
 
 
-def _ensure_single_process_env() -> None:
-    """DeepSpeed initialises torch.distributed even for one process; give it a local rendezvous if unlaunched."""
-    if "RANK" in os.environ:
-        return
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    os.environ.update(
-        {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-    )
+@dataclass
+class _Progress:
+    """What a fit carries from epoch to epoch, and what its resume file puts back: the result so far, the best
+    epoch's weights, the early-stopping count, windows and seconds trained, the next epoch, earlier wall time."""
 
-
-_OWN_DEEPSPEED_ENV: set[str] = set()
-
-
-def make_accelerator(cfg: TrainConfig, log_dir: Optional[Path] = None):
-    """An ``Accelerator`` for the chosen precision, with a DeepSpeed ZeRO plugin when asked.
-
-    ``cfg.mixed_precision`` is passed explicitly, so the precision recorded in a run's config is the one used; a
-    launcher that asked for another (``accelerate launch --mixed_precision``) is told so in one warning line.
-    DeepSpeed is only set up for ``use_deepspeed``: merely importing it prints a warning on every CPU machine.
-    With ``cfg.report_to`` 'tensorboard' and a ``log_dir`` (a run folder: re-testing, forecasting and sweeps pass
-    none, having no training to watch), accelerate's tracker writes event files under ``log_dir``/tensorboard.
-    """
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-
-    if cfg.mixed_precision not in PRECISIONS:
-        raise LLMTimeError(f"--mixed_precision must be no, bf16 or fp16, got {cfg.mixed_precision!r}")
-    if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
-        raise LLMTimeError("--mixed_precision fp16 needs a GPU; on the CPU use --mixed_precision bf16")
-    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
-    if launcher not in ("", "no", cfg.mixed_precision):
-        warnings.warn(f"the launcher's mixed precision {launcher} is overridden by this run's --mixed_precision "
-                      f"{cfg.mixed_precision}", stacklevel=2)
-    log_with = _tracker(cfg, log_dir)
-    plugin = None
-    if _OWN_DEEPSPEED_ENV and not cfg.use_deepspeed:
-        # a DeepSpeedPlugin made earlier in this process flagged DeepSpeed in the environment; undo it
-        os.environ.pop("ACCELERATE_USE_DEEPSPEED", None)
-        _OWN_DEEPSPEED_ENV.clear()
-    if cfg.use_deepspeed:
-        _OWN_DEEPSPEED_ENV.add("ACCELERATE_USE_DEEPSPEED")
-        path = Path(cfg.deepspeed_config) if cfg.deepspeed_config else DEFAULT_DS_CONFIG
-        if not path.is_file():
-            raise LLMTimeError(f"DeepSpeed config {path} not found: pass --deepspeed_config FILE")
-        _ensure_single_process_env()
-        from accelerate.utils import DeepSpeedPlugin
-
-        plugin = DeepSpeedPlugin(hf_ds_config=str(path))
-    # accelerate keeps one global state; in-process runs (comparisons, teacher then student) may each ask for
-    # another precision or engine, so the previous run's state is dropped. The process group of a launched
-    # multi-process job is kept.
-    AcceleratorState._reset_state(reset_partial_state=int(os.environ.get("WORLD_SIZE", "1")) == 1)
-    return Accelerator(mixed_precision=cfg.mixed_precision, deepspeed_plugin=plugin, log_with=log_with,
-                       project_dir=None if log_with is None else str(log_dir))
-
-
-def _tracker(cfg: TrainConfig, log_dir: Optional[Path]) -> Optional[str]:
-    """accelerate's ``log_with`` for ``cfg.report_to`` ('none' or 'tensorboard') when there is a folder to log to."""
-    if cfg.report_to not in ("none", "tensorboard"):
-        raise LLMTimeError(f"--report_to must be none or tensorboard, got {cfg.report_to!r}")
-    if cfg.report_to == "none" or log_dir is None:
-        return None
-    from accelerate.utils import is_tensorboard_available
-
-    if not is_tensorboard_available():
-        raise LLMTimeError("--report_to tensorboard needs tensorboardX (pip install tensorboardX) or tensorboard")
-    return "tensorboard"
-
-
-def native_bf16() -> bool:
-    """Whether bf16 autocast is faster than fp32 here, so a run may default to it.
-
-    A GPU that supports bf16; a CPU with AMX-BF16 (measured on this project's Intel Xeon with AMX: 2.5x the fp32
-    inference rate for the default Time-LLM); an AMD CPU with AVX512-BF16 (2.75x inference, 1.6x training, measured
-    on one). An Intel CPU with AVX512-BF16 but no AMX measured bf16 *slower* than fp32
-    (docs/results/benchmark_cpu.md), as does any CPU that emulates bf16, so those default to fp32.
-    """
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    try:
-        return cpu_bf16_pays(Path("/proc/cpuinfo").read_text())
-    except OSError:
-        return False
-
-
-def cpu_bf16_pays(cpuinfo: str) -> bool:
-    """``native_bf16`` for a CPU described by the text of /proc/cpuinfo."""
-    return "amx_bf16" in cpuinfo or ("avx512_bf16" in cpuinfo and "AuthenticAMD" in cpuinfo)
+    best: FitResult = field(default_factory=lambda: FitResult(-1, math.inf, 0))
+    best_state: Optional[dict] = None
+    bad_epochs: int = 0
+    windows: int = 0
+    seconds: float = 0.0
+    first_epoch: int = 1
+    earlier_wall: float = 0.0
 
 
 def deepspeed_state_dir(resume_path: Path) -> Path:
@@ -271,92 +188,115 @@ class Trainer:
             self.accelerator.init_trackers("tensorboard")
         steps = len(train_loader) if cfg.max_steps_per_epoch is None else min(len(train_loader), cfg.max_steps_per_epoch)
         scheduler = make_schedule(cfg, optimizer, steps)
-        best, best_state, bad_epochs, windows, seconds, first_epoch = FitResult(-1, math.inf, 0), None, 0, 0, 0.0, 1
-        fit_start, earlier_wall = time.perf_counter(), 0.0
+        run, fit_start = _Progress(), time.perf_counter()
         if resume_path is not None and Path(resume_path).is_file():
-            saved = load_resume_state(resume_path, deepspeed_state_dir(resume_path) if cfg.use_deepspeed else None)
-            if cfg.use_deepspeed:
-                self.accelerator.load_state(str(deepspeed_state_dir(resume_path) / saved["deepspeed_state"]),
-                                            load_module_strict=False)
-            else:
-                load_trainable_state(self.unwrap(model), saved["model"])
-                optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            _set_rng(saved["rng"], train.generator)
-            best, best_state, bad_epochs = FitResult(**saved["best"]), saved["best_state"], saved["bad_epochs"]
-            windows, seconds, first_epoch = saved["windows"], saved["seconds"], saved["epoch"] + 1
-            earlier_wall = saved.get("wall", seconds)  # files from before wall time was saved: training time
-            if self.is_main:
-                tqdm.write(f"resuming after epoch {saved['epoch']} from {resume_path}")
-            if saved.get("stopped"):
-                first_epoch = cfg.train_epochs + 1
-        epoch = first_epoch - 1
-        for epoch in range(first_epoch, cfg.train_epochs + 1):
-            if hasattr(train_loader, "set_epoch"):  # a per-epoch draw of windows (data_provider.draws) follows it
-                train_loader.set_epoch(epoch)
-            elif hasattr(train_loader.sampler, "set_epoch"):
-                train_loader.sampler.set_epoch(epoch)
-            model.train()
-            t0, seen, losses = time.perf_counter(), 0, []
-            bar = self._bar(train_loader, total=steps, desc=f"epoch {epoch}/{cfg.train_epochs}")
-            for step, batch in enumerate(bar):
-                if step >= steps:
-                    break
-                with self.accelerator.autocast():
-                    loss = self.objective(model, self._model_inputs(batch))
-                if not torch.isfinite(loss):
-                    raise RuntimeError(f"non-finite training loss at epoch {epoch} step {step}; lower --learning_rate")
-                self.accelerator.backward(loss)
-                self._log({"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]},
-                          (epoch - 1) * steps + step)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                losses.append(loss.item())
-                seen += len(batch["y"]) * self.accelerator.num_processes
-                rate = seen / max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", win_s=f"{rate:.0f}")
-            elapsed = time.perf_counter() - t0
-            windows, seconds = windows + seen, seconds + elapsed
+            run = self._restore(Path(resume_path), model, optimizer, scheduler, train.generator)
+        epoch = run.first_epoch - 1
+        for epoch in range(run.first_epoch, cfg.train_epochs + 1):
+            losses, seen, elapsed = self._train_epoch(model, train_loader, optimizer, scheduler, epoch, steps)
+            run.windows, run.seconds = run.windows + seen, run.seconds + elapsed
             val_loss = self.evaluate_loss(val_loader)
-            record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
-                      "lr": scheduler.get_last_lr()[0], "seconds": elapsed, "windows_per_s": seen / max(elapsed, 1e-9)}
-            epoch_terms = getattr(self.objective, "epoch_terms", None)
-            if epoch_terms is not None:  # an objective of several terms (distillation): each one's epoch mean
-                record.update(epoch_terms())
-            best.history.append(record)
-            self._log({"val/loss": val_loss, "train/epoch_loss": record["train_loss"]}, epoch * steps - 1)
-            if self.is_main:
-                tqdm.write(
-                    f"epoch {epoch}: train {record['train_loss']:.4f}  val {val_loss:.4f}  "
-                    f"{record['windows_per_s']:.0f} windows/s  {elapsed:.1f}s"
-                )
-            stop = False
-            if val_loss < best.best_val_loss:
-                best.best_epoch, best.best_val_loss, bad_epochs = epoch, val_loss, 0
-                best_state = trainable_state(self.unwrap(model))
-                if on_improve is not None and self.is_main:
-                    on_improve(best_state)
-            else:
-                bad_epochs += 1
-                stop = bad_epochs >= cfg.patience
+            self._record_epoch(run.best, epoch, losses, val_loss, scheduler.get_last_lr()[0], elapsed, seen, steps)
+            stop = self._early_stopping(run, epoch, val_loss, model, on_improve)
             if resume_path is not None:
                 self._save_resume(
                     Path(resume_path), model, optimizer,
                     {"epoch": epoch, "scheduler": scheduler.state_dict(), "rng": _get_rng(train.generator),
-                     "best": asdict(best), "best_state": best_state, "bad_epochs": bad_epochs, "windows": windows,
-                     "seconds": seconds, "wall": earlier_wall + time.perf_counter() - fit_start, "stopped": stop},
+                     "best": asdict(run.best), "best_state": run.best_state, "bad_epochs": run.bad_epochs,
+                     "windows": run.windows, "seconds": run.seconds,
+                     "wall": run.earlier_wall + time.perf_counter() - fit_start, "stopped": stop},
                 )
             if stop:
                 if self.is_main:
                     tqdm.write(f"early stop: no validation improvement for {cfg.patience} epochs")
                 break
+        return self._finish(run, epoch, model)
+
+    def _restore(self, path: Path, model: nn.Module, optimizer, scheduler, generator) -> _Progress:
+        """Put back the state ``_save_resume`` wrote after the last completed epoch; returns the progress to go on
+        from (past the last epoch when that run had stopped early)."""
+        saved = load_resume_state(path, deepspeed_state_dir(path) if self.cfg.use_deepspeed else None)
+        if self.cfg.use_deepspeed:
+            self.accelerator.load_state(str(deepspeed_state_dir(path) / saved["deepspeed_state"]),
+                                        load_module_strict=False)
+        else:
+            load_trainable_state(self.unwrap(model), saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        _set_rng(saved["rng"], generator)
+        run = _Progress(FitResult(**saved["best"]), saved["best_state"], saved["bad_epochs"], saved["windows"],
+                        saved["seconds"], saved["epoch"] + 1,
+                        saved.get("wall", saved["seconds"]))  # files from before wall time was saved: training time
+        if self.is_main:
+            tqdm.write(f"resuming after epoch {saved['epoch']} from {path}")
+        if saved.get("stopped"):
+            run.first_epoch = self.cfg.train_epochs + 1
+        return run
+
+    def _train_epoch(self, model: nn.Module, loader: DataLoader, optimizer, scheduler, epoch: int,
+                     steps: int) -> tuple[list[float], int, float]:
+        """One epoch of at most ``steps`` optimiser steps: (the step losses, windows seen, seconds)."""
+        if hasattr(loader, "set_epoch"):  # a per-epoch draw of windows (data_provider.draws) follows it
+            loader.set_epoch(epoch)
+        elif hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(epoch)
+        model.train()
+        t0, seen, losses = time.perf_counter(), 0, []
+        bar = self._bar(loader, total=steps, desc=f"epoch {epoch}/{self.cfg.train_epochs}")
+        for step, batch in enumerate(bar):
+            if step >= steps:
+                break
+            with self.accelerator.autocast():
+                loss = self.objective(model, self._model_inputs(batch))
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"non-finite training loss at epoch {epoch} step {step}; lower --learning_rate")
+            self.accelerator.backward(loss)
+            self._log({"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]}, (epoch - 1) * steps + step)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            seen += len(batch["y"]) * self.accelerator.num_processes
+            rate = seen / max(time.perf_counter() - t0, 1e-9)
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", win_s=f"{rate:.0f}")
+        return losses, seen, time.perf_counter() - t0
+
+    def _record_epoch(self, best: FitResult, epoch: int, losses: list[float], val_loss: float, lr: float,
+                      elapsed: float, seen: int, steps: int) -> None:
+        """The epoch's line of the learning curve (``best.history``), its tracker values and its printed line."""
+        record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss, "lr": lr,
+                  "seconds": elapsed, "windows_per_s": seen / max(elapsed, 1e-9)}
+        epoch_terms = getattr(self.objective, "epoch_terms", None)
+        if epoch_terms is not None:  # an objective of several terms (distillation): each one's epoch mean
+            record.update(epoch_terms())
+        best.history.append(record)
+        self._log({"val/loss": val_loss, "train/epoch_loss": record["train_loss"]}, epoch * steps - 1)
+        if self.is_main:
+            tqdm.write(f"epoch {epoch}: train {record['train_loss']:.4f}  val {val_loss:.4f}  "
+                       f"{record['windows_per_s']:.0f} windows/s  {elapsed:.1f}s")
+
+    def _early_stopping(self, run: _Progress, epoch: int, val_loss: float, model: nn.Module,
+                        on_improve: Optional[Callable[[dict], None]]) -> bool:
+        """Keep the weights of a new best epoch (and hand them to ``on_improve``), else count a bad epoch; whether
+        ``patience`` bad epochs in a row now stop the fit."""
+        if val_loss < run.best.best_val_loss:
+            run.best.best_epoch, run.best.best_val_loss, run.bad_epochs = epoch, val_loss, 0
+            run.best_state = trainable_state(self.unwrap(model))
+            if on_improve is not None and self.is_main:
+                on_improve(run.best_state)
+            return False
+        run.bad_epochs += 1
+        return run.bad_epochs >= self.cfg.patience
+
+    def _finish(self, run: _Progress, epoch: int, model: nn.Module) -> FitResult:
+        """The fit's result, with the best epoch's weights put back into the model."""
+        best = run.best
         best.epochs_run = max(epoch, best.epochs_run)
-        best.train_seconds, best.train_windows_per_s = seconds, windows / max(seconds, 1e-9)
-        best.windows_seen = windows
-        best.earlier_wall_seconds = earlier_wall
-        if best_state is not None:
-            load_trainable_state(self.unwrap(model), best_state)
+        best.train_seconds, best.train_windows_per_s = run.seconds, run.windows / max(run.seconds, 1e-9)
+        best.windows_seen = run.windows
+        best.earlier_wall_seconds = run.earlier_wall
+        if run.best_state is not None:
+            load_trainable_state(self.unwrap(model), run.best_state)
         if self.accelerator.log_with:
             self.accelerator.end_training()
         return best

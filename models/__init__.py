@@ -1,15 +1,21 @@
-"""Forecasting models by name: ``--model`` picks a class from ``MODELS``; ``build_model`` constructs it.
+"""Forecasting models by name: ``MODELS`` is the registry, one ``ModelSpec`` per model (``models/spec.py``): its
+class, recipe, plan cost rate, window-budget family, role in the grids and ONNX export. ``--model`` picks an entry;
+``build_model`` constructs its class. Adding a model is its file and one entry here.
 
 Every registered class is a ``models.base.Forecaster`` (the contract the engine calls: forward and the optional
 hooks with their defaults) and takes ``(model_cfg, data_cfg, scaler, description)`` (``scaler``: the training
 ``data_factory.Scaler``, every channel); it maps [B, seq_len, C] scaled inputs to [B, pred_len] scaled forecasts,
-so the engine, distillation and comparison runners never special-case a model.
+so the engine, distillation and comparison runners never special-case a model. ``tests/test_conformance.py`` holds
+every entry to that: built tiny, trained a step, its checkpoint round-tripped, exported where its spec says so.
 """
 
 from __future__ import annotations
 
+import math
+
 from data_provider.data_factory import Scaler
 from configs import DataConfig, ModelConfig
+from configs.recipe import Recipe
 from models.ablations import TimeLLM_LLM2Attn, TimeLLM_LLM2Trsf, TimeLLM_woLLM
 from models.base import Forecaster
 from models.dlinear import DLinear
@@ -18,29 +24,73 @@ from models.patchtst import PatchTST
 from models.persistence import Persistence
 from models.residual import OnRidge
 from models.ridge import Ridge
+from models.spec import ModelSpec, Rate
 from models.time_llm import TimeLLM
 from utils.errors import LLMTimeError
 
-MODELS: dict[str, type[Forecaster]] = {
-    "TimeLLM": TimeLLM,
-    "TimeLLM_woLLM": TimeLLM_woLLM,
-    "TimeLLM_LLM2Attn": TimeLLM_LLM2Attn,
-    "TimeLLM_LLM2Trsf": TimeLLM_LLM2Trsf,
-    "Persistence": Persistence,
-    "Ridge": Ridge,
-    "DLinear": DLinear,
-    "PatchTST": PatchTST,
-    "MLP": MLP,
+# Recipes: from the validation sweeps (docs/results/recipes/sweep.csv and recipes/ablations/sweep.csv), the lowest
+# validation loss per model; docs/results/recipes.md says what each sweep covered. train_epochs / patience are the
+# budget of a run to the plateau (early stopping, not the epoch cap, is meant to end it). LLM2Attn diverged at the
+# w/o-LLM ablation's learning rate (3e-3), so the two single-layer replacements have their own sweep at lower rates
+# (LLM2Attn best at 3e-4 of 1e-3 and 3e-4; LLM2Trsf swept at 1e-3 only).
+# Rates: bf16 autocast where the CPU has it (AMX), batch sizes of the recipes; measured runs shared the 2 cores with
+# other work at times, so they err slow.
+MODELS: dict[str, ModelSpec] = {
+    "TimeLLM": ModelSpec(
+        TimeLLM, role="timellm", budget="language_model",
+        recipe=Recipe(learning_rate=3e-3, batch_size=32, lradj="COS", warmup_steps=20, train_epochs=10, patience=3),
+        rate=Rate(22, 160, 20, "measured: the default run (MS), docs/results/default_run.md and benchmark_cpu.md")),
+    "TimeLLM_woLLM": ModelSpec(
+        TimeLLM_woLLM, role="ablation", budget="language_model",
+        recipe=Recipe(learning_rate=3e-3, batch_size=32, lradj="COS", warmup_steps=20, train_epochs=20, patience=3),
+        rate=Rate(73, 2_800, 10, "measured: the standard grid, seed 2021 (1,000-window epochs)")),
+    "TimeLLM_LLM2Attn": ModelSpec(
+        TimeLLM_LLM2Attn, role="ablation", budget="language_model",
+        recipe=Recipe(learning_rate=3e-4, batch_size=32, lradj="COS", warmup_steps=20, train_epochs=12, patience=3),
+        rate=Rate(58, 960, 10, "measured: the standard grid, seed 2021")),
+    "TimeLLM_LLM2Trsf": ModelSpec(
+        TimeLLM_LLM2Trsf, role="ablation", budget="language_model",
+        recipe=Recipe(learning_rate=1e-3, batch_size=32, lradj="COS", warmup_steps=20, train_epochs=12, patience=3),
+        rate=Rate(46, 520, 10, "measured: the standard grid, seed 2021")),
+    "Persistence": ModelSpec(
+        Persistence, role="baseline", budget="every",
+        rate=Rate(math.inf, 1_000_000, 1, "estimated from the quick grid")),
+    "Ridge": ModelSpec(
+        Ridge, role="baseline", budget="every", rate=Rate(100_000, 400_000, 1, "estimated from the quick grid")),
+    "DLinear": ModelSpec(
+        DLinear, role="baseline", budget="light",
+        recipe=Recipe(learning_rate=1e-3, batch_size=64, lradj="COS", warmup_steps=0, train_epochs=30, patience=4),
+        rate=Rate(2_400, 10_000, 1, "measured: the standard grid, seed 2021")),
+    "PatchTST": ModelSpec(
+        PatchTST, role="baseline", budget="light",
+        recipe=Recipe(learning_rate=3e-3, batch_size=64, lradj="COS", warmup_steps=0, train_epochs=20, patience=3),
+        rate=Rate(400, 4_000, 2, "measured: the standard grid, seed 2021 (S 864 / 8,743, MS 255 / 3,420)")),
+    # Recipe not swept yet: DLinear's, the nearest model (a linear map of the same flattened window, here with a
+    # hidden layer); its rate likewise, until a grid measures it.
+    "MLP": ModelSpec(
+        MLP, role="student", budget="light",
+        recipe=Recipe(learning_rate=1e-3, batch_size=64, lradj="COS", warmup_steps=0, train_epochs=30, patience=4),
+        rate=Rate(2_400, 10_000, 1, "estimated: as DLinear, the nearest model (not measured)")),
 }
 
 
-def resolve_model(name: str) -> type[Forecaster]:
-    """The registered builder for a model name, case-insensitive."""
-    by_key = {key.lower(): builder for key, builder in MODELS.items()}
-    builder = by_key.get(name.strip().lower())
-    if builder is None:
+def model_spec(name: str) -> ModelSpec:
+    """The registry entry of a model name, case-insensitive."""
+    by_key = {key.lower(): spec for key, spec in MODELS.items()}
+    spec = by_key.get(name.strip().lower())
+    if spec is None:
         raise LLMTimeError(f"unknown --model {name!r}; choose one of: {', '.join(MODELS)}")
-    return builder
+    return spec
+
+
+def models_in_role(*roles: str) -> list[str]:
+    """The registered names with one of these roles, by role in the order given, then in registry order."""
+    return [name for role in roles for name, spec in MODELS.items() if spec.role == role]
+
+
+def resolve_model(name: str) -> type[Forecaster]:
+    """The registered class of a model name, case-insensitive."""
+    return model_spec(name).cls
 
 
 def build_model(cfg: ModelConfig, data: DataConfig, scaler: Scaler, description: str) -> Forecaster:
@@ -57,4 +107,4 @@ def build_model(cfg: ModelConfig, data: DataConfig, scaler: Scaler, description:
 
 def model_uses_llm(name: str) -> bool:
     """Whether a model name runs a language-model backbone (so its backbone and weights source get reported)."""
-    return resolve_model(name).uses_llm
+    return model_spec(name).uses_llm

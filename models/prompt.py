@@ -33,6 +33,10 @@ board 36 g``, and ``basal not logged`` where the inputs' basal-logged channel sa
 suspended pump reads ``basal 0.0 U/h``). That text has too many shapes for lookup tables, so it is tokenised with
 one batched tokenizer call per batch (mid-text, like the other pieces); it comes after every constant piece, so the
 cached prefix is unchanged.
+
+With the privileged view's horizon channels among the inputs (``--horizon_events``, a distillation teacher's only),
+the prompt ends with the meals and boluses logged within the forecast horizon, e.g. ``...; ahead: meal 50 g in 20
+min; bolus 5.0 U in 15 min`` (``data_provider.events.horizon_texts``), tokenised like the event text.
 """
 
 from __future__ import annotations
@@ -44,8 +48,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from data_provider.channels import BASAL_LOGGED
-from data_provider.events import event_texts, summarize_events
+from data_provider.channels import AHEAD, BASAL_LOGGED
+from data_provider.events import event_texts, horizon_texts, summarize_events
 from utils.cgm import COVARIATES
 from utils.errors import LLMTimeError
 
@@ -57,7 +61,7 @@ MAX_TABLE_SPAN = 100_000  # integers the number table may cover (CGM readings sp
 
 @dataclass(frozen=True)
 class Slot:
-    """A per-window value in the template: 'min', 'max', 'median', 'trend', 'lag<i>' or 'events'."""
+    """A per-window value in the template: 'min', 'max', 'median', 'trend', 'lag<i>', 'events' or 'horizon'."""
 
     name: str
 
@@ -69,7 +73,8 @@ Piece = Union[str, Slot]
 class WindowStats:
     """Per-window prompt statistics for a batch (all [B] except lags [B, top_k]); mg/dL ints, lags in steps.
 
-    ``events`` holds each window's event text when the prompt states events, else None.
+    ``events`` holds each window's event text when the prompt states events, else None; ``horizon`` the text of the
+    events logged within its forecast horizon when the inputs carry them (the privileged view), else None.
     """
 
     minimum: Tensor
@@ -78,11 +83,13 @@ class WindowStats:
     upward: Tensor
     lags: Tensor
     events: Optional[list[str]] = None
+    horizon: Optional[list[str]] = None
 
 
-def template(description: Optional[str], seq_len: int, pred_len: int, top_k: int, events: bool = False) -> list[Piece]:
-    """The prompt as literal pieces and slots; slots are always preceded by a space (the events slot by "; "),
-    literals never end with one."""
+def template(description: Optional[str], seq_len: int, pred_len: int, top_k: int, events: bool = False,
+             horizon: bool = False) -> list[Piece]:
+    """The prompt as literal pieces and slots; slots are always preceded by a space (the events and horizon slots by
+    "; "), literals never end with one."""
     head = (
         f"Forecast next {pred_len * MINUTES_PER_STEP} minutes from past {seq_len * MINUTES_PER_STEP} minutes; "
         "mg/dL min"
@@ -92,7 +99,7 @@ def template(description: Optional[str], seq_len: int, pred_len: int, top_k: int
     pieces: list[Piece] = [head, Slot("min"), " max", Slot("max"), " median", Slot("median"), Slot("trend")]
     if top_k:  # --top_k 0 states no lags
         pieces += [" lags", *(Slot(f"lag{i}") for i in range(top_k))]
-    return pieces + ([Slot("events")] if events else [])
+    return pieces + ([Slot("events")] if events else []) + ([Slot("horizon")] if horizon else [])
 
 
 def window_stats(x_mgdl: Tensor, top_k: int) -> WindowStats:
@@ -121,8 +128,8 @@ def render(pieces: list[Piece], stats: WindowStats, i: int) -> str:
 def _text(piece: Piece, stats: WindowStats, values: dict[str, Tensor], i: int) -> str:
     if isinstance(piece, str):
         return piece
-    if piece.name == "events":
-        return EVENT_SEPARATOR + stats.events[i]
+    if piece.name in ("events", "horizon"):
+        return EVENT_SEPARATOR + getattr(stats, piece.name)[i]
     return _word(piece, int(values[piece.name][i]))
 
 
@@ -228,8 +235,14 @@ class PromptBuilder:
                 raise ValueError(f"the event prompt needs scaler_mean and scaler_std for channels {self.event_index}")
             self.event_mean = torch.as_tensor(np.asarray(scaler_mean, dtype=float)[self.event_index])
             self.event_std = torch.as_tensor(np.asarray(scaler_std, dtype=float)[self.event_index])
+        # The privileged view's horizon channels (bolus and carbs ahead), read back in U and g for the horizon text.
+        self.horizon_index = [list(channels).index(name) for name in AHEAD[1:]] if set(AHEAD) <= set(channels) else None
+        self.pred_len = pred_len
+        if self.horizon_index is not None:
+            self.horizon_mean = torch.as_tensor(np.asarray(scaler_mean, dtype=float)[self.horizon_index])
+            self.horizon_std = torch.as_tensor(np.asarray(scaler_std, dtype=float)[self.horizon_index])
         self.tokenizer = tokenizer  # kept for reference renderings (the benchmark's straightforward prompt)
-        self.pieces = template(description, seq_len, pred_len, top_k, events)
+        self.pieces = template(description, seq_len, pred_len, top_k, events, self.horizon_index is not None)
         tokens = self.tokens = _Tokens(tokenizer)
         prefix, suffix = tokens.specials()
         literals = [p for p in self.pieces[1:] if isinstance(p, str)]
@@ -264,11 +277,15 @@ class PromptBuilder:
                 raise LLMTimeError("basal, bolus or carbs inputs contain NaN or inf: fill unlogged events with 0")
             logged = None if self.logged_index is None else logs[..., 3]
             stats.events = event_texts(summarize_events(logs[..., 0], logs[..., 1], logs[..., 2], logged))
+        if self.horizon_index is not None:  # the horizon's logs ride on the window's last pred_len points
+            ahead = x[:, -self.pred_len:, self.horizon_index].detach().cpu().double()
+            ahead = ahead * self.horizon_std + self.horizon_mean
+            stats.horizon = horizon_texts(ahead[..., 0], ahead[..., 1])
         return stats
 
     def _slot_tokens(self, slot: Slot, stats: WindowStats, values: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        if slot.name == "events":  # free text: one batched tokenizer call for the whole batch
-            return _pack(self.tokens.mid_text([EVENT_SEPARATOR + text for text in stats.events]))
+        if slot.name in ("events", "horizon"):  # free text: one batched tokenizer call for the whole batch
+            return _pack(self.tokens.mid_text([EVENT_SEPARATOR + text for text in getattr(stats, slot.name)]))
         if slot.name == "trend":
             upward = values["trend"]
             return self.trend[0][upward], self.trend[1][upward]

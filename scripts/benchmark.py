@@ -23,47 +23,35 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from bench.report import format_table, summarize
-from bench.run import ARCHITECTURE_FIELDS, run_from_args
-from bench.settings import BenchSettings
+from bench.run import ARCHITECTURE_FIELDS, run_target
+from bench.settings import BENCH_PATIENTS, BenchSettings, BenchTarget
 from configs import DataConfig, ModelConfig
 from configs.flags import add_config_flags, config_from_namespace
 from utils.cli import OneLineArgumentParser, run_cli
 from utils.errors import LLMTimeError
 
-DEFAULT_OUT = "docs/results/bench"
-
 
 def build_parser() -> argparse.ArgumentParser:
-    """The benchmark's flags: the model and data settings are run_main.py's (declared on the config fields), the
-    timing settings ``BenchSettings``'s; the rest say what to measure and where to write it."""
+    """The benchmark's flags: the model and data settings are run_main.py's (declared on the config fields), what to
+    measure and where to write it ``BenchTarget``'s, the timing settings ``BenchSettings``'s."""
     p = OneLineArgumentParser(prog="python -m scripts.benchmark", description="LLM-TIME efficiency benchmark")
     m = p.add_argument_group("model (defaults: the reference configuration)")
     add_config_flags(m, ModelConfig, only=("model", "llm_model", "llm_weights", "llm_path", "llm_layers",
                                            "prompt_domain", "use_prompt", *ARCHITECTURE_FIELDS))
-    m.add_argument("--checkpoint", default=None, help="benchmark a saved run's model (its config, weights, scaler)")
-    m.add_argument("--levers_off", default=None, metavar="LEVERS",
-                   help="Time-LLM: switch fast-path levers off to measure them, comma-separated or 'all' "
-                        "(short_prompt, vectorised_prompt, sdpa, prototype_cache, eval_backbone, prefix_cache; "
-                        "see bench/levers.py)")
-    m.add_argument("--compile", action="store_true", help="torch.compile the model before timing")
+    add_config_flags(m, BenchTarget, only=("checkpoint", "levers_off", "compile"))
     d = p.add_argument_group("data")
     add_config_flags(d, DataConfig, only=("data", "root_path", "patients", "seq_len", "pred_len"),
-                     defaults={"patients": ["1001", "1002", "1003"]},
+                     defaults={"patients": list(BENCH_PATIENTS)},
                      notes={"patients": "here: those whose training windows are timed, 1001,1002,1003 unless given"})
-    d.add_argument("--features", default="MS", choices=["S", "MS"],
-                   help="S: glucose; MS: + basal, bolus, carbs (run_main's default: events as text and channels)")
-    d.add_argument("--windows", type=int, default=1024, help="real windows drawn (evenly spaced) for timing")
+    add_config_flags(d, BenchTarget, only=("features", "windows"))
     t = p.add_argument_group("timing")
     add_config_flags(t, BenchSettings, only=("mixed_precision", "batch", "repeats", "warmup", "steps",
                                              "latency_calls", "deepspeed", "fused_adamw"))
     t.add_argument("--no_train", dest="train", action="store_false", default=argparse.SUPPRESS,
                    help="skip the training measurement")
-    t.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    t.add_argument("--export", action="store_true", help="also the ONNX graph (onnxruntime) and its dynamic-INT8 copy (ONNX Runtime quantiser)")
+    add_config_flags(t, BenchTarget, only=("threads", "export"))
     o = p.add_argument_group("output")
-    o.add_argument("--out", default=DEFAULT_OUT, help="folder for <label>.json and benchmark.csv")
-    o.add_argument("--label", default=None, help="row name (default: derived from the settings)")
-    o.add_argument("--onnx_path", default=None, help="keep the exported graph here (default: a temporary file)")
+    add_config_flags(o, BenchTarget, only=("out", "label", "onnx_path"))
     o.add_argument("--summarize", default=None, metavar="CSV",
                    help="only print a markdown table of a benchmark.csv: per label, medians over its runs")
     return p
@@ -76,12 +64,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(summarize(args.summarize))
             return 0
         settings = config_from_namespace(BenchSettings, args)
-        if args.windows < 1:
-            raise LLMTimeError(f"--windows must be >= 1, got {args.windows}")
-        if args.windows < args.batch:
-            raise LLMTimeError(f"--windows {args.windows} must be at least --batch {args.batch}")
-        label, result = run_from_args(args, settings)
-        out = Path(args.out)
+        target = config_from_namespace(BenchTarget, args)
+        if target.windows < settings.batch:
+            raise LLMTimeError(f"--windows {target.windows} must be at least --batch {settings.batch}")
+        label, result = run_target(target, settings)
+        out = Path(target.out)
         print(format_table(label, result))
         print(f"wrote {out / (label + '.json')} and a row of {out / 'benchmark.csv'}")
         return 0

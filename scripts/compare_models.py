@@ -35,12 +35,15 @@ settings, so changed settings run afresh.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from utils.cli import OneLineArgumentParser, run_cli, spellings
+from comparison.grid import WINDOW_CAPS, GridFlags
+from configs.flags import FLAG
+from utils.cli import OneLineArgumentParser, given_flags, run_cli, spellings
 from utils.errors import LLMTimeError
 
 DEFAULT_OUT = {"standard": Path("docs") / "results" / "standard", "scaling": Path("docs") / "results" / "scaling"}
@@ -78,29 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", default=None, metavar="I/N",
                    help="run only the cells at positions I, I+N, I+2N, ... of the ordered grid (1-based); 'auto' "
                         "under accelerate launch / torchrun: each process its own shard (RANK+1 of WORLD_SIZE)")
-    p.add_argument("--models", default=None,
-                   help="comma-separated model names (default: all eight; with --standard: its row names, e.g. "
-                        "DLinear,TimeLLM_text, to run only those rows)")
-    p.add_argument("--backbones", default="MiniLM", help="comma-separated backbone rows for the Time-LLM models")
+    add_config_flags(p, GridFlags, only=("models", "backbones"))
     add_config_flags(p, ModelConfig, only=("llm_path",), notes={"llm_path": "only with a single backbone"})
-    p.add_argument("--patients", default=None, help="comma-separated patient ids (default: the preset's / all)")
-    p.add_argument("--pooled", action="store_true", help="one model on all listed patients instead of one each")
-    p.add_argument("--seeds", default=None, help="comma-separated seeds")
+    add_config_flags(p, GridFlags, only=("patients", "pooled", "seeds"))
+    # --random-backbone / --no-random-backbone: on or off, unset = the preset's
     p.add_argument(*spellings("random_backbone"), action=argparse.BooleanOptionalAction, default=None,
-                   help="add Time-LLM on a randomly initialised backbone (default: on in presets)")
+                   help=_declared_help("random_backbone"))
     # not a BooleanOptionalAction: it reads any spelling that starts with --no- as "off", this one included
     p.add_argument(*spellings("no_prompt_ablation"), action="store_const", const=True, default=None,
-                   help="add Time-LLM without its prompt prefix (default: on in presets)")
+                   help=_declared_help("no_prompt_ablation"))
     p.add_argument(*spellings("no_no_prompt_ablation"), dest="no_prompt_ablation", action="store_const", const=False,
                    default=None, help="leave that row out, in presets too")
     add_config_flags(p, DataConfig, only=("data", "root_path", "max_train_windows", "max_val_windows", "train_draw"),
                      notes={"train_draw": "fixed reproduces the reports made before per-epoch draws",
                             "max_train_windows": "default: the preset's; with --standard each model family's",
                             "max_val_windows": "default: the preset's; with --standard each model family's"})
-    p.add_argument("--features", default=None, choices=["S", "MS"],
-                   help="S: glucose only (default); MS: + basal, bolus and carbs (Time-LLM: as prompt text and "
-                        "channels); with --standard, keep only the rows with these inputs")
-    p.add_argument("--epochs", type=int, default=None, help="default: the preset's; with --standard each recipe's")
+    add_config_flags(p, GridFlags, only=("features", "epochs"))
     recipe = "with --standard each recipe's"
     add_config_flags(
         p, TrainConfig, only=("batch_size", "eval_batch_size", "learning_rate", "patience", "mixed_precision"),
@@ -113,15 +109,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _declared_help(name: str) -> str:
+    """The help a ``GridFlags`` field declares, for the flags whose on/off spellings the parser builds by hand."""
+    return next(f for f in dataclasses.fields(GridFlags) if f.name == name).metadata[FLAG].help
+
+
+def grid_flags(args: argparse.Namespace) -> GridFlags:
+    """What the parsed flags ask of the grid, as the comparison package takes it: each ``GridFlags`` field by its
+    flag, and the window caps that were given (0 given means no cap; one not given is left to the preset)."""
+    given = given_flags(args)
+    return GridFlags(**{f.name: getattr(args, f.name) for f in dataclasses.fields(GridFlags) if f.name != "caps"},
+                     caps={name: getattr(args, name) for name in WINDOW_CAPS if name in given})
+
+
 def scaling_grid(args: argparse.Namespace, runs_dir: Path):
     """The scaling study's grid (``comparison.scaling``) from the flags, and each cell's budget."""
     from comparison import scaling
     from comparison.grid import PRESETS, choose_patients, parse_seeds
     from comparison.settings import backbone_names
     from data_provider.data_factory import dataset_name
-    from exp.trainer import native_bf16
+    from exp.accelerator import native_bf16
 
-    backbones = backbone_names(args)
+    backbones = backbone_names(grid_flags(args))
     if len(backbones) > 1:
         raise LLMTimeError("--scaling studies one backbone: pass a single --backbones name")
     precision = args.mixed_precision or ("bf16" if native_bf16() else "no")
@@ -183,7 +192,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             def report() -> str:
                 return write_scaling(out, grid, budget_of, report_command)
         else:
-            grid = build_grid(args, preset, runs_dir)
+            grid = build_grid(grid_flags(args), preset, runs_dir)
 
             def report() -> str:
                 return write_reports(out, grid, report_command)

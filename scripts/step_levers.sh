@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Cheaper training and inference steps, each measured in one run against the step it replaces, on the default
-# run's Time-LLM (MiniLM real weights, inputs MS, no dataset description, first 2 layers, no lags, fp32 unless the
+# run's Time-LLM (MiniLM real weights, inputs MS, no dataset description, first 2 layers, 5 lags, fp32 unless the
 # CPU computes bf16 natively): the last layer at the patch positions only (patch_readout) against the whole
-# sequence; the lag-free prompt against 5 lags; 2 layers against all 6; batch 64 and 128 against 32; one thread
+# sequence; a prompt without its lags against 5 lags; 2 layers against all 6; batch 64 and 128 against 32; one thread
 # against two; and the straightforward reference code path (every lever off). Rows go to OUT/benchmark.csv, the
 # summary table is printed at the end; docs/results/benchmark_cpu.md quotes them as same-run ratios.
 # Usage: bash scripts/step_levers.sh [OUT] [ROUNDS]   (default: docs/results/bench_steps, 1 round)
@@ -15,13 +15,13 @@ python -c "import scripts" 2>/dev/null || {
 }
 out=${1:-$repo/docs/results/bench_steps}
 rounds=${2:-1}
-base=(--features MS --prompt_domain 0 --patients 1001,1002,1003 --llm_layers 2 --top_k 0 --repeats 2 --steps 8
+base=(--features MS --prompt_domain 0 --patients 1001,1002,1003 --llm_layers 2 --repeats 2 --steps 8
       --out "$out")
 bench() { python -m scripts.benchmark "${base[@]}" "$@"; }
 for _ in $(seq "$rounds"); do
   bench --label default_b32
   bench --levers_off patch_readout --label full_last_layer_b32
-  bench --top_k 5 --label lags5_b32
+  bench --top_k 0 --label nolags_b32
   bench --llm_layers 6 --label layers6_b32
   bench --batch 64 --label default_b64
   bench --batch 128 --label default_b128

@@ -94,3 +94,42 @@ def test_the_graph_sees_deferred_and_type_checking_imports():
 def test_no_import_cycle_among_the_project_modules():
     found = cycles(import_graph())
     assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 450, 80
+
+
+def oversized() -> list[str]:
+    """Every project module over MAX_MODULE_LINES lines and every function (method, nested function) over
+    MAX_FUNCTION_LINES, from its ``def`` line to its last, docstring included; tests/ are not counted."""
+    found = []
+    for name, path in sorted(module_files().items()):
+        text = path.read_text()
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            found.append(f"{name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text, str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    found.append(f"{name}.{node.name} (line {node.lineno}): {length} lines")
+    return found
+
+
+def test_no_module_or_function_outgrows_one_sitting():
+    """A module is read in one sitting and a function on a screen or two: past these sizes a part wants its own
+    name (split into named steps, as Trainer.fit is)."""
+    found = oversized()
+    assert not found, "too long: " + "; ".join(found)
+
+
+# The entry points and the modules that build command lines: the only ones that may read argparse. Below them every
+# module takes a config dataclass (RunConfig, PipelineConfig, BenchTarget, GridFlags, ...) built at the entry point.
+COMMAND_LINE = ("run_main", "forecast", "utils.cli", "configs.flags", "distillation.cli")
+
+
+def test_only_the_command_lines_import_argparse():
+    files = module_files()
+    readers = sorted(name for name, path in files.items()
+                     if "argparse" in imported(path, name, set(files) | {"argparse"})
+                     and name not in COMMAND_LINE and not name.startswith("scripts"))
+    assert not readers, f"below the entry points, these modules import argparse: {', '.join(readers)}"

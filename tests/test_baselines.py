@@ -12,7 +12,7 @@ from data_provider.data_factory import Scaler, WindowDataset, make_loader
 from configs import DataConfig, ModelConfig, TrainConfig
 from exp.trainer import Trainer, count_parameters
 from layers.embed import n_patches
-from models import MODELS, build_model, model_uses_llm, resolve_model
+from models import MODELS, build_model, model_spec, model_uses_llm, resolve_model
 from models.ablations import TimeLLM_LLM2Attn, TimeLLM_LLM2Trsf, TimeLLM_woLLM
 from models.base import Forecaster
 from models.backbones import BACKBONES
@@ -23,7 +23,7 @@ from utils.seed import seed_everything
 L, H = 24, 6
 DATA = DataConfig(seq_len=L, pred_len=H, filled_channel=False)  # the hand-made windows carry no filled marker
 SCALER = Scaler(np.array([140.0]), np.array([50.0]))  # glucose (mg/dL): all these models read of it
-BASELINES = ("Persistence", "Ridge", "DLinear", "PatchTST")
+BASELINES = [name for name, spec in MODELS.items() if not spec.uses_llm]  # every model without a language model
 ABLATIONS = (TimeLLM_woLLM, TimeLLM_LLM2Attn, TimeLLM_LLM2Trsf)
 BERT_ROW = next(r.name for r in BACKBONES if r.family == "bert")
 
@@ -50,9 +50,9 @@ def batch_of(ds: WindowDataset, n: int) -> dict[str, torch.Tensor]:
 
 
 def test_registry_resolves_every_name_case_insensitively():
-    for name in (*BASELINES, "TimeLLM_woLLM", "TimeLLM_LLM2Attn", "TimeLLM_LLM2Trsf"):
-        assert resolve_model(name.lower()) is MODELS[name]
-        assert model_uses_llm(name.upper()) == name.startswith("TimeLLM")
+    for name, spec in MODELS.items():
+        assert resolve_model(name.lower()) is spec.cls and model_spec(name.upper()) is spec
+        assert model_uses_llm(name.upper()) == spec.cls.uses_llm
     with pytest.raises(LLMTimeError, match="unknown --model 'Arima'"):
         resolve_model("Arima")
 
@@ -61,7 +61,7 @@ def test_registry_resolves_every_name_case_insensitively():
 def test_baselines_keep_the_forecaster_defaults(name):
     """Every registered model declares itself against the contract; a baseline has no language model, prompt or
     patch tokens to report, and checkpoints (and reloads) every weight it has."""
-    assert all(issubclass(cls, Forecaster) for cls in MODELS.values())
+    assert all(issubclass(spec.cls, Forecaster) for spec in MODELS.values())
     torch.manual_seed(0)
     model = build_model(ModelConfig(model=name, patch_len=8, stride=4, d_model=8, n_heads=2, d_ff=16), DATA,
                         SCALER, "")

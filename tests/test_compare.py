@@ -20,8 +20,8 @@ from comparison.settings import build_grid
 from comparison.stats import family, outcome, paired, statement, statements, verdict
 from comparison.summary import findings, summarise, worse_than_persistence
 from comparison.tables import finished_keys, merge
-from exp.recipes import RECIPES
-from exp.trainer import native_bf16
+from exp.accelerator import native_bf16
+from models import model_spec
 from models.base import Forecaster
 from scripts import compare_models as cm
 from utils.errors import LLMTimeError
@@ -132,7 +132,7 @@ STANDARD_LABELS = ["Persistence (S)", "Persistence (MS)", "Ridge (S)", "Ridge (M
 
 def _grid(tmp_path, *flags):
     args = cm.build_parser().parse_args(["--standard", *flags])
-    return build_grid(args, "standard", tmp_path / "runs")
+    return build_grid(cm.grid_flags(args), "standard", tmp_path / "runs")
 
 
 def _cell(grid, label, seed=2021):
@@ -150,16 +150,18 @@ def test_standard_grid_has_its_rows_seeds_recipes_and_budgets(tmp_path):
         cfg, v = cell.config, cell.variant
         assert cfg.data.covariates == (v.features == "MS") and cfg.train.seed == cell.seed
         assert cfg.train.mixed_precision == precision and cfg.model.prompt_domain is False
-        recipe = RECIPES.get(cfg.model.model)
+        recipe = model_spec(cfg.model.model).recipe
         if recipe is None:  # Persistence, Ridge: nothing to train, every window
             assert (cfg.data.max_train_windows, cfg.data.max_val_windows) == (None, None)
             continue
         assert {k: getattr(cfg.train, k) for k in recipe.fields()} == recipe.fields()
-        caps = standard.LLM_WINDOWS if cfg.model.model.startswith("TimeLLM") else standard.LIGHT_WINDOWS
+        caps = standard.LLM_WINDOWS if model_spec(cfg.model.model).timellm_family else standard.LIGHT_WINDOWS
         assert (cfg.data.max_train_windows, cfg.data.max_val_windows) == caps
     dlinear, timellm = _cell(grid, "DLinear (MS)").config, _cell(grid, "TimeLLM (MS)").config
-    assert dlinear.train.learning_rate == RECIPES["DLinear"].learning_rate == 1e-3 and dlinear.train.batch_size == 64
-    assert timellm.train.learning_rate == RECIPES["TimeLLM"].learning_rate == 3e-3 and timellm.train.warmup_steps == 20
+    assert dlinear.train.learning_rate == model_spec("DLinear").recipe.learning_rate == 1e-3
+    assert dlinear.train.batch_size == 64
+    assert timellm.train.learning_rate == model_spec("TimeLLM").recipe.learning_rate == 3e-3
+    assert timellm.train.warmup_steps == 20
     wollm = _cell(grid, "TimeLLM_woLLM (MS)").config  # one budget for Time-LLM and its ablations
     assert (timellm.data.max_train_windows, timellm.data.max_val_windows) == (2_000, 1_000)
     assert (wollm.data.max_train_windows, wollm.data.max_val_windows) == (2_000, 1_000)
@@ -185,7 +187,7 @@ def test_standard_grid_runs_seed_major_cheap_first_and_flags_override_recipes(tm
     assert some.labels == ["DLinear (MS)", "TimeLLM (MS)"]
     for cell in some.cells:
         assert cell.config.train.learning_rate == 0.01 and cell.config.data.max_train_windows is None
-        assert cell.config.train.batch_size == RECIPES[cell.config.model.model].batch_size  # the rest: recipe
+        assert cell.config.train.batch_size == model_spec(cell.config.model.model).recipe.batch_size  # the rest: recipe
         assert cell.config.train.mixed_precision == "no"
     assert _grid(tmp_path, "--seeds", "5").cells[0].key != _grid(tmp_path, "--seeds", "5", "--epochs", "2").cells[0].key
     with pytest.raises(LLMTimeError, match="unknown --models Arima for --standard"):

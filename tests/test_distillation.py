@@ -42,6 +42,7 @@ from exp.run import evaluate_saved
 from exp.trainer import Trainer, masked_mse
 from models.backbones import BACKBONES
 from models.time_llm import TimeLLM
+from scripts import distillation_comparison
 from utils.errors import USER_ERROR_EXIT, LLMTimeError
 
 TINY = dict(d_model=8, d_ff=16, n_heads=2, num_tokens=16)
@@ -388,7 +389,7 @@ def test_quick_comparison_with_tiny_rows(cohort, tiny_backbones, tmp_path, capsy
     args = ["--mode", "quick", "--paths", *paths, "--root-path", str(cohort), "--patients", "1001", "--epochs", "1",
             "--max-train-windows", "32", "--max-val-windows", "16", "--alpha", "0.5", "--beta", "0.5",
             "--gamma", "0", "--latency-repeats", "2", "--out", str(tmp_path), *TINY_FLAGS]
-    assert compare.main(args) == 0
+    assert distillation_comparison.main(args) == 0
     rows = pd.read_csv(tmp_path / "distillation_pairs.csv")
     assert list(zip(rows["teacher"], rows["student"])) == list(compare.QUICK)
     assert rows.loc[1, "reused_phases"] == "teacher"  # BERT trained once for two pairs
@@ -402,7 +403,7 @@ def test_quick_comparison_with_tiny_rows(cohort, tiny_backbones, tmp_path, capsy
     assert (tmp_path / "distillation_pairs.png").stat().st_size > 0
     assert "**Best overall**" in (tmp_path / "distillation_pairs_summary.md").read_text()
     capsys.readouterr()
-    assert compare.main(args) == 0  # resumable: every pair/patient already done
+    assert distillation_comparison.main(args) == 0  # resumable: every pair/patient already done
     assert capsys.readouterr().out.count("skipped") == 3
     assert len(pd.read_csv(tmp_path / "distillation_pairs.csv")) == 3
 
@@ -418,7 +419,7 @@ def test_comparison_pairs_and_errors(capsys):
         ("MiniLM", None, "MiniLM", 2), ("BERT", None, "TinyBERT", None)]
     for bad in (["--mode", "quick", "--custom-pairs", "bert,tinybert"], ["--custom-pairs", "bert"],
                 ["--mode", "quick", "--paths", "BERT"], ["--mode", "fast"]):
-        assert compare.main(bad) == USER_ERROR_EXIT
+        assert distillation_comparison.main(bad) == USER_ERROR_EXIT
         assert capsys.readouterr().err.startswith("error: ")
 
 
@@ -446,7 +447,7 @@ def test_temperature_is_accepted_ignored_and_said_so_once():
         with_t = _config("--temperature", "4", "--alpha", "0.5")
     assert len(caught) == 1 and "\n" not in str(caught[0].message)
     assert with_t == _config("--alpha", "0.5")  # nothing a run does depends on it
-    assert "IGNORED" in compare.build_parser().format_help().replace("\n", " ")
+    assert "IGNORED" in distillation_comparison.build_parser().format_help().replace("\n", " ")
 
 
 def test_ohiot1dm_is_the_ohio_dataset(cohort):
@@ -458,7 +459,7 @@ def test_ohiot1dm_is_the_ohio_dataset(cohort):
     # the bundled cohort has the OhioT1DM layout: windows and the OhioT1DM prompt description come out of it
     splits = build_splits(DataConfig(data="ohiot1dm", root_path=str(cohort), max_train_windows=4, max_val_windows=4))
     assert splits.description == description(DataConfig(data="ohio")) != description(DataConfig())
-    with pytest.raises(LLMTimeError, match="unknown --data 'ohio2'; choose one of: ohio, simulated"):
+    with pytest.raises(LLMTimeError, match=r"unknown --data 'ohio2'; choose one of: simulated, ohio \(ohiot1dm\), csv"):
         build_splits(DataConfig(data="ohio2", root_path=str(cohort)))
 
 
@@ -474,7 +475,7 @@ def test_a_failing_pair_is_recorded_and_the_comparison_goes_on(cohort, tiny_back
             "--paths", f"BERT={tiny_backbones['bert']}", f"BERT-tiny={tiny_backbones['bert']}",
             "--root-path", str(cohort), "--patients", "1001", "--epochs", "1", "--max-train-windows", "32",
             "--max-val-windows", "16", "--alpha", "0.5", "--latency-repeats", "2", "--out", str(tmp_path), *TINY_FLAGS]
-    assert compare.main(args) == 1
+    assert distillation_comparison.main(args) == 1
     out, err = capsys.readouterr()
     assert "pair GPT2 -> BERT-tiny FAILED: no local weights for GPT2" in err
     failed = pd.read_csv(tmp_path / "distillation_pairs_failed.csv")

@@ -27,6 +27,7 @@ from distillation.standard import (adopt_teacher, STANDARD_PATIENTS, STANDARD_SE
 from distillation.summary import standard_markdown, summarise_standard
 from exp.reuse import mark_finished
 from exp.trainer import masked_mse
+from scripts import distillation_comparison
 from utils.errors import LLMTimeError
 from utils.io import write_json
 from utils.results import append_row
@@ -159,8 +160,8 @@ def test_summary_says_plainly_when_distillation_lost_or_pairs_are_too_few():
 
 
 def test_standard_plan_pools_twelve_patients_three_seeds_one_teacher_each(capsys):
-    args = compare.build_parser().parse_args(["--standard", "--plan"])
-    configs = standard_configs(args)
+    args = distillation_comparison.build_parser().parse_args(["--standard", "--plan"])
+    configs = standard_configs(distillation_comparison.shared_config(args))
     assert len(configs) == 3 * len(STANDARD_SEEDS) and len(STANDARD_PATIENTS) == 12
     assert all(c.all_patients and c.data.patients == STANDARD_PATIENTS for c in configs)  # pooled, all 12
     assert all(c.data.covariates and c.model.event_text and c.model.event_channels for c in configs)
@@ -180,7 +181,7 @@ def test_standard_plan_pools_twelve_patients_three_seeds_one_teacher_each(capsys
     for seed_configs in (configs[k:k + 3] for k in range(0, len(configs), 3)):
         teacher = {str(phase_configs(c, *patient_groups(c)[0])["teacher"].to_dict()) for c in seed_configs}
         assert len(teacher) == 1
-    assert compare.main(["--standard", "--plan"]) == 0
+    assert distillation_comparison.main(["--standard", "--plan"]) == 0
     out = capsys.readouterr().out
     assert "9 pooled rows" in out and "108 per-patient rows" in out and "trained 3 (once per seed" in out
 
@@ -201,25 +202,25 @@ def test_every_seed_searches_its_own_weights(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(compare, "write_standard_reports", lambda *a, **k: "")
     flags = ["--standard", "--csv", str(tmp_path / "pooled.csv"), "--out", str(tmp_path), "--comparison-runs",
              str(tmp_path / "none")]
-    assert compare.main(flags) == 1  # every pair stopped at the stub
+    assert distillation_comparison.main(flags) == 1  # every pair stopped at the stub
     grid = tuple(parse_grid(DEFAULT_GRID))
     assert sorted(calls, key=str) == sorted(((seed, layers, grid, seed) for seed in STANDARD_SEEDS
                                              for layers in (1, 2, None)), key=str)
     calls.clear()
-    assert compare.main([*flags, "--seeds", "2023"]) == 1
+    assert distillation_comparison.main([*flags, "--seeds", "2023"]) == 1
     assert [(seed, candidates) for seed, _, candidates, _ in calls] == [(2023, grid)] * 3
     capsys.readouterr()
-    assert compare.main([*flags, "--seeds", "2024"]) == 2
+    assert distillation_comparison.main([*flags, "--seeds", "2024"]) == 2
     assert "--seeds must be some of the standard report's seeds 2021, 2022, 2023, got '2024'" in capsys.readouterr().err
-    assert compare.main(["--mode", "quick", "--seeds", "2022"]) == 2
+    assert distillation_comparison.main(["--mode", "quick", "--seeds", "2022"]) == 2
     assert "--seeds goes with --standard" in capsys.readouterr().err
 
 
 def test_truth_only_weights_are_scored_on_the_baseline_run_not_retrained():
     """(1, 0, 0) is the baseline's objective: with the same epochs and no initialisation from the baseline, the
     baseline's run stands for it (the plan counts it as reused); otherwise it trains like any candidate."""
-    args = compare.build_parser().parse_args(["--standard", "--plan"])
-    configs = standard_configs(args)
+    args = distillation_comparison.build_parser().parse_args(["--standard", "--plan"])
+    configs = standard_configs(distillation_comparison.shared_config(args))
     cfg = configs[0]
     assert baseline_stands_for(cfg, TRUTH_ONLY) and not baseline_stands_for(cfg, LossWeights(0.5, 0.5, 0.0))
     assert not baseline_stands_for(dataclasses.replace(cfg, init_from_baseline=True), TRUTH_ONLY)
@@ -232,13 +233,13 @@ def test_truth_only_weights_are_scored_on_the_baseline_run_not_retrained():
 
 
 def test_report_alone_needs_rows_and_the_standard_preset(tmp_path, capsys):
-    assert compare.main(["--standard", "--report", "--csv", str(tmp_path / "pooled.csv")]) == 2
+    assert distillation_comparison.main(["--standard", "--report", "--csv", str(tmp_path / "pooled.csv")]) == 2
     assert "does not exist: run the standard report first" in capsys.readouterr().err
-    assert compare.main(["--mode", "quick", "--report"]) == 2
+    assert distillation_comparison.main(["--mode", "quick", "--report"]) == 2
     assert "--report goes with --standard" in capsys.readouterr().err
-    assert compare.main(["--standard", "--retime", "--csv", str(tmp_path / "pooled.csv")]) == 2
+    assert distillation_comparison.main(["--standard", "--retime", "--csv", str(tmp_path / "pooled.csv")]) == 2
     assert "there are no finished rows to time" in capsys.readouterr().err
-    assert compare.main(["--mode", "quick", "--retime"]) == 2
+    assert distillation_comparison.main(["--mode", "quick", "--retime"]) == 2
     assert "--retime goes with --standard" in capsys.readouterr().err
 
 
@@ -255,8 +256,8 @@ def test_retime_of_some_seeds_leaves_the_other_rows_alone(tmp_path):
 
 
 def test_an_interrupted_teacher_or_baseline_continues_a_distilled_run_restarts(tmp_path):
-    args = compare.build_parser().parse_args(["--standard"])
-    first = standard_configs(args, out=str(tmp_path))[0]
+    args = distillation_comparison.build_parser().parse_args(["--standard"])
+    first = standard_configs(distillation_comparison.shared_config(args), out=str(tmp_path))[0]
     cfg = phase_configs(first, *patient_groups(first)[0])["teacher"]
     run_dir = tmp_path / "teacher_MiniLM"
     run_dir.mkdir()
@@ -272,8 +273,8 @@ def test_an_interrupted_teacher_or_baseline_continues_a_distilled_run_restarts(t
 def test_the_comparisons_finished_teacher_run_is_adopted_only_with_the_same_settings(tmp_path):
     """The standard comparison's TimeLLM (MS) run of a seed becomes that seed's teacher when its result settings are
     the teacher's; a run with other settings, or an unfinished one, is left alone."""
-    args = compare.build_parser().parse_args(["--standard"])
-    cfg = standard_configs(args, out=str(tmp_path / "distill"))[0]
+    args = distillation_comparison.build_parser().parse_args(["--standard"])
+    cfg = standard_configs(distillation_comparison.shared_config(args), out=str(tmp_path / "distill"))[0]
     teacher = phase_configs(cfg, *patient_groups(cfg)[0])["teacher"]
     runs = tmp_path / "compare"
 

@@ -103,7 +103,7 @@ def test_onnx_refuses_decoder_backbones(tiny_backbones, splits, tmp_path):
         export_onnx(model, windows(splits, 4), tmp_path / "gpt2.onnx")
 
 
-@pytest.mark.parametrize("name", [n for n, cls in MODELS.items() if not cls.uses_llm])
+@pytest.mark.parametrize("name", [n for n, spec in MODELS.items() if not spec.uses_llm])
 def test_every_baseline_exports_to_onnx(splits, tmp_path, name):
     torch.manual_seed(0)
     model = build_model(ModelConfig(model=name, **TINY), DATA, splits.scaler, splits.description)

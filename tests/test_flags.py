@@ -109,7 +109,8 @@ def test_every_setting_is_declared_once_across_the_run_configuration():
                 names.append(f.name)
     assert len(names) == len(set(names))
     run_main_flags = {a.dest for a in run_main.build_parser()._actions}
-    assert set(names) - run_main_flags == {"covariates", "scenario_seed"}  # set through --features and --seed
+    # set through --features and --seed; horizon_events is the distillation teacher's privileged view only
+    assert set(names) - run_main_flags == {"covariates", "scenario_seed", "horizon_events"}
 
 
 def test_run_main_reads_time_llm_switches_and_spellings():

@@ -137,14 +137,14 @@ def _precision_of(*argv: str) -> str:
 
 def test_bf16_asked_for_without_native_bf16_is_warned_once(monkeypatch):
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
-    monkeypatch.setattr("exp.trainer.native_bf16", lambda: False)
+    monkeypatch.setattr("exp.accelerator.native_bf16", lambda: False)
     with pytest.warns(UserWarning, match="bf16 is not native here.*several times slower than fp32") as caught:
         assert _precision_of("--mixed_precision", "bf16") == "bf16"
     assert len(caught) == 1
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # accelerate launch --mixed_precision bf16
     with pytest.warns(UserWarning, match="bf16 is not native here"):
         assert _precision_of() == "bf16"
-    monkeypatch.setattr("exp.trainer.native_bf16", lambda: True)
+    monkeypatch.setattr("exp.accelerator.native_bf16", lambda: True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert _precision_of("--mixed_precision", "bf16") == "bf16"

@@ -66,7 +66,7 @@ def test_run_folders_sweeps_and_comparison_cells_share_the_identity(tmp_path):
 
     def grid(*flags):
         args = compare_models.build_parser().parse_args(["--standard", "--mixed_precision", "bf16", *flags])
-        return build_grid(args, "standard", tmp_path / "runs")
+        return build_grid(compare_models.grid_flags(args), "standard", tmp_path / "runs")
 
     cells = grid().cells
     assert all(c.key.endswith(f"|{identity(c.config)}") for c in cells)

@@ -8,8 +8,9 @@ import torch
 import run_main
 from configs import TrainConfig
 from exp.curves import convergence
-from exp.recipes import RECIPES, apply_recipe, recipe_for
+from exp.recipes import apply_recipe, recipe_for
 from exp.schedules import make_schedule
+from models import MODELS, model_spec
 
 
 def _args(*flags: str):
@@ -18,22 +19,25 @@ def _args(*flags: str):
 
 def test_a_run_starts_from_its_model_recipe_and_flags_override_it():
     cfg = _args("--model", "PatchTST")
-    recipe = RECIPES["PatchTST"]
+    recipe = model_spec("PatchTST").recipe
     assert (cfg.train.learning_rate, cfg.train.batch_size, cfg.train.lradj, cfg.train.train_epochs) == (
         recipe.learning_rate, recipe.batch_size, recipe.lradj, recipe.train_epochs)
     assert cfg.train.recipe == "PatchTST (exp/recipes.py)"
     cfg = _args("--model", "PatchTST", "--learning_rate", "0.05", "--batch_size", "7")
     assert (cfg.train.learning_rate, cfg.train.batch_size, cfg.train.patience) == (0.05, 7, recipe.patience)
     assert _args("--model", "Ridge").train.recipe.startswith("none")
-    assert recipe_for("timellm") is RECIPES["TimeLLM"]
+    assert recipe_for("timellm") is model_spec("TimeLLM").recipe
 
 
 def test_every_trained_model_has_a_recipe():
-    from models import MODELS
-
-    trained = set(MODELS) - {"Persistence", "Ridge"}
-    assert trained <= set(RECIPES)
-    assert apply_recipe(TrainConfig(), "DLinear", {}).warmup_steps == RECIPES["DLinear"].warmup_steps
+    """A registered model's recipe is in its spec exactly when gradients train it, and runs start from it."""
+    for name, spec in MODELS.items():
+        assert (recipe_for(name) is not None) == spec.gradient_trained
+        train = apply_recipe(TrainConfig(), name, {})
+        if spec.recipe is not None:
+            assert {k: getattr(train, k) for k in spec.recipe.fields()} == spec.recipe.fields()
+        else:
+            assert train.recipe == "none (nothing to train)"
 
 
 def test_warmup_ramps_the_learning_rate_linearly_then_hands_over_to_the_schedule():
@@ -67,7 +71,7 @@ def test_convergence_verdicts():
 
 
 def test_bf16_is_a_default_only_where_it_measured_faster():
-    from exp.trainer import cpu_bf16_pays
+    from exp.accelerator import cpu_bf16_pays
 
     assert cpu_bf16_pays("vendor_id : GenuineIntel\nflags : avx512f avx512_bf16 amx_bf16 amx_tile")
     assert cpu_bf16_pays("vendor_id : AuthenticAMD\nflags : avx512f avx512_bf16")

@@ -137,18 +137,32 @@ def test_run_names_differ_exactly_when_results_can():
     assert run_name(_config("--model_comment", "TimeLLM-Ohio")) == f"{run_name(base)}-TimeLLM-Ohio"
 
 
-def test_the_default_run_cuts_minilm_and_drops_the_lags_unless_told_otherwise():
-    """No --max_train_windows: the 10-minute budget, fresh draws, MiniLM's first layers and a lag-free prompt; a flag
-    given, another backbone or a run with its own budget keeps the full backbone and the lags."""
+def test_the_default_run_cuts_minilm_unless_told_otherwise():
+    """No --max_train_windows: the 10-minute budget, fresh draws and MiniLM's first layers; a flag given, another
+    backbone or a run with its own budget keeps the full backbone."""
     cfg = _config()
-    assert (cfg.model.llm_layers, cfg.model.top_k) == (run_main.DEFAULT_RUN_LAYERS, run_main.DEFAULT_RUN_TOP_K)
+    assert cfg.model.llm_layers == run_main.DEFAULT_RUN_LAYERS and cfg.model.top_k == 5
     assert cfg.data.max_train_windows == run_main.DEFAULT_MAX_TRAIN_WINDOWS and cfg.data.train_draw == "fresh"
     assert cfg.train.train_epochs == run_main.DEFAULT_RUN_EPOCHS
-    assert _config("--llm_layers", "6", "--top_k", "5").model.llm_layers == 6
-    assert _config("--top_k", "3").model.top_k == 3
+    assert _config("--llm_layers", "6").model.llm_layers == 6
     assert _config("--llm_model", "BERT").model.llm_layers is None
-    own = _config("--max_train_windows", "500")
-    assert own.model.llm_layers is None and own.model.top_k == 5
+    assert _config("--max_train_windows", "500").model.llm_layers is None
+
+
+def test_the_privileged_teacher_view_is_no_flag_of_a_forecaster(tmp_path, capsys):
+    """Horizon events are what the log holds after the forecast time: only the distillation teacher reads them."""
+    assert run_main.main(["--horizon_events", "1", "--checkpoints", str(tmp_path)]) == 2
+    assert "--horizon_events" in capsys.readouterr().err
+
+
+def test_the_persistence_verdict_names_only_the_horizons_a_run_scores():
+    from exp.run import _beats
+
+    row = {"rmse_30": 10.0, "persistence_rmse_30": 12.0, "rmse_60": 30.0, "persistence_rmse_60": 25.0}
+    assert _beats(row) == "the model beats it at 30 min only"
+    assert _beats({**row, "rmse_60": 20.0}) == "the model beats it at 30 and 60 min"
+    assert _beats({**row, "rmse_60": None, "persistence_rmse_60": None}) == "the model beats it at 30 min"
+    assert _beats({**row, "rmse_30": 13.0, "rmse_60": float("nan")}) == "the model does NOT beat it"
 
 
 TIME_LLM_FLAGS = ["--itr", "1", "--model_comment", "none", "--factor", "3", "--enc_in", "1", "--dec_in", "1",

@@ -35,8 +35,10 @@ def fake_engine(monkeypatch):
         rmse = RMSE[(cfg.model.model, _budget(cfg))] + cfg.train.seed / 10
         per = {p: {"rmse_30": rmse, "rmse_60": 2 * rmse} for p in cfg.data.patients}
         row = {"run_id": name, "model": cfg.model.model, "seed": cfg.train.seed, "features": "MS", "rmse_30": rmse,
-               "rmse_60": 2 * rmse, "trainable_params": 1, "total_params": 1, "best_epoch": 8, "epochs_run": 8,
-               "convergence": "capped", "capped": True, "train_windows_seen": _budget(cfg),
+               "rmse_60": 2 * rmse, "trainable_params": 1, "total_params": 1, "best_epoch": 8,
+               "epochs_run": 0 if cfg.model.model == "Ridge" else 8, "convergence": "capped", "capped": True,
+               "train_windows_seen": 0 if cfg.model.model == "Ridge" else _budget(cfg),
+               "train_windows_per_epoch": cfg.data.max_train_windows,
                "test_windows_per_s": 1.0, "wall_seconds": 1.0, "persistence_rmse_30": 25.0,
                "persistence_rmse_60": 45.0}
         return SimpleNamespace(row=row, metrics={"per_patient": per}, model=Forecaster())
@@ -71,9 +73,11 @@ def test_the_report_has_its_columns_charts_and_crossings(tmp_path, fake_engine):
                                          "rmse_30_sd", "persistence_rmse_30", "rmse_60_mean"]
     ridge16 = summary[(summary["model"] == "Ridge (MS)") & (summary["budget"] == 16)].iloc[0]
     assert ridge16["seeds"] == 2 and ridge16["rmse_30_mean"] == pytest.approx(20.15)
+    assert ridge16["train_windows_seen"] == 16  # a closed-form fit: the distinct windows it was fitted on
     assert ridge16["rmse_30_sd"] == pytest.approx(math.sqrt(0.005))
     text = (out / "summary.md").read_text()
     assert "Complete" in text and "capped" in text
+    assert "**Worse than persistence**: DLinear (MS) at budget 16." in text  # 48.3 against 45 at 60 min
     assert "- 30 min: Ridge (MS) and DLinear (MS) cross between budgets 16 and 64; DLinear (MS) is ahead at 64" in text
     assert (out / "scaling_30.png").stat().st_size > 0 and (out / "scaling_60.png").stat().st_size > 0
     fake_engine.clear()

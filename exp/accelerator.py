@@ -1,0 +1,115 @@
+"""Which accelerator a run trains on: accelerate with the run's mixed precision, optionally DeepSpeed ZeRO-2 and a
+TensorBoard tracker, and whether bf16 pays on this hardware (what a run defaults to).
+
+Kept apart from the training loop (``exp.trainer``) because entry points ask the precision question before any
+model exists, and the benchmark times training on the same accelerator without the loop.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from configs import TrainConfig
+from utils.errors import LLMTimeError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DS_CONFIG = REPO_ROOT / "configs" / "ds_config_zero2.json"
+PRECISIONS = ("no", "bf16", "fp16")
+
+
+def _ensure_single_process_env() -> None:
+    """DeepSpeed initialises torch.distributed even for one process; give it a local rendezvous if unlaunched."""
+    if "RANK" in os.environ:
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(
+        {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    )
+
+
+_OWN_DEEPSPEED_ENV: set[str] = set()
+
+
+def make_accelerator(cfg: TrainConfig, log_dir: Optional[Path] = None):
+    """An ``Accelerator`` for the chosen precision, with a DeepSpeed ZeRO plugin when asked.
+
+    ``cfg.mixed_precision`` is passed explicitly, so the precision recorded in a run's config is the one used; a
+    launcher that asked for another (``accelerate launch --mixed_precision``) is told so in one warning line.
+    DeepSpeed is only set up for ``use_deepspeed``: merely importing it prints a warning on every CPU machine.
+    With ``cfg.report_to`` 'tensorboard' and a ``log_dir`` (a run folder: re-testing, forecasting and sweeps pass
+    none, having no training to watch), accelerate's tracker writes event files under ``log_dir``/tensorboard.
+    """
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    if cfg.mixed_precision not in PRECISIONS:
+        raise LLMTimeError(f"--mixed_precision must be no, bf16 or fp16, got {cfg.mixed_precision!r}")
+    if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise LLMTimeError("--mixed_precision fp16 needs a GPU; on the CPU use --mixed_precision bf16")
+    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
+    if launcher not in ("", "no", cfg.mixed_precision):
+        warnings.warn(f"the launcher's mixed precision {launcher} is overridden by this run's --mixed_precision "
+                      f"{cfg.mixed_precision}", stacklevel=2)
+    log_with = _tracker(cfg, log_dir)
+    plugin = None
+    if _OWN_DEEPSPEED_ENV and not cfg.use_deepspeed:
+        # a DeepSpeedPlugin made earlier in this process flagged DeepSpeed in the environment; undo it
+        os.environ.pop("ACCELERATE_USE_DEEPSPEED", None)
+        _OWN_DEEPSPEED_ENV.clear()
+    if cfg.use_deepspeed:
+        _OWN_DEEPSPEED_ENV.add("ACCELERATE_USE_DEEPSPEED")
+        path = Path(cfg.deepspeed_config) if cfg.deepspeed_config else DEFAULT_DS_CONFIG
+        if not path.is_file():
+            raise LLMTimeError(f"DeepSpeed config {path} not found: pass --deepspeed_config FILE")
+        _ensure_single_process_env()
+        from accelerate.utils import DeepSpeedPlugin
+
+        plugin = DeepSpeedPlugin(hf_ds_config=str(path))
+    # accelerate keeps one global state; in-process runs (comparisons, teacher then student) may each ask for
+    # another precision or engine, so the previous run's state is dropped. The process group of a launched
+    # multi-process job is kept.
+    AcceleratorState._reset_state(reset_partial_state=int(os.environ.get("WORLD_SIZE", "1")) == 1)
+    return Accelerator(mixed_precision=cfg.mixed_precision, deepspeed_plugin=plugin, log_with=log_with,
+                       project_dir=None if log_with is None else str(log_dir))
+
+
+def _tracker(cfg: TrainConfig, log_dir: Optional[Path]) -> Optional[str]:
+    """accelerate's ``log_with`` for ``cfg.report_to`` ('none' or 'tensorboard') when there is a folder to log to."""
+    if cfg.report_to not in ("none", "tensorboard"):
+        raise LLMTimeError(f"--report_to must be none or tensorboard, got {cfg.report_to!r}")
+    if cfg.report_to == "none" or log_dir is None:
+        return None
+    from accelerate.utils import is_tensorboard_available
+
+    if not is_tensorboard_available():
+        raise LLMTimeError("--report_to tensorboard needs tensorboardX (pip install tensorboardX) or tensorboard")
+    return "tensorboard"
+
+
+def native_bf16() -> bool:
+    """Whether bf16 autocast is faster than fp32 here, so a run may default to it.
+
+    A GPU that supports bf16; a CPU with AMX-BF16 (measured on this project's Intel Xeon with AMX: 2.5x the fp32
+    inference rate for the default Time-LLM); an AMD CPU with AVX512-BF16 (2.75x inference, 1.6x training, measured
+    on one). An Intel CPU with AVX512-BF16 but no AMX measured bf16 *slower* than fp32
+    (docs/results/benchmark_cpu.md), as does any CPU that emulates bf16, so those default to fp32.
+    """
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        return cpu_bf16_pays(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return False
+
+
+def cpu_bf16_pays(cpuinfo: str) -> bool:
+    """``native_bf16`` for a CPU described by the text of /proc/cpuinfo."""
+    return "amx_bf16" in cpuinfo or ("avx512_bf16" in cpuinfo and "AuthenticAMD" in cpuinfo)

@@ -1,0 +1,79 @@
+"""What the rest of the code asks about a registered model, declared once beside its class in ``models.MODELS``.
+
+A model's class says how it forecasts; its ``ModelSpec`` says how the project treats it: the training recipe it starts
+from (``exp.recipes``), the per-window rates a comparison plan costs it at (``comparison.costs``), the window budget it
+trains on in the standard grid (``comparison.standard``), its role in the comparison grids, and whether it exports
+to ONNX. Grids, plans, recipes and the conformance test (``tests/test_conformance.py``) read the spec and never test
+a model's name, so adding a model is one file and one registry entry.
+
+Whether a model runs a language model or trains by gradients is not declared again: the spec reads it from its class
+(``Forecaster.uses_llm`` / ``gradient_trained``), where the engine reads it too. Recipes are ``configs.recipe.Recipe``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from configs.recipe import Recipe
+from models.base import Forecaster
+
+# Roles in the comparison grids. baseline: a row of every grid, on inputs S and MS in the standard grid; timellm: the
+# reference and its event, prompt and backbone variants; ablation: Time-LLM with its language model removed or
+# replaced (standard grid: inputs MS only); student: in no preset grid (named with --models), a distillation student.
+ROLES = ("baseline", "timellm", "ablation", "student")
+# Window-budget families of the standard grid (comparison.standard.WINDOW_BUDGETS holds their numbers):
+# language_model for Time-LLM and everything built like it, light for the small gradient-trained models, every for a
+# model with nothing to train by gradients (it fits on, or reads, every window).
+BUDGETS = ("language_model", "light", "every")
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Per-window speed on this project's 2-core CPU, what a comparison plan estimates a cell's time from."""
+
+    train: float  # training windows/s (a closed-form fit: windows/s of the fit)
+    infer: float  # validation and test windows/s
+    startup: float  # seconds to build the model (a language model loads its weights)
+    source: str  # measured where, or how it was estimated
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registered model: its class and everything the grids, plans, recipes and tests ask about it."""
+
+    cls: type[Forecaster]
+    role: str  # one of ROLES
+    budget: str  # one of BUDGETS
+    rate: Rate
+    recipe: Optional[Recipe] = None  # None exactly when nothing is trained by gradients
+    onnx: bool = True  # bench.export.export_onnx writes it as a graph (a decoder backbone is refused at run time)
+
+    def __post_init__(self) -> None:
+        name = self.cls.__name__
+        if self.role not in ROLES or self.budget not in BUDGETS:
+            raise ValueError(f"{name}: role must be one of {ROLES} and budget one of {BUDGETS}")
+        if (self.recipe is not None) != self.gradient_trained or (self.budget == "every") == self.gradient_trained:
+            raise ValueError(f"{name}: a gradient-trained model has a recipe and a window budget; a model with "
+                             "nothing to train has neither (budget 'every')")
+
+    @property
+    def uses_llm(self) -> bool:
+        """Whether it runs a language-model backbone (its backbone and weights source are reported)."""
+        return self.cls.uses_llm
+
+    @property
+    def gradient_trained(self) -> bool:
+        return self.cls.gradient_trained
+
+    @property
+    def training(self) -> str:
+        """'gradient', 'closed form' (fitted on the training windows, e.g. Ridge) or 'none' (e.g. Persistence)."""
+        if self.gradient_trained:
+            return "gradient"
+        return "closed form" if self.cls.fit_closed_form is not Forecaster.fit_closed_form else "none"
+
+    @property
+    def timellm_family(self) -> bool:
+        """Time-LLM or one of its ablations: built as the default run builds Time-LLM (``exp.recipes``)."""
+        return self.role in ("timellm", "ablation")
