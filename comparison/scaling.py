@@ -194,7 +194,7 @@ def write_report(out: Path, grid: Grid, budget_of: dict[str, str], command: str)
     from utils.io import atomic_path, write_text
     from utils.plots import plot_scaling
 
-    found, _, _ = grid_rows(out, grid)
+    found, _, others = grid_rows(out, grid)
     if found.empty:
         return f"no finished run of the scaling study in {out} yet"
     summary = summarise(found, budget_of, grid.labels)
@@ -226,7 +226,8 @@ def write_report(out: Path, grid: Grid, budget_of: dict[str, str], command: str)
         "## Where the curves cross", "",
         *crossings(summary, 30), *crossings(summary, 60), "",
         "![RMSE at 30 min](scaling_30.png)", "![RMSE at 60 min](scaling_60.png)",
-    ]
+    ] + ([f"\n{others} run(s) in tidy.csv have other settings than this study's cells (e.g. an earlier Time-LLM "
+          "configuration) and are left out of this summary."] if others else [])
     text = "\n".join(lines) + "\n"
     write_text(out / "summary.md", text)
     return text
