@@ -14,7 +14,6 @@ on stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import time
@@ -156,7 +155,9 @@ def _precision(args: argparse.Namespace, saved: Optional[RunConfig]) -> str:
     fp32 elsewhere."""
     if args.mixed_precision is not None:
         return args.mixed_precision
-    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "").lower()
+    from exp.accelerator import launcher_precision, native_bf16  # deferred: they load torch, which --help does not need
+
+    launcher = launcher_precision()
     if launcher not in ("", "no", "bf16", "fp16"):
         raise LLMTimeError(f"the launcher's mixed precision {launcher} is not supported here: use no, bf16 or fp16")
     if launcher in ("bf16", "fp16"):
@@ -167,8 +168,6 @@ def _precision(args: argparse.Namespace, saved: Optional[RunConfig]) -> str:
         return saved.train.mixed_precision
     if launcher == "no" or args.use_deepspeed:  # DeepSpeed takes its precision explicitly (its engine casts weights)
         return "no"
-    from exp.accelerator import native_bf16  # deferred: it loads torch, which --help does not need
-
     return "bf16" if native_bf16() else "no"
 
 

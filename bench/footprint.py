@@ -7,13 +7,14 @@ backbone and every baseline in ``models.MODELS``.
 from __future__ import annotations
 
 import io
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from exp.trainer import count_parameters, forecast_objective, trainable_state
+from exp.objective import Objective
+from exp.trainer import count_parameters, trainable_state
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:
@@ -51,7 +52,7 @@ def inference_flops_per_window(model: nn.Module, x: torch.Tensor) -> float:
 
 
 def training_flops_per_window(model: nn.Module, batch: dict[str, torch.Tensor],
-                              objective: Callable = forecast_objective) -> float:
+                              objective: Objective = Objective()) -> float:
     """FLOPs of one training forward + backward per window (no optimizer step); 0 for models with nothing to train.
 
     Unlike inference this includes work redone every step, e.g. Time-LLM's prototype mapping.

@@ -20,7 +20,7 @@ from configs.flags import flag
 from utils.errors import LLMTimeError
 
 PRECISIONS = ("no", "bf16")
-DEFAULT_OUT = "docs/results/bench"
+DEFAULT_OUT = "checkpoints/bench"  # outputs stay out of docs/ unless --out puts them there
 BENCH_PATIENTS = ["1001", "1002", "1003"]  # whose training windows are timed unless --patients names others
 
 

@@ -18,7 +18,8 @@ from torch.utils.data import DataLoader
 from bench.settings import BenchSettings, model_device, precision_context, sync
 from configs import TrainConfig
 from exp.accelerator import make_accelerator
-from exp.trainer import forecast_objective, load_trainable_state, trainable_state
+from exp.objective import Objective
+from exp.trainer import load_trainable_state, trainable_state
 from utils.errors import LLMTimeError
 
 
@@ -49,7 +50,7 @@ def inference_throughput(model: nn.Module, x: torch.Tensor, settings: BenchSetti
 
 
 def training_throughput(model: nn.Module, loader: DataLoader, settings: BenchSettings,
-                        objective: Callable = forecast_objective) -> list[float]:
+                        objective: Objective = Objective()) -> list[float]:
     """Windows/s of training steps (forward + backward + optimizer step), one rate per repeat.
 
     The loop is the engine's (accelerate prepare/autocast/backward; DeepSpeed ZeRO-2 with ``settings.deepspeed``),

@@ -10,7 +10,6 @@ Splits are built once per data setting and shared by every cell that uses it.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -19,6 +18,7 @@ from tqdm.auto import tqdm
 
 from comparison.grid import Cell
 from comparison.tables import PATIENT_METRICS, PERSISTENCE_METRICS, finished_keys, table_names
+from utils.progress import progress
 
 
 def tidy_row(cell: Cell, row: dict[str, Any], model: Any, command: str) -> dict[str, Any]:
@@ -67,8 +67,7 @@ def run_grid(cells: list[Cell], out: Path, command: str, shard: Optional[tuple[i
     tidy_name, patients_name = table_names(shard)
     done = finished_keys(out)
     todo = [c for c in cells if c.key not in done]
-    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="cells", unit="run",
-               disable=os.environ.get("LLMTIME_NO_BARS") == "1")
+    bar = progress(total=len(cells), initial=len(cells) - len(todo), desc="cells", unit="run")
     splits: dict[str, Any] = {}
     for cell in todo:
         data_key = json.dumps(asdict(cell.config.data), sort_keys=True)

@@ -18,10 +18,10 @@ number of training windows:
   LLM2Trsf; Time-LLM as the default run builds it (``exp.recipes.DEFAULT_RUN_MODEL``: no dataset description,
   MiniLM's first layer), so that the study's cells fit 2 CPU cores.
 
-Outputs in ``--out`` (default ``docs/results/scaling``): ``tidy.csv`` and ``per_patient.csv`` as every grid writes
-them, ``summary.csv`` (``model``, ``budget``, ``seeds``, RMSE means and sds, ``capped``), ``scaling_30.png`` and
-``scaling_60.png`` (RMSE against budget, log x, persistence as a line) and ``summary.md`` saying where the curves
-cross, rewritten after every finished run.
+Outputs in ``--out`` (default ``checkpoints/scaling``; the published study: ``--out docs/results/scaling``):
+``tidy.csv`` and ``per_patient.csv`` as every grid writes them, ``summary.csv`` (``model``, ``budget``, ``seeds``,
+RMSE means and sds, ``capped``), ``scaling_30.png`` and ``scaling_60.png`` (RMSE against budget, log x, persistence
+as a line) and ``summary.md`` saying where the curves cross, rewritten after every finished run.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
 from configs.flags import check_config
 from configs.identity import identity
 from exp.recipes import DEFAULT_RUN_MODEL, apply_recipe, recipe_for
+from utils.cgm import NAMED_HORIZONS_MIN
 from utils.cli import split_list
 from utils.errors import LLMTimeError
 
@@ -126,9 +127,13 @@ def base_config(data: str, root_path: Optional[str], llm_path: Optional[str], ru
                      train=TrainConfig(mixed_precision=precision, resume=True))
 
 
-def summarise(rows_: pd.DataFrame, budget_of: dict[str, str], labels: list[str]) -> pd.DataFrame:
-    """One line per row and budget: seeds run, RMSE mean and sd over seeds, runs capped, windows seen."""
-    rows_ = rows_.assign(budget=rows_["cell_key"].map(budget_of))
+def summarise(rows_: pd.DataFrame, budget_of: dict[str, str], labels: list[str],
+              runs_dir: Optional[Path] = None) -> pd.DataFrame:
+    """One line per row and budget: seeds run, RMSE mean and sd over seeds, runs capped, windows seen, and the mean
+    best validation loss (read from each run's ``metrics.json`` under ``runs_dir``), the number a budget is chosen
+    on: test RMSE never chooses anything."""
+    rows_ = rows_.assign(budget=rows_["cell_key"].map(budget_of),
+                         val_loss=[validation_loss(runs_dir, r) for r in rows_["run_id"]])
     out = []
     for label in labels:
         for budget in dict.fromkeys(budget_of.values()):
@@ -138,13 +143,26 @@ def summarise(rows_: pd.DataFrame, budget_of: dict[str, str], labels: list[str])
             capped = g["capped"].astype(str).str.lower().isin(("true", "1")) if "capped" in g else pd.Series(False)
             rec = {"model": label, "budget": budget, "seeds": len(g), "capped": int(capped.sum()),
                    "train_windows_seen": _seen(g)}
-            for h in (30, 60):
+            for h in NAMED_HORIZONS_MIN:
                 values = pd.to_numeric(g[f"rmse_{h}"], errors="coerce")
                 rec[f"rmse_{h}_mean"] = values.mean()
                 rec[f"rmse_{h}_sd"] = values.std(ddof=1) if len(g) > 1 else np.nan
                 rec[f"persistence_rmse_{h}"] = pd.to_numeric(g[f"persistence_rmse_{h}"], errors="coerce").mean()
+            rec["val_loss_mean"] = g["val_loss"].mean()
             out.append(rec)
     return pd.DataFrame(out)
+
+
+def validation_loss(runs_dir: Optional[Path], run_id: str) -> float:
+    """A finished run's best validation loss (scaled MSE on the study's fixed validation windows), NaN where its
+    folder is not at hand (a merged shard's runs on another machine)."""
+    import json
+
+    path = None if runs_dir is None else Path(runs_dir) / str(run_id) / "metrics.json"
+    if path is None or not path.is_file():
+        return math.nan
+    loss = json.loads(path.read_text()).get("fit", {}).get("best_val_loss")
+    return math.nan if loss is None else float(loss)
 
 
 def _seen(g: pd.DataFrame) -> float:
@@ -197,10 +215,10 @@ def write_report(out: Path, grid: Grid, budget_of: dict[str, str], command: str)
     found, _, others = grid_rows(out, grid)
     if found.empty:
         return f"no finished run of the scaling study in {out} yet"
-    summary = summarise(found, budget_of, grid.labels)
+    summary = summarise(found, budget_of, grid.labels, Path(grid.base.checkpoints))
     with atomic_path(out / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
-    for h in (30, 60):
+    for h in NAMED_HORIZONS_MIN:
         curves = {m: ([budget_value(r["budget"], r["train_windows_seen"]) for _, r in g.iterrows()],
                       list(g[f"rmse_{h}_mean"]), list(g[f"rmse_{h}_sd"]))
                   for m, g in summary.groupby("model", sort=False)}
@@ -218,9 +236,11 @@ def write_report(out: Path, grid: Grid, budget_of: dict[str, str], command: str)
         f"{VAL_WINDOWS:,} fixed validation windows, constant learning rate after warm-up; Ridge is fitted on `budget` "
         "distinct windows. Capped: runs the epoch cap ended with their best epoch among the last "
         f"{PATIENCE} ({capped} of {done}); their point would move with a larger budget.", "",
-        "| model | budget | seeds | RMSE 30 | RMSE 60 | capped | windows seen |", "|---|---|---|---|---|---|---|",
-        *(f"| {r['model']} | {r['budget']} | {r['seeds']} | {_cell(r, 30)} | {_cell(r, 60)} | {r['capped']} | "
-          f"{r['train_windows_seen']:,.0f} |" for _, r in summary.iterrows()),
+        "Validation loss: the mean best validation loss (scaled MSE, the number budgets are chosen on).", "",
+        "| model | budget | seeds | validation loss | RMSE 30 | RMSE 60 | capped | windows seen |",
+        "|---|---|---|---|---|---|---|---|",
+        *(f"| {r['model']} | {r['budget']} | {r['seeds']} | {r['val_loss_mean']:.4f} | {_cell(r, 30)} | "
+          f"{_cell(r, 60)} | {r['capped']} | {r['train_windows_seen']:,.0f} |" for _, r in summary.iterrows()),
         "", f"Persistence on the same test windows: {summary['persistence_rmse_30'].mean():.2f} / "
         f"{summary['persistence_rmse_60'].mean():.2f} mg/dL.", *worse_than_persistence(summary), "",
         "## Where the curves cross", "",
@@ -237,7 +257,7 @@ def worse_than_persistence(summary: pd.DataFrame) -> list[str]:
     """A line naming every point that forecasts worse than persistence at either horizon: kept in the curve (it is
     what that budget buys), never passed over."""
     worse = [f"{r['model']} at budget {r['budget']}" for _, r in summary.iterrows()
-             if any(r[f"rmse_{h}_mean"] > r[f"persistence_rmse_{h}"] for h in (30, 60))]
+             if any(r[f"rmse_{h}_mean"] > r[f"persistence_rmse_{h}"] for h in NAMED_HORIZONS_MIN)]
     return ["", f"**Worse than persistence**: {', '.join(worse)}."] if worse else []
 
 

@@ -19,7 +19,7 @@ from comparison.grid import (PRESETS, Cell, Grid, GridFlags, Preset, Variant, ca
 from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
 from configs.flags import check_config
 from configs.identity import identity
-from exp.recipes import apply_recipe
+from exp.recipes import DEFAULT_RUN_MODEL, apply_recipe
 from utils.cli import split_list
 from utils.errors import LLMTimeError
 
@@ -103,12 +103,19 @@ def cell_config(base: RunConfig, v: Variant, patients: tuple[str, ...], seed: in
 
 def standard_cell(base: RunConfig, v: Variant, patients: tuple[str, ...], seed: int,
                   flags: GridFlags) -> Cell:
-    """A standard-grid cell: the model's recipe (flags given override it) and its family's windows per epoch (the
-    window flags, when given, override those); its key holds the identity of its configuration (``configs.identity``),
+    """A standard-grid cell: the model's recipe (flags given override it), the grid's one budget of windows per epoch
+    and epochs for every gradient-trained row (the window and epoch flags, when given, override those), Time-LLM's
+    family as the default run builds it; its key holds the identity of its configuration (``configs.identity``),
     which is held to the fields' declarations (a training flag given reaches the cells only, not the base)."""
     given = {name: getattr(flags, attr) for name, attr in RECIPE_ARGS.items() if getattr(flags, attr) is not None}
+    train_cap, epochs, val_cap = standard.budget(v.model)
+    if epochs is not None:  # the grid's one epoch cap, unless --epochs overrides it
+        given.setdefault("train_epochs", epochs)
     cfg = cell_config(base, v, patients, seed, recipes=given)
-    train_cap, val_cap = standard.windows(v.model)
+    from models import model_spec  # deferred: the registry loads torch, which --help does not need
+
+    if model_spec(v.model).timellm_family:  # Time-LLM as validation chose it for the default run (exp/recipes.py)
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **DEFAULT_RUN_MODEL))
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(
         cfg.data, max_train_windows=_cap(flags, "max_train_windows", train_cap),
         max_val_windows=_cap(flags, "max_val_windows", val_cap)))

@@ -1,8 +1,8 @@
-"""The standard comparison: the grid that ranks the methods on 2 CPU cores. ``--plan`` estimates 9.6 h
-counting every epoch up to each recipe's maximum at the rates measured in its first seed (``comparison/costs.py``);
-early stopping ends most runs sooner. The language-model family's 9 rows are most of it: the windows per epoch below
-are where further cuts would go. On 2 cores it runs as two 1-thread shards (``--shard 1/2``, ``2/2``, then
-``--merge``), one core each.
+"""The standard comparison: the grid that ranks the methods on 2 CPU cores, every gradient-trained row at one
+budget. ``--plan`` gives an upper bound (every epoch up to the cap, at the rates in each model's registry entry,
+``comparison/costs.py``); early stopping ends most runs sooner. On 2 cores it runs as two 1-thread shards
+(``--shard 1/2``, ``2/2``, then ``--merge``), one core each: two 1-thread processes train 1.18x as many windows per
+second as one 2-thread process (``docs/results/benchmark_cpu.md``).
 
 What runs (``python -m scripts.compare_models --standard``, ``--plan`` prints it with a time estimate):
 
@@ -14,29 +14,23 @@ What runs (``python -m scripts.compare_models --standard``, ``--plan`` prints it
   as prompt text and as channels); on MS only: TimeLLM_text (events as text only), TimeLLM_channels (as channels
   only), TimeLLM_random (randomly initialised backbone), TimeLLM_noprompt (no prompt prefix), and the Tan et al.
   ablations TimeLLM_woLLM, TimeLLM_LLM2Attn, TimeLLM_LLM2Trsf;
-- every trainable model with its own recipe (``exp/recipes.py``) to its validation plateau: early stopping with the
-  recipe's patience, at most the recipe's epochs, best epoch on validation; every test window scored; bf16 autocast
-  where the hardware computes it natively (as ``run_main.py`` chooses), fp32 elsewhere.
+- one budget for every gradient-trained row (``TRAIN_PER_EPOCH`` windows drawn afresh each epoch from all training
+  windows, stratified by patient, for at most ``EPOCHS`` epochs; best epoch and early stopping on ``VAL_WINDOWS``
+  fixed validation windows), each model's own optimiser recipe (``exp/recipes.py``: learning rate, batch size,
+  warm-up, schedule, patience, all chosen on validation); a run the cap ends while still improving says "capped";
+  Ridge in closed form on every training window, the row a practitioner would pick; every test window scored; bf16
+  autocast where the hardware computes it natively (as ``run_main.py`` chooses), fp32 elsewhere;
+- Time-LLM and its variants as validation chose the default run (``exp.recipes.DEFAULT_RUN_MODEL``: MiniLM's first
+  layer, no dataset description), the backbone MiniLM unless ``--backbones`` names another.
 
-What was cut to fit the budget:
+What was cut to fit the budget: pooled training instead of one model per patient (``--full`` trains one per patient:
+GPU hours); a window budget per epoch instead of every window (how each family's error moves with more windows is
+the scaling study, ``comparison/scaling.py``); the event ablations, the random backbone, the prompt-less model and the
+LLM ablations run on MS only.
 
-- pooled training instead of one model per patient (``--full`` trains one per patient: GPU hours);
-- the language-model family (Time-LLM, its event and prompt variants and its three LLM-free ablations) trains on
-  ``LLM_WINDOWS`` = 2,000 of the 140,791 training windows per epoch and selects on 1,000 validation windows. Since
-  per-epoch draws exist (``data_provider/draws.py``) each epoch draws its 2,000 afresh; the committed report
-  (``docs/results/standard/``) was made with one evenly spaced subset, the same each epoch, which ``--train_draw
-  fixed`` reproduces. These budgets are unequal across families and are to be replaced by one equal budget chosen from
-  the scaling study's validation curves (``comparison/scaling.py``). They were: the budget at which their recipes were
-  swept (``docs/results/recipes.md``), and one budget for the whole family, so Time-LLM and its ablations differ only
-  in what replaces the language model. (A first pass gave the ablations 2,000 and Time-LLM 1,000; on 1,000-window
-  epochs the w/o-LLM ablation stopped at epoch 5 on noise, RMSE30/60 23.35 / 33.86 against 19.52 / 30.38 on 2,000, so
-  Time-LLM was given the same budget. That choice was made after a test number was seen, which is why the next run of
-  this grid takes its budget from validation.) DLinear and PatchTST train on ``LIGHT_WINDOWS`` = 20,000 / 5,000 (the
-  caps DLinear's recipe was swept at; PatchTST's was swept at 8,000 / 2,000 and gets more here; all windows would cost
-  PatchTST about half an hour per run); Ridge is fit in closed form on every training window;
-- the event ablations, the random backbone, the prompt-less model and the LLM ablations run on MS only;
-- the prompt leaves out the dataset description (as the default run: no gain on validation for ~30% of the
-  prompt's tokens, ``docs/results/recipes.md``); one backbone (MiniLM unless ``--backbones`` names another).
+The committed report in ``docs/results/standard/`` was made before this protocol, with unequal budgets (Time-LLM's
+family an evenly spaced 2,000 windows, the same every epoch, 6 layers; DLinear and PatchTST 20,000; cosine schedules
+to the cap); ``--train_draw fixed`` with those caps reproduces its runs, and its summary says so.
 """
 
 from __future__ import annotations
@@ -47,11 +41,13 @@ from comparison.grid import Cell, Variant
 from utils.cli import split_list
 from utils.errors import LLMTimeError
 
-# Windows per epoch (training, validation) by window-budget family (each model's spec names its family): change them
-# here. None = every window.
-LLM_WINDOWS = (2_000, 1_000)  # Time-LLM, its variants and its LLM-free ablations: the budget of their recipe sweeps
-LIGHT_WINDOWS = (20_000, 5_000)  # DLinear, PatchTST
-WINDOW_BUDGETS = {"language_model": LLM_WINDOWS, "light": LIGHT_WINDOWS, "every": (None, None)}
+# One budget for every gradient-trained row, so that a row's place ranks its method, not its share of the data:
+# TRAIN_PER_EPOCH windows drawn afresh each epoch from all training windows, for at most EPOCHS epochs (a cap of
+# TRAIN_PER_EPOCH x EPOCHS presentations, the scaling study's protocol at that budget), best epoch and early stopping
+# on VAL_WINDOWS fixed validation windows. Rows with nothing to train by gradients fit on, or read, every window.
+# 2,000 x 30 is the budget every recipe's schedule was chosen at on validation (scripts/schedule_sweep.sh: early
+# stopping, not the cap, ended those runs), and the largest the grid affords on 2 CPU cores in about 12 hours (--plan).
+TRAIN_PER_EPOCH, EPOCHS, VAL_WINDOWS = 2_000, 30, 1_000
 REFERENCE = "TimeLLM (MS)"  # the row every other row is compared with, patient by patient
 PAIRED_PLOTS = {30: "timellm_minus_each_30.png", 60: "timellm_minus_each_60.png"}  # REFERENCE minus each row
 
@@ -103,12 +99,15 @@ def select(grid: list[Variant], models: Optional[str], features: Optional[str], 
     return keep
 
 
-def windows(model: str) -> tuple[Optional[int], Optional[int]]:
-    """(training, validation) windows per epoch for a registered model: its family's budget (``WINDOW_BUDGETS``;
-    a model with nothing to train fits on, or reads, every window)."""
+def budget(model: str) -> tuple[Optional[int], Optional[int], Optional[int]]:
+    """(training windows per epoch, epoch cap, validation windows) of a registered model in this grid: the one
+    budget of every gradient-trained row, or (None, None, None) for a model with nothing to train (every window, its
+    recipe-free run)."""
     from models import model_spec
 
-    return WINDOW_BUDGETS[model_spec(model).budget]
+    if not model_spec(model).gradient_trained:
+        return None, None, None
+    return TRAIN_PER_EPOCH, EPOCHS, VAL_WINDOWS
 
 
 def run_order(cells: list[Cell]) -> list[Cell]:

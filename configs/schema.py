@@ -151,8 +151,9 @@ class TrainConfig:
         "early stop after this many epochs without a better validation loss", minimum=1))
     lradj: str = field(default="COS", metadata=flag(
         "learning-rate schedule: type1 halves each epoch; type2 (Time-LLM's table of rates) and type3 (x0.9 per "
-        "epoch after 3) are Time-LLM's; COS cosine to 0 per step; TST OneCycle; constant",
-        choices=("type1", "type2", "type3", "COS", "TST", "constant")))
+        "epoch after 3) are Time-LLM's; COS cosine to 0 per step; TST OneCycle; constant; plateau: constant, halved "
+        "after every epoch whose validation loss is no new best (early stopping still ends the run)",
+        choices=("type1", "type2", "type3", "COS", "TST", "constant", "plateau")))
     pct_start: float = field(default=0.2, metadata=flag(
         "share of the TST (OneCycle) schedule spent warming up", above=0, below=1))
     warmup_steps: int = field(default=0, metadata=flag(

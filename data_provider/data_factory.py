@@ -294,7 +294,7 @@ def build_splits(
 def subset(ds: WindowDataset, cap: int | None) -> WindowDataset:
     """A view of ``ds`` keeping an evenly spaced subsample of at most ``cap`` windows."""
     keep = _subsample(np.arange(len(ds)), cap)
-    return ds if len(keep) == len(ds) else _view(ds, keep)
+    return ds if len(keep) == len(ds) else window_view(ds, keep)
 
 
 def fit_windows(splits: Splits, seed: int) -> WindowDataset:
@@ -302,10 +302,10 @@ def fit_windows(splits: Splits, seed: int) -> WindowDataset:
     many distinct windows as one epoch of a gradient-trained model; otherwise every training window."""
     if splits.train_per_epoch is None:
         return splits.train
-    return _view(splits.train, np.sort(stratified_draw(splits.train.patient, splits.train_per_epoch, seed, 1)))
+    return window_view(splits.train, np.sort(stratified_draw(splits.train.patient, splits.train_per_epoch, seed, 1)))
 
 
-def _view(ds: WindowDataset, keep: np.ndarray) -> WindowDataset:
+def window_view(ds: WindowDataset, keep: np.ndarray) -> WindowDataset:
     """``ds`` restricted to the windows ``keep`` (indices), sharing its stored series."""
     out = WindowDataset.__new__(WindowDataset)
     out.__dict__.update(ds.__dict__)
@@ -323,11 +323,16 @@ def window_inputs(ds: WindowDataset, cap: int | None = None) -> torch.Tensor:
 def make_loader(ds: WindowDataset, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0,
                 per_epoch: int | None = None) -> DataLoader:
     """Shuffling and worker seeds both come from one generator seeded with ``seed``, so a run repeats exactly.
-    ``per_epoch``: each epoch draws that many windows afresh (``draws.EpochDraw``, shuffled by its own draw)."""
+    ``per_epoch``: each epoch draws that many windows afresh (``draws.EpochDraw``, shuffled by its own draw). A
+    training set that plans its own epochs (it has ``epoch_sampler(seed)``: a distilled student's labelled windows
+    plus teacher-only ones, ``distillation.teacher_data``) brings its sampler instead."""
     if num_workers < 0:
         raise LLMTimeError(f"--num_workers must be >= 0, got {num_workers}")
     generator = torch.Generator().manual_seed(seed)
-    sampler = EpochDraw(ds.patient, per_epoch, seed) if per_epoch is not None and shuffle else None
+    if shuffle and hasattr(ds, "epoch_sampler"):
+        sampler = ds.epoch_sampler(seed)
+    else:
+        sampler = EpochDraw(ds.patient, per_epoch, seed) if per_epoch is not None and shuffle else None
     return DataLoader(
         ds,
         batch_size=batch_size,

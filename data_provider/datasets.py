@@ -59,15 +59,16 @@ DATASETS = {d.name: d for d in (
     Dataset("csv", (), load_csv_cohort, csv_patient_ids, "a folder of CSV files or one cohort CSV (docs/data.md)",
             "{pid}-test.csv"),
 )}
-_SPELLINGS = {alias: d.name for d in DATASETS.values() for alias in (d.name, *d.aliases)}
 
 
 def dataset_name(name: str) -> str:
     """The one spelling of a ``--data`` name: case-insensitive, and OhioT1DM's full name ('ohiot1dm', 'OhioT1DM') is
     'ohio', so the name people type for the dataset finds its prompt description and names its runs the same way.
-    An unknown name comes back lower-cased, for ``dataset`` to refuse."""
+    An unknown name comes back lower-cased, for ``dataset`` to refuse. The spellings are read from ``DATASETS`` at
+    each call, so its entry is all a new dataset needs."""
     key = name.strip().lower()
-    return _SPELLINGS.get(key, key)
+    spellings = {alias: d.name for d in DATASETS.values() for alias in (d.name, *d.aliases)}
+    return spellings.get(key, key)
 
 
 def dataset(name: str) -> Dataset:

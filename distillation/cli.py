@@ -50,7 +50,7 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--temperature", type=float, default=None,
                    help="accepted from classification distillation recipes and IGNORED, with a warning: forecasts "
                         "are real numbers, so there is no softmax for a temperature to soften")
-    add_config_flags(o, PipelineConfig, only=("init_from_baseline", "max_cache_mb"))
+    add_config_flags(o, PipelineConfig, only=("teacher_data", "mixup_alpha", "init_from_baseline", "max_cache_mb"))
     t = p.add_argument_group("training (the same for teacher, baseline and distilled student)")
     add_config_flags(t, TrainConfig, only=("seed", "learning_rate", "batch_size", "patience", "mixed_precision"))
     m = p.add_argument_group("model")
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: student i <-> teacher round(i*T/S)")
     e = p.add_argument_group("epoch budgets")
     add_config_flags(e, PipelineConfig, only=("teacher_epochs", "student_epochs", "distill_epochs"))
-    add_config_flags(b, PipelineConfig, only=("teacher_view",))
+    add_config_flags(b, PipelineConfig, only=("teacher_view", "teacher_base"))
     add_common_arguments(p)
     add_config_flags(p, PipelineConfig, only=("csv",))
     return p

@@ -10,13 +10,14 @@ import json
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
 from configs.flags import check_config, flag, internal
 from configs.identity import digest, settings
 from data_provider.data_factory import validate as check_data
 from data_provider.datasets import patient_ids
+from distillation.candidates import Candidate, parse_levels, search_space
 from distillation.losses import LayerPairs, LossWeights, format_layer_map, parse_grid, uniform_layer_map
 from models import MODELS, model_uses_llm
 from models.backbones import WEIGHT_CHOICES, BackboneRow, backbone_names, resolve_backbone, safe_name
@@ -61,6 +62,10 @@ class PipelineConfig:
         "within the forecast horizon (known afterwards from the log, never at forecast time; --horizon_events), as "
         "channels and prompt text, never future glucose. Baseline and distilled student always see history only",
         choices=TEACHER_VIEWS))
+    teacher_base: Optional[str] = field(default=None, metadata=flag(
+        "the teacher's base alone (default: --base, which every role shares): ridge = a ridge-based teacher, "
+        "forecasting the correction to a closed-form ridge regression, under students without one",
+        choices=("none", "ridge")))
     teacher_epochs: int = field(default=10, metadata=flag("epoch budget of the teacher", minimum=1))
     student_epochs: int = field(default=10, metadata=flag("epoch budget of the student baseline", minimum=1))
     distill_epochs: int = field(default=10, metadata=flag("epoch budget of each distilled student", minimum=1))
@@ -70,6 +75,15 @@ class PipelineConfig:
         "parsed from --alpha/--beta/--gamma; given: no search"))
     grid: list[LossWeights] = field(default_factory=lambda: parse_grid(DEFAULT_GRID), metadata=internal(
         "parsed from --grid: the candidates searched on validation when no weights are given"))
+    teacher_data: str = field(default="0", metadata=flag(
+        "the teacher as data: teacher-only training windows per epoch, as a multiple of the labelled ones, drawn "
+        "afresh each epoch from the training windows whose labels the student does not see; their one target is "
+        "the teacher's forecast. 0 = off; several values (e.g. 0,1) are candidates chosen on validation with the "
+        "loss weights (distillation/teacher_data.py)"))
+    mixup_alpha: str = field(default="0", metadata=flag(
+        "mixup: blend the windows of each training batch in pairs, inputs and targets (teacher forecast, and truth "
+        "where both are labelled) with one weight ~ Beta(ALPHA, ALPHA), seeded by --seed. 0 = off; several values "
+        "(e.g. 0,0.2) are candidates chosen on validation (distillation/mixup.py)"))
     layer_map: Optional[LayerPairs] = field(default=None, metadata=internal(
         "parsed from --layer_map; None = the uniform mapping"))
     init_from_baseline: bool = field(default=False, metadata=flag("start the distilled student from the baseline"))
@@ -102,6 +116,13 @@ class PipelineConfig:
         given = [self.weights] if self.weights is not None else list(self.grid)
         return [w for w in given if not w.gamma] if lm_free_model(self.student) else given
 
+    @property
+    def search_space(self) -> list[Candidate]:
+        """The distilled students the search trains: each usable pair of candidate weights, teacher-data share and
+        mixup alpha (``distillation/candidates.py``); with both levers at 0, one per weight candidate."""
+        return search_space(self.candidates, parse_levels(self.teacher_data, "teacher_data"),
+                            parse_levels(self.mixup_alpha, "mixup_alpha"))
+
     def backbone_weights(self, role: str) -> str:
         """'pretrained' or 'random' for the teacher or student: its own flag, else --llm_weights."""
         return getattr(self, f"{role}_weights") or self.model.llm_weights
@@ -121,7 +142,18 @@ def validate(cfg: PipelineConfig) -> tuple[BackboneRow, Optional[BackboneRow]]:
     student = _row(cfg.student, "--student", lm_free) if lm_free_model(cfg.student) is None else _lm_free_student(cfg)
     if not cfg.candidates:
         raise LLMTimeError("--grid is empty: give at least one ALPHA,BETA,GAMMA candidate")
+    _check_levers(cfg)
     return teacher, student
+
+
+def _check_levers(cfg: PipelineConfig) -> None:
+    """Teacher data and mixup: parseable, with a fixed labelled set, and usable with some candidate weights."""
+    if not cfg.search_space:
+        raise LLMTimeError("--teacher_data and --mixup_alpha above 0 need weights with a teacher-forecast term (beta "
+                           "> 0; mixup also gamma 0): add such a candidate, or a 0 among their values")
+    if any(c.teacher_data for c in cfg.search_space) and cfg.data.train_draw != "fixed":
+        raise LLMTimeError("--teacher_data needs --train_draw fixed: with fresh draws every training window's label "
+                           "is drawable, so there is no window beyond the labels")
 
 
 def lm_free_model(name: str) -> Optional[str]:
@@ -184,16 +216,18 @@ def _model_config(cfg: PipelineConfig, role: str) -> ModelConfig:
     lm_free = lm_free_model(cfg.student) if role == "student" else None
     if lm_free is not None:
         return replace(cfg.model, model=lm_free)
-    return replace(cfg.model, llm_model=resolve_backbone(getattr(cfg, role)).name,
-                   llm_path=getattr(cfg, f"{role}_path"), llm_weights=cfg.backbone_weights(role),
-                   llm_layers=getattr(cfg, f"{role}_layers"))
+    model = replace(cfg.model, llm_model=resolve_backbone(getattr(cfg, role)).name,
+                    llm_path=getattr(cfg, f"{role}_path"), llm_weights=cfg.backbone_weights(role),
+                    llm_layers=getattr(cfg, f"{role}_layers"))
+    return replace(model, base=cfg.teacher_base) if role == "teacher" and cfg.teacher_base else model
 
 
-def baseline_stands_for(cfg: PipelineConfig, weights: LossWeights) -> bool:
-    """Whether the student baseline is already the distilled run of ``weights``: truth only (1, 0, 0) is the
-    baseline's objective, so with the same epoch budget and no initialisation from the baseline the search scores
-    the baseline's run for it instead of training the same student a second time."""
-    return (weights.as_tuple() == (1.0, 0.0, 0.0) and not cfg.init_from_baseline
+def baseline_stands_for(cfg: PipelineConfig, candidate: Union[LossWeights, Candidate]) -> bool:
+    """Whether the student baseline is already the distilled run of ``candidate``: truth only (1, 0, 0) on the
+    labelled windows as they are is the baseline's objective, so with the same epoch budget and no initialisation
+    from the baseline the search scores the baseline's run for it instead of training the same student again."""
+    candidate = candidate if isinstance(candidate, Candidate) else Candidate(candidate)
+    return (candidate.plain and candidate.weights.as_tuple() == (1.0, 0.0, 0.0) and not cfg.init_from_baseline
             and cfg.distill_epochs == cfg.student_epochs)
 
 
@@ -225,18 +259,24 @@ def _tag(model: ModelConfig) -> str:
 
 
 def teacher_kind(configs: dict[str, RunConfig]) -> str:
-    """'privileged' when the teacher phase sees the horizon's events, else 'standard' (the CSV's teacher_kind)."""
-    return "privileged" if configs["teacher"].data.horizon_events else "standard"
+    """The CSV's teacher_kind: 'privileged' when the teacher phase sees the horizon's events, 'ridge' when it
+    forecasts on a ridge base, 'privileged+ridge' both, else 'standard'."""
+    teacher = configs["teacher"]
+    kinds = [kind for kind, on in (("privileged", teacher.data.horizon_events),
+                                   ("ridge", teacher.model.base == "ridge")) if on]
+    return "+".join(kinds) or "standard"
 
 
-def run_names(configs: dict[str, RunConfig], weights: LossWeights, init_from_baseline: bool) -> dict[str, str]:
+def run_names(configs: dict[str, RunConfig], candidate: Union[LossWeights, Candidate],
+              init_from_baseline: bool) -> dict[str, str]:
     """Run folder names; a privileged teacher's (and the students distilled from it) say so, so the two views of one
-    teacher backbone never share a folder."""
-    privileged = "-privileged" if teacher_kind(configs) == "privileged" else ""
+    teacher backbone never share a folder (a ridge base is in the model's tag). A distilled run's name ends with its
+    candidate's label: the weights, and the teacher-data share and mixup alpha where used."""
+    privileged = "-privileged" if configs["teacher"].data.horizon_events else ""
     teacher, student = _tag(configs["teacher"].model) + privileged, _tag(configs["baseline"].model)
     init = "_init" if init_from_baseline else ""
     return {"teacher": f"teacher_{teacher}", "baseline": f"baseline_{student}",
-            "distilled": f"distilled_{student}_from_{teacher}_{weights.label()}{init}"}
+            "distilled": f"distilled_{student}_from_{teacher}_{candidate.label()}{init}"}
 
 
 def config_key(cfg: PipelineConfig, configs: dict[str, RunConfig]) -> str:
@@ -245,7 +285,8 @@ def config_key(cfg: PipelineConfig, configs: dict[str, RunConfig]) -> str:
     pipeline adds to them.
 
     ``int8`` is left out on purpose: it only adds the INT8 columns, so rows written before it existed keep their
-    key (and are skipped, with those columns empty) rather than being trained again.
+    key (and are skipped, with those columns empty) rather than being trained again. The teacher-data and mixup
+    candidates join the key only when some are searched, for the same reason.
     """
     what = {
         "phases": {k: settings(v) for k, v in configs.items()},
@@ -254,6 +295,8 @@ def config_key(cfg: PipelineConfig, configs: dict[str, RunConfig]) -> str:
         "init_from_baseline": cfg.init_from_baseline,
         "latency": (cfg.latency_repeats, cfg.latency_threads),
     }
+    if not all(c.plain for c in cfg.search_space):
+        what["search"] = [(c.weights.as_tuple(), c.teacher_data, c.mixup_alpha) for c in cfg.search_space]
     return digest(what, digits=12)
 
 
@@ -274,11 +317,13 @@ def plan(cfg: PipelineConfig) -> str:
                      + ("" if cfg.layer_map else " (from table depths; recomputed from the loaded backbones)"))
     lines = [
         f"distillation plan: {teacher.name} (teacher, {t_depth} layers, {cfg.backbone_weights('teacher')} weights) "
-        f"-> {who}; {cfg.teacher_view} teacher view; {cfg.data.data}; "
+        f"-> {who}; {cfg.teacher_view} teacher view" + (", ridge base" if cfg.teacher_base == "ridge" else "")
+        + f"; {cfg.data.data}; "
         + (f"one pooled model over {groups[0][0]}" if cfg.all_patients else f"{len(groups)} patient(s), one row each"),
         "objective: alpha*MSE(student, truth) + beta*MSE(student, teacher) + gamma*hidden-state MSE (no temperature)",
         "weights: " + (f"given {cfg.weights.as_tuple()}" if cfg.weights else
                        "chosen on validation MSE among " + "; ".join(str(w.as_tuple()) for w in cfg.candidates)),
+        *_lever_lines(cfg),
         layer_map,
         f"results: {cfg.csv_path}",
     ]
@@ -288,7 +333,7 @@ def plan(cfg: PipelineConfig) -> str:
         names = run_names(configs, cfg.candidates[0], cfg.init_from_baseline)
         for k, phase in enumerate(("teacher", "baseline", "distilled"), 1):
             rc = configs[phase]
-            extra = f" x {len(cfg.candidates)} weight candidates" if phase == "distilled" else ""
+            extra = f" x {_count(cfg)}" if phase == "distilled" else ""
             lines.append(f"  {k}. {phase:<9} {role_label(rc.model)} ({rc.train.train_epochs} epochs){extra} -> "
                          f"{Path(rc.checkpoints) / names[phase]}")
         lines.append("  4. evaluate  CPU latency (batch 1, 64), sizes, RMSE/MAE/Clarke, retention, agreement, persistence"
@@ -304,3 +349,17 @@ def plan(cfg: PipelineConfig) -> str:
         f"  student model: {compact(first['baseline'].model)}",
     ]
     return "\n".join(lines)
+
+
+def _lever_lines(cfg: PipelineConfig) -> list[str]:
+    """The plan's line on the teacher-data and mixup candidates, when some are searched."""
+    space = cfg.search_space
+    if all(c.plain for c in space):
+        return []
+    return [f"teacher data and mixup: searched with the weights on validation MSE, {len(space)} candidates: "
+            + "; ".join(c.describe() for c in space)]
+
+
+def _count(cfg: PipelineConfig) -> str:
+    space = cfg.search_space
+    return f"{len(space)} weight candidates" if all(c.plain for c in space) else f"{len(space)} candidates"

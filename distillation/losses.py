@@ -2,8 +2,8 @@
 
     loss = alpha * MSE(student, truth) + beta * MSE(student, teacher forecast) + gamma * hidden-state loss
 
-The hidden-state loss compares the student's patch-position hidden states (``TimeLLM.forward(x, return_hidden=True)``:
-embedding output first, then one tensor per layer) with the teacher's at mapped layer pairs. Widths differ between
+The hidden-state loss compares the student's patch-position hidden states (``Forecaster.forward_hidden``: embedding
+output first, then one tensor per layer) with the teacher's at mapped layer pairs. Widths differ between
 backbones, so each student state goes through a learned linear projection to the teacher's width; both sides are
 standardised per feature vector (layer norm without affine) first, because raw hidden-state scales differ by orders
 of magnitude across families and a plain MSE would be dominated by a few outlier features. Forecasts are real
@@ -12,7 +12,7 @@ numbers, so there is no softmax and no temperature: temperature scaling does not
 The projections belong to the objective but are trained by the same optimiser as the student: ``DistillStudent``
 wraps the student and its projections in one module whose plain ``forward(x)`` is the student's forecast, so the
 shared ``Trainer`` validates and predicts with the student alone while the objective reaches the projected states
-through ``forward(x, return_hidden=True)``.
+through its ``forward_hidden(x)``.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from data_provider.data_factory import WindowDataset
+from distillation.mixup import Mixup
 from distillation.teacher_cache import TeacherCache, normalise_hidden
-from exp.trainer import masked_mse
+from exp.objective import Objective, masked_mse
 from models.backbones import FAMILIES
 from models.base import Forecaster
 from models.time_llm import TimeLLM
@@ -92,8 +93,9 @@ def build_projections(student_width: int, teacher_width: int, n_pairs: int) -> n
 class DistillStudent(Forecaster):
     """A student plus its hidden-state projections, trained as one module by the shared Trainer.
 
-    ``forward(x)`` is the student's forecast (validation and prediction see the student alone);
-    ``forward(x, return_hidden=True)`` also returns the projected, normalised student states at the mapped layers.
+    ``forward(x)`` is the student's forecast (validation and prediction see the student alone); ``forward_hidden(x)``
+    also returns the projected, normalised student states at the mapped layers, one per pair (none mapped: it has
+    no hidden states).
     Checkpoint state keeps the student's own keys unchanged and the projections under ``distill_projections.``, so
     ``student_state`` turns it back into a plain TimeLLM state. With no mapped layers (``gamma`` 0, or a student
     without a language model) there are no projections and the student's width is never read.
@@ -105,6 +107,7 @@ class DistillStudent(Forecaster):
         super().__init__()
         self.student = student
         self.student_layers = [s for s, _ in pairs]
+        self.has_hidden_states = bool(pairs)
         self.projections = (build_projections(hidden_width(student), teacher_width, len(pairs)) if pairs
                             else nn.ModuleList())
 
@@ -119,9 +122,7 @@ class DistillStudent(Forecaster):
     def forward(self, x: Tensor, return_hidden: bool = False) -> Union[Tensor, tuple[Tensor, list[Tensor]]]:
         if not return_hidden:
             return self.student(x)
-        if not self.student_layers:
-            raise RuntimeError("this DistillStudent has no mapped layers (gamma 0): call it without return_hidden")
-        pred, hidden = self.student(x, return_hidden=True)
+        pred, hidden = self.student.forward_hidden(x)
         # Normalise before projecting too: the projection then learns a mix of features, not their raw scale.
         feats = [normalise_hidden(proj(normalise_hidden(hidden[s]))) for proj, s in zip(self.projections, self.student_layers)]
         return pred, feats
@@ -215,8 +216,11 @@ def distillation_loss(
     teacher_pred: Optional[Tensor] = None,
     student_feats: Optional[Sequence[Tensor]] = None,
     teacher_feats: Optional[Sequence[Tensor]] = None,
+    teacher_mask: Optional[Tensor] = None,
 ) -> tuple[Tensor, dict[str, float]]:
-    """The weighted sum and its unweighted terms; terms with weight 0 are neither computed nor needed."""
+    """The weighted sum and its unweighted terms; terms with weight 0 are neither computed nor needed.
+    ``teacher_mask`` (default ``mask``) marks the targets compared with the teacher's forecast, where they differ
+    from the truth's: a teacher-only window has a teacher target and no truth (``distillation.teacher_data``)."""
     total = pred.new_zeros((), dtype=torch.float32)
     terms: dict[str, float] = {}
     if weights.alpha:
@@ -225,7 +229,7 @@ def distillation_loss(
     if weights.beta:
         if teacher_pred is None:
             raise ValueError("beta > 0 needs the teacher's forecast")
-        term = masked_mse(pred, teacher_pred, mask)  # in float32, whatever autocast made of pred
+        term = masked_mse(pred, teacher_pred, mask if teacher_mask is None else teacher_mask)  # float32 always
         total, terms["teacher"] = total + weights.beta * term, float(term.detach())
     if weights.gamma:
         if student_feats is None or teacher_feats is None:
@@ -235,32 +239,38 @@ def distillation_loss(
     return total, terms
 
 
-class DistillationObjective:
-    """``(model, batch) -> loss`` for the Trainer: the student's outputs against truth and the cached teacher.
+class DistillationObjective(Objective):
+    """The Trainer's loss for a student: its outputs against truth and the cached teacher.
 
     It also keeps running sums of each unweighted term, so the run's history shows the truth, teacher-output and
-    hidden-state terms falling epoch by epoch, not only their weighted total (``epoch_terms``).
+    hidden-state terms falling epoch by epoch, not only their weighted total (``epoch_terms``). With ``mixup`` the
+    batch and the teacher's forecasts of it are blended before the student sees them (``distillation.mixup``).
     """
 
-    def __init__(self, weights: LossWeights, cache: Optional[TeacherCache]) -> None:
+    def __init__(self, weights: LossWeights, cache: Optional[TeacherCache], mixup: Optional[Mixup] = None) -> None:
         if (weights.beta or weights.gamma) and cache is None:
             raise ValueError("beta or gamma > 0 needs a teacher cache")
         if weights.gamma and cache is not None and not cache.layers:
             raise ValueError("gamma > 0 needs a teacher cache holding hidden states")
-        self.weights, self.cache = weights, cache
+        if weights.gamma and mixup is not None:
+            raise ValueError("mixup blends inputs whose teacher hidden states are not cached: use gamma 0")
+        self.weights, self.cache, self.mixup = weights, cache, mixup
         self._sums: dict[str, float] = {}
         self._steps = 0
 
     def __call__(self, model: nn.Module, batch: dict) -> Tensor:
         w = self.weights
-        if w.gamma:
-            pred, feats = model(batch["x"], return_hidden=True)
-        else:
-            pred, feats = model(batch["x"]), None
         teacher_pred = teacher_feats = None
         if self.cache is not None and (w.beta or w.gamma):
-            teacher_pred, teacher_feats = self.cache.lookup(batch["index"], pred.device, hidden=bool(w.gamma))
-        loss, terms = distillation_loss(w, pred, batch["y"], batch["mask"], teacher_pred, feats, teacher_feats)
+            teacher_pred, teacher_feats = self.cache.lookup(batch["index"], batch["x"].device, hidden=bool(w.gamma))
+        if self.mixup is not None:
+            batch, teacher_pred = self.mixup(batch, teacher_pred)
+        if w.gamma:
+            pred, feats = model.forward_hidden(batch["x"])
+        else:
+            pred, feats = model(batch["x"]), None
+        loss, terms = distillation_loss(w, pred, batch["y"], batch["mask"], teacher_pred, feats, teacher_feats,
+                                        batch.get("teacher_mask"))
         for name, value in terms.items():
             self._sums[name] = self._sums.get(name, 0.0) + value
         self._steps += 1

@@ -9,9 +9,9 @@ so a retrained teacher makes older distilled runs stale.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from torch import nn
 from tqdm.auto import tqdm
@@ -20,24 +20,12 @@ from configs import RunConfig
 from data_provider.data_factory import Splits
 from distillation.losses import DistillStudent, LayerPairs, split_state
 from exp.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from exp.reuse import (EXTRA_SETTINGS_NAME, METRICS_NAME, changed_settings, finished_run, mark_finished, read_json,
-                       rebuild)
-from exp.run import train_and_test
-from exp.trainer import Objective, forecast_objective
+from exp.objective import Objective
+from exp.reuse import EXTRA_SETTINGS_NAME, METRICS_NAME, changed_settings, mark_finished, read_json
+from exp.run import RunResult, reused_result, train_and_test
 from models import build_model
 from utils.io import write_json
 from utils.seed import seed_everything
-
-
-@dataclass
-class Phase:
-    """A finished training phase: its folder, results row, fit record and the best model (plain TimeLLM)."""
-
-    run_dir: Path
-    row: dict[str, Any]
-    fit: dict[str, Any]
-    model: nn.Module
-    reused: bool
 
 
 def train_phase(
@@ -45,12 +33,13 @@ def train_phase(
     name: str,
     splits: Splits,
     build: Callable[[], nn.Module],
-    make_objective: Callable[[], Objective] = lambda: forecast_objective,
+    make_objective: Callable[[], Objective] = Objective,
     extra: Optional[dict] = None,
-) -> Phase:
+) -> RunResult:
     """Train (or reuse) one phase through ``exp.run.train_and_test``; ``extra`` marks a distilled run's settings.
 
-    The model and objective are built only when the phase actually trains (a reused run needs neither).
+    The model and objective are built only when the phase actually trains (a reused run needs neither). The result's
+    model is the plain student (a distilled run's projections are left in its checkpoint only), in eval mode.
     """
     run_dir = Path(cfg.checkpoints) / name
     phase = _reuse(run_dir, cfg, splits, extra)
@@ -62,10 +51,10 @@ def train_phase(
     if isinstance(model, DistillStudent):
         _strip_projections(run_dir)
         model = model.student
-    if extra is not None:
+    if extra is not None:  # what the run learnt from beyond its RunConfig: beside config.json, and in it for readers
         write_json(run_dir / EXTRA_SETTINGS_NAME, extra)
-    fit = (read_json(run_dir / "metrics.json") or {})["fit"]
-    return Phase(run_dir, result.row, fit, model.eval(), False)
+        write_json(run_dir / "config.json", {**(read_json(run_dir / "config.json") or {}), "distillation": extra})
+    return replace(result, model=model.eval())
 
 
 def continuing(run_dir: Path, cfg: RunConfig, extra: Optional[dict]) -> RunConfig:
@@ -80,15 +69,13 @@ def continuing(run_dir: Path, cfg: RunConfig, extra: Optional[dict]) -> RunConfi
     return replace(cfg, train=replace(cfg.train, resume=True))
 
 
-def _reuse(run_dir: Path, cfg: RunConfig, splits: Splits, extra: Optional[dict]) -> Optional[Phase]:
+def _reuse(run_dir: Path, cfg: RunConfig, splits: Splits, extra: Optional[dict]) -> Optional[RunResult]:
     """The finished run of these settings in ``run_dir``, its best model rebuilt with these splits' scaler; None if
     there is none or the scaler differs (the data changed since it ran)."""
-    metrics = finished_run(run_dir, cfg, extra)
-    model = rebuild(run_dir, cfg, splits) if metrics is not None else None
-    if model is None:
-        return None
-    tqdm.write(f"reusing finished run {run_dir}")
-    return Phase(run_dir, metrics["summary"], metrics["fit"], model.eval(), True)
+    result = reused_result(run_dir, cfg, splits, extra)
+    if result is not None:
+        tqdm.write(f"reusing finished run {run_dir}")
+    return result
 
 
 def _strip_projections(run_dir: Path) -> None:
@@ -121,7 +108,7 @@ def seeded_builder(cfg: RunConfig, splits: Splits) -> Callable[[], nn.Module]:
 
 
 def distill_builder(
-    student_build: Callable[[], nn.Module], pairs: LayerPairs, teacher_width: int, init: Optional[Phase]
+    student_build: Callable[[], nn.Module], pairs: LayerPairs, teacher_width: int, init: Optional[RunResult]
 ) -> Callable[[], nn.Module]:
     """Builds a distilled candidate: the student (from the trained baseline with ``init``) with its projections."""
 

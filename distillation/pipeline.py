@@ -11,7 +11,9 @@ folder under ``<out>/runs``:
 3. distilled student: the same architecture trained on
    ``alpha * MSE(student, truth) + beta * MSE(student, teacher forecast) + gamma * hidden-state loss``
    (see ``distillation/losses.py``), the weights picked on validation MSE from a small grid unless
-   ``--alpha --beta --gamma`` are given; the teacher's outputs come from a cache filled once per training window;
+   ``--alpha --beta --gamma`` are given (with ``--teacher_data`` / ``--mixup_alpha`` listing several values, the
+   teacher-only windows and blending are searched with them); the teacher's outputs come from a cache filled once
+   per training window;
 4. evaluation: CPU latency, sizes, test accuracy of all three, accuracy retention, student-teacher agreement,
    persistence on the same test windows and (``--int8 1``, the default) the INT8 ONNX student's size, speed and error.
 
@@ -44,9 +46,11 @@ from distillation.config import (PipelineConfig, config_key, patient_groups, pha
                                  run_names, validate)
 from distillation.deploy import int8_figures
 from distillation.losses import backbone_depth
-from distillation.phases import Phase, seeded_builder, train_phase
+from distillation.group import Group
+from distillation.phases import seeded_builder, train_phase
 from distillation.report import measure_latency, report_row
 from distillation.search import search_weights
+from exp.run import RunResult
 from utils.cli import run_cli
 from utils.errors import LLMTimeError
 from utils.results import append_row, locked
@@ -88,15 +92,15 @@ def run_group(cfg: PipelineConfig, tag: str, patients: Optional[list[str]]) -> d
     tqdm.write(f"[{tag}] {len(splits.train)} training, {len(splits.val)} validation, {len(splits.test)} test windows")
     teacher, baseline, student_depth = train_references(cfg, tag, configs, splits, teacher_splits)
     student_build = seeded_builder(configs["baseline"], splits)
-    search = search_weights(cfg, tag, configs, splits, teacher, baseline, student_build, student_depth,
-                            teacher_splits)
+    group = Group(cfg, tag, configs, splits, teacher, baseline)
+    search = search_weights(group, student_build, student_depth, teacher_splits)
     tqdm.write(f"[{tag}] 4/4 evaluation (CPU latency over {cfg.latency_repeats} repeats)")
     lat = measure_latency(splits, teacher.model, search.distilled.model, cfg.latency_repeats, cfg.latency_threads,
                           teacher_splits)
     if cfg.int8:
         tqdm.write(f"[{tag}] INT8: exporting the distilled student to ONNX and quantising it")
     int8 = int8_figures(search.distilled.model, splits, cfg.int8, cfg.latency_threads)
-    return report_row(cfg, tag, configs, splits, teacher, baseline, search, lat, t_start, int8)
+    return report_row(group, search, lat, t_start, int8)
 
 
 def view_splits(teacher: DataConfig, student: DataConfig, splits: Splits) -> Splits:
@@ -116,7 +120,7 @@ def view_splits(teacher: DataConfig, student: DataConfig, splits: Splits) -> Spl
 
 def train_references(
     cfg: PipelineConfig, tag: str, configs: dict[str, RunConfig], splits: Splits, teacher_splits: Splits
-) -> tuple[Phase, Phase, int]:
+) -> tuple[RunResult, RunResult, int]:
     """Phases 1 and 2, the teacher (on its own view's splits) and the student baseline; also the student's loaded
     depth.
 
@@ -131,7 +135,7 @@ def train_references(
     return teacher, baseline, backbone_depth(probe)
 
 
-def train_teacher(cfg: PipelineConfig, tag: str, configs: dict[str, RunConfig], splits: Splits) -> Phase:
+def train_teacher(cfg: PipelineConfig, tag: str, configs: dict[str, RunConfig], splits: Splits) -> RunResult:
     """Phase 1, the teacher, in the run folder the pipeline reads it from (a finished one is reused), so a teacher
     trained ahead of the pipeline (``distillation.scripts.train_teachers``) is the one its pairs distil from."""
     tqdm.write(f"[{tag}] 1/4 teacher {configs['teacher'].model.llm_model}")

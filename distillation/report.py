@@ -15,14 +15,14 @@ import pandas as pd
 from torch import nn
 
 from bench.latency import latency_ms
-from configs import RunConfig
 from data_provider.data_factory import Splits
-from distillation.config import PipelineConfig, config_key, role_label, teacher_kind
+from distillation.config import config_key, role_label, teacher_kind
+from distillation.group import Group
 from distillation.losses import backbone_depth, format_layer_map
 from distillation.measure import agreement, agreement_of, checkpoint_mb, predictions, size_mb
-from distillation.phases import Phase
 from distillation.search import Search
 from exp.reuse import read_json
+from exp.run import RunResult
 from exp.trainer import count_parameters
 from utils.cgm import NAMED_HORIZONS_MIN
 from utils.error_grids import clarke_zones, zone_shares
@@ -54,12 +54,7 @@ def machine_load() -> dict[str, Any]:
 
 
 def report_row(
-    cfg: PipelineConfig,
-    tag: str,
-    configs: dict[str, RunConfig],
-    splits: Splits,
-    teacher: Phase,
-    baseline: Phase,
+    group: Group,
     search: Search,
     lat: dict[str, float],
     t_start: float,
@@ -70,6 +65,8 @@ def report_row(
 
     The columns added later (persistence, size reduction, INT8, machine load) come last, so older CSVs keep their
     layout."""
+    cfg, tag, configs, splits = group.cfg, group.tag, group.configs, group.splits
+    teacher, baseline = group.teacher, group.baseline
     distilled, chosen = search.distilled, search.weights
     t_train, t_total = count_parameters(teacher.model)
     s_train, s_total = count_parameters(distilled.model)
@@ -100,7 +97,8 @@ def report_row(
         "alpha": chosen.alpha,
         "beta": chosen.beta,
         "gamma": chosen.gamma,
-        "weights_chosen_by": "given" if cfg.weights is not None else f"validation ({len(cfg.candidates)} candidates)",
+        "weights_chosen_by": ("given" if cfg.weights is not None and len(cfg.search_space) == 1
+                              else f"validation ({len(cfg.search_space)} candidates)"),
         "distilled_val_mse": round(float(distilled.fit["best_val_loss"]), 6),
         "baseline_val_mse": round(float(baseline.fit["best_val_loss"]), 6),
         "layer_map": format_layer_map(search.pairs) if chosen.gamma else "none",
@@ -109,8 +107,8 @@ def report_row(
         "baseline_train_s": round(float(baseline.fit["train_seconds"]), 1),
         "distill_train_s": round(float(distilled.fit["train_seconds"]), 1),
         "distill_search_s": round(search.seconds, 1),
-        "teacher_cache_s": round(search.cache.seconds, 1) if search.cache is not None else 0.0,
-        "teacher_cache_mb": round(search.cache.nbytes / 1e6, 2) if search.cache is not None else 0.0,
+        "teacher_cache_s": round(sum((c.seconds for c in search.caches), 0.0), 1),
+        "teacher_cache_mb": round(sum((c.nbytes for c in search.caches), 0) / 1e6, 2),
         "teacher_epochs": cfg.teacher_epochs,
         "student_epochs": cfg.student_epochs,
         "distill_epochs": cfg.distill_epochs,
@@ -126,11 +124,13 @@ def report_row(
         **int8,
         **machine_load(),
         "teacher_kind": teacher_kind(configs),
+        "teacher_data": search.candidate.teacher_data,  # the chosen candidate's share of teacher-only windows
+        "mixup_alpha": search.candidate.mixup_alpha,
     })
     return row
 
 
-def accuracy_columns(teacher: Phase, baseline: Phase, distilled: Phase) -> dict[str, Any]:
+def accuracy_columns(teacher: RunResult, baseline: RunResult, distilled: RunResult) -> dict[str, Any]:
     """Each phase's accuracy, then how much of the teacher's accuracy the distilled student keeps (retention) and how
     often the students' forecasts agree with the teacher's."""
     row: dict[str, Any] = {}
@@ -150,7 +150,7 @@ def accuracy_columns(teacher: Phase, baseline: Phase, distilled: Phase) -> dict[
     }
 
 
-def persistence(teacher: Phase, distilled: Phase) -> dict[str, Optional[float]]:
+def persistence(teacher: RunResult, distilled: RunResult) -> dict[str, Optional[float]]:
     """Persistence RMSE at 30 and 60 min on the row's test windows, as the teacher's run scored it (every phase
     of a row shares its test windows; the distilled run's figures stand in for a teacher run that predates them)."""
     return {f"persistence_rmse_{m}": teacher.row.get(f"persistence_rmse_{m}",

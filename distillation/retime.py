@@ -11,14 +11,12 @@ reproduces (a check that the right models were reloaded).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Optional
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from data_provider.data_factory import build_splits
 from distillation.deploy import int8_figures
@@ -26,6 +24,7 @@ from distillation.report import machine_load, measure_latency
 from exp.checkpoint import rebuild_model
 from utils.errors import LLMTimeError
 from utils.io import atomic_path
+from utils.progress import progress
 from utils.results import locked, read_as_text
 
 
@@ -56,7 +55,7 @@ def retime_csv(csv: Path, repeats: int, threads: int, int8: bool, seeds: Optiona
     latest = rows.drop_duplicates("config_key", keep="last")
     latest = (latest if seeds is None else latest[latest["seed"].astype(int).isin(list(seeds))]).index
     updates = {}
-    for i in tqdm(latest, desc="timing rows", unit="row", disable=os.environ.get("LLMTIME_NO_BARS") == "1"):
+    for i in progress(latest, desc="timing rows", unit="row"):
         row = rows.loc[i].to_dict()
         updates[i] = retime_row(row, repeats, threads, int8)
         old, new = row.get("int8_max_abs_diff_mgdl"), updates[i].get("int8_max_abs_diff_mgdl")

@@ -1,27 +1,35 @@
-"""The standard distillation report: one fixed teacher, three students, 12 patients x 3 seeds.
+"""The standard distillation report: three teacher kinds x four students x {alone, distilled}, 12 patients x 3 seeds.
 
 Teacher: Time-LLM on MiniLM (6 layers, real weights), events as prompt text and as channels (``--features MS``),
-trained with the TimeLLM recipe (``exp/recipes.py``) in bf16 autocast: the standard comparison's ``TimeLLM (MS)``
-row, with the same settings. Students: MiniLM cut to 1 and to 2 layers (real weights) and BERT-tiny with random
-weights (labelled "(random)"), each trained alone (baseline) and distilled.
+trained with the TimeLLM recipe (``exp/recipes.py``) in bf16 autocast, in three kinds (``TEACHER_KINDS``):
+
+- standard: the students' inputs; the standard comparison's ``TimeLLM (MS)`` row, with the same settings;
+- privileged: also the meals, boluses and basal logged within the forecast horizon (``--teacher-view privileged``),
+  which no history-only student can know: the ceiling a student chases;
+- ridge: forecasting the correction to a closed-form ridge regression (``--teacher-base ridge``), so the teacher
+  starts from the forecast a cheap model already makes.
+
+Students: MiniLM cut to 1 and to 2 layers (real weights), BERT-tiny with random weights (labelled "(random)") and an
+MLP without a language model (the kind a device would ship), each trained alone (baseline) and distilled; the
+students never change with the teacher kind, so each student's baseline trains once per seed and serves every kind.
+A Ridge (MS) reference per seed (``distillation/references.py``) is the bar the best deployable student is held to.
 
 Sized for two CPU cores as the standard comparison is (``comparison/standard.py``):
 
 - POOLED: every phase is one model trained on all 12 bundled patients' training windows (an evenly spaced
-  ``STANDARD_WINDOWS`` = 2,000 per epoch, 1,000 for validation, the comparison's Time-LLM budget) and tested on every
-  test window of every patient; the report has one row per pair, seed and patient (``rows.csv``, from the pooled
-  runs' per-patient scores) and compares distilled with baseline patient by patient (12 pairs per seed) -- the
-  per-patient design (one teacher per patient) would cost 12 teachers per seed;
-- the loss weights are searched on validation for every seed and pair, among the default grid, which includes the
-  truth-only (1, 0, 0) ("no distillation" can win; the baseline's run then stands for it). Weights searched on one
-  seed and reused on another can be worse on that seed's validation than the student alone, so each seed chooses
-  its own, and the seeds are independent runs (``--seeds`` splits them between processes in any order).
+  ``STANDARD_WINDOWS`` = 2,000 labelled per epoch, 1,000 for validation, the comparison's Time-LLM budget) and tested
+  on every test window of every patient; the report has one row per (kind, student), seed and patient (``rows.csv``,
+  from the pooled runs' per-patient scores) and compares distilled with alone patient by patient;
+- the search is run on validation for every seed, kind and student: the default loss-weight grid, which includes the
+  truth-only (1, 0, 0) ("no distillation" can win; the baseline's run then stands for it), with the teacher-data
+  shares and mixup alphas of ``STANDARD_SEARCH`` (0 among them: neither lever can be forced on). Each seed chooses its
+  own, and the seeds are independent runs (``--seeds`` splits them between processes in any order).
 
-Every (pair, seed) is one ``PipelineConfig`` (pooled CSV ``pooled.csv``: one row per pair and seed); the three pairs
-of a seed share the teacher's run folder and settings, so the teacher trains once per seed and the later pairs reuse
-it (``exp/reuse.py``); when the standard comparison has already finished its ``TimeLLM (MS)`` run of that seed (same
-settings), that run is the teacher (``adopt_teacher``). ``plan`` lists the runs and a rough upper bound on the time
-they take, without loading data.
+Every (kind, student, seed) is one ``PipelineConfig`` (pooled CSV ``pooled.csv``: one row each); the students of a
+kind and seed share the teacher's run folder and settings, so each teacher trains once per seed and the later
+students reuse it (``exp/reuse.py``); when the standard comparison has already finished its ``TimeLLM (MS)`` run of
+that seed (same settings), that run is the standard teacher (``adopt_teacher``). ``plan_text`` lists the runs and a
+rough upper bound on the time they take, without loading data.
 """
 
 from __future__ import annotations
@@ -29,14 +37,17 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Mapping, Optional
 
 import pandas as pd
 
-from comparison.costs import COHORT_TEST
-from distillation.config import PipelineConfig, baseline_stands_for, patient_groups, phase_configs, run_names
+from comparison.costs import COHORT_TEST, COHORT_TRAIN
+from distillation.answers import standard_markdown
+from distillation.config import (PipelineConfig, baseline_stands_for, lm_free_model, patient_groups, phase_configs,
+                                 run_names, teacher_kind)
+from distillation.references import RIDGE_RUN, ridge_columns, ridge_config
 from distillation.report import per_patient_rows
-from distillation.summary import standard_markdown, summarise_standard
+from distillation.summary import summarise_standard
 from exp.recipes import apply_recipe
 from exp.reuse import finished_run, read_json
 from models import model_spec
@@ -44,17 +55,25 @@ from utils.cli import seed_list
 from utils.errors import LLMTimeError
 from utils.io import atomic_path, write_text
 
-STANDARD_DIR = Path("docs/results/distillation_standard")
-STANDARD_RUNS = "checkpoints/distill_standard"  # run folders (checkpoints, predictions) stay out of docs/
+# Run folders (checkpoints, predictions) and, unless --csv names another file, the pooled rows with the reports
+# beside them; the published report is written where its command's --csv says (docs/distillation.md).
+STANDARD_RUNS = "checkpoints/distill_standard"
 COMPARISON_RUNS = "checkpoints/compare/standard"  # the standard comparison's run folders (its default --out)
 STANDARD_PATIENTS = [str(p) for p in range(1001, 1013)]  # the 12 bundled patients, pooled
 STANDARD_SEEDS = (2021, 2022, 2023)
 STANDARD_WINDOWS = (2_000, 1_000)  # training / validation windows per epoch: the standard comparison's Time-LLM budget
-POOLED_CSV = "pooled.csv"  # the pipeline's rows: one per pair and seed
-ROWS_CSV = "rows.csv"  # one per pair, seed and patient
-# (student row, its first N layers, its weights); the teacher is MiniLM with all 6 layers and real weights
-STANDARD_STUDENTS = (("MiniLM", 1, "pretrained"), ("MiniLM", 2, "pretrained"), ("BERT-tiny", None, "random"))
+POOLED_CSV = "pooled.csv"  # the pipeline's rows: one per kind, student and seed
+ROWS_CSV = "rows.csv"  # one per kind, student, seed and patient
+# (student, its first N layers, its weights); the teacher is MiniLM with all 6 layers and real weights
+STANDARD_STUDENTS = (("MiniLM", 1, "pretrained"), ("MiniLM", 2, "pretrained"), ("BERT-tiny", None, "random"),
+                     ("MLP", None, None))
 TEACHER = "MiniLM"
+# teacher kind -> what it sets on the preset's PipelineConfig (the teacher's view and base; never the students')
+TEACHER_KINDS = {"standard": {"teacher_view": "standard", "teacher_base": None},
+                 "privileged": {"teacher_view": "privileged", "teacher_base": None},
+                 "ridge": {"teacher_view": "standard", "teacher_base": "ridge"}}
+# searched with the loss weights unless the command line gives its own --teacher_data / --mixup_alpha
+STANDARD_SEARCH = {"teacher_data": "0,1", "mixup_alpha": "0,0.2"}
 # The teacher's speed on this project's 2-core CPU, as the comparison plans with it: Time-LLM on MiniLM, bf16 (the
 # rate in its registry entry, measured for the default run, docs/results/default_run.md).
 TRAIN_WINDOWS_PER_S = model_spec("TimeLLM").rate.train
@@ -74,34 +93,36 @@ def standard_seeds(text: Optional[str]) -> tuple[int, ...]:
     return tuple(s for s in STANDARD_SEEDS if s in wanted)
 
 
-def standard_configs(shared: PipelineConfig, out: Optional[str] = None,
-                     csv: Optional[Path] = None) -> list[PipelineConfig]:
-    """The preset's pipeline settings, seed by seed and pair by pair (teacher first needed, then reused): ``shared``
-    (the settings the command line gives every pair: latency repeats, --int8, the grid) with the preset's teacher,
-    student, patients, windows, recipe and seed. Every config searches the grid on its own seed's validation
-    windows."""
-    csv = csv or STANDARD_DIR / POOLED_CSV
-    configs = []
-    for seed in STANDARD_SEEDS:
-        for student, layers, weights in STANDARD_STUDENTS:
-            cfg = dataclasses.replace(shared, teacher=TEACHER, student=student, teacher_layers=None,
-                                      student_layers=layers, teacher_weights="pretrained", student_weights=weights,
-                                      csv=str(csv), out=out or STANDARD_RUNS, all_patients=True)
-            train = apply_recipe(dataclasses.replace(cfg.train, seed=seed, mixed_precision="bf16"), "TimeLLM", {})
-            epochs = train.train_epochs
-            data = dataclasses.replace(cfg.data, patients=list(STANDARD_PATIENTS), covariates=True,
-                                       max_train_windows=STANDARD_WINDOWS[0], max_val_windows=STANDARD_WINDOWS[1])
-            configs.append(dataclasses.replace(
-                cfg, data=data, model=dataclasses.replace(cfg.model, prompt_domain=False), train=train,
-                teacher_epochs=epochs, student_epochs=epochs, distill_epochs=epochs))
-    return configs
+def standard_configs(shared: PipelineConfig, out: Optional[str] = None, csv: Optional[Path] = None,
+                     search: Mapping[str, str] = STANDARD_SEARCH) -> list[PipelineConfig]:
+    """The preset's pipeline settings, seed by seed, kind by kind and student by student (teacher first needed, then
+    reused): ``shared`` (the settings the command line gives every pair: latency repeats, --int8, the grid) with the
+    preset's teacher kind, student, patients, windows, recipe, seed and ``search`` (teacher-data shares and mixup
+    alphas). Every config searches on its own seed's validation windows."""
+    csv = csv or Path(out or STANDARD_RUNS) / POOLED_CSV
+    return [_standard_config(shared, seed, {**kind, **search}, student, str(csv), out or STANDARD_RUNS)
+            for seed in STANDARD_SEEDS for kind in TEACHER_KINDS.values() for student in STANDARD_STUDENTS]
+
+
+def _standard_config(shared: PipelineConfig, seed: int, fields: dict, student: tuple, csv: str,
+                     out: str) -> PipelineConfig:
+    name, layers, weights = student
+    cfg = dataclasses.replace(shared, teacher=TEACHER, student=name, teacher_layers=None, student_layers=layers,
+                              teacher_weights="pretrained", student_weights=weights, csv=csv, out=out,
+                              all_patients=True, **fields)
+    train = apply_recipe(dataclasses.replace(cfg.train, seed=seed, mixed_precision="bf16"), "TimeLLM", {})
+    epochs = train.train_epochs
+    data = dataclasses.replace(cfg.data, patients=list(STANDARD_PATIENTS), covariates=True,
+                               max_train_windows=STANDARD_WINDOWS[0], max_val_windows=STANDARD_WINDOWS[1])
+    return dataclasses.replace(cfg, data=data, model=dataclasses.replace(cfg.model, prompt_domain=False), train=train,
+                               teacher_epochs=epochs, student_epochs=epochs, distill_epochs=epochs)
 
 
 def adopt_teacher(cfg: PipelineConfig, runs: Path) -> Optional[Path]:
     """Put the standard comparison's finished ``TimeLLM (MS)`` run of this seed into the teacher's run folder when
-    its result-relevant settings are exactly the teacher's (the preset makes them so), so the report's teacher is
-    that row's very run and is not trained twice. Returns the run adopted; None when the teacher's folder already
-    holds a finished run or ``runs`` has none to give (the pipeline then trains the teacher)."""
+    its result-relevant settings are exactly the teacher's (the preset makes them so for the standard kind), so the
+    report's teacher is that row's very run and is not trained twice. Returns the run adopted; None when the
+    teacher's folder already holds a finished run or ``runs`` has none to give (the pipeline then trains it)."""
     (tag, patients), = patient_groups(cfg)
     configs = phase_configs(cfg, tag, patients)
     teacher = configs["teacher"]
@@ -116,110 +137,141 @@ def adopt_teacher(cfg: PipelineConfig, runs: Path) -> Optional[Path]:
     return None
 
 
+def pair_of(cfg: PipelineConfig) -> str:
+    """'MiniLM→MiniLM-L1', 'MiniLM→BERT-tiny (random)', 'MiniLM→MLP': a config's pair as the plan names it."""
+    random = cfg.backbone_weights("student") == "random" and lm_free_model(cfg.student) is None
+    return f"{cfg.teacher}→{cfg.student}" + (f"-L{cfg.student_layers}" if cfg.student_layers else "") + (
+        " (random)" if random else "")
+
+
 def planned_runs(configs: list[PipelineConfig]) -> pd.DataFrame:
-    """One line per training run the preset asks for (phase, pair, patient, seed, run folder); a folder that several
-    pairs name (the shared teacher) is one training run, marked ``reused`` after its first appearance."""
+    """One line per run the preset asks for (phase, teacher kind, pair, patient, seed, candidate, run folder, epochs,
+    training windows per epoch); a folder that several lines name (a shared teacher, a student's baseline shared by
+    the kinds, the seed's Ridge reference) is one run, marked ``reused`` after its first appearance."""
     lines = []
     for cfg in configs:
-        pair = f"{cfg.teacher}→{cfg.student}" + (f"-L{cfg.student_layers}" if cfg.student_layers else "") + (
-            " (random)" if cfg.backbone_weights("student") == "random" else "")
         for tag, patients in patient_groups(cfg):
             phases = phase_configs(cfg, tag, patients)
-            for w in cfg.candidates:
-                names = run_names(phases, w, cfg.init_from_baseline)
-                for phase in ("teacher", "baseline", "distilled"):
-                    if phase != "distilled" and w != cfg.candidates[0]:
-                        continue
-                    stands_in = phase == "distilled" and baseline_stands_for(cfg, w)
-                    lines.append({"phase": phase, "pair": pair, "patient": tag, "seed": cfg.train.seed,
-                                  "weights": w.as_tuple() if phase == "distilled" else None,
-                                  "run": str(Path(phases["baseline" if stands_in else phase].checkpoints)
-                                             / names["baseline" if stands_in else phase]),
-                                  "epochs": phases[phase].train.train_epochs})
+            names = run_names(phases, cfg.search_space[0], cfg.init_from_baseline)
+            line = {"kind": teacher_kind(phases), "pair": pair_of(cfg), "patient": tag, "seed": cfg.train.seed}
+            labelled = cfg.data.max_train_windows or 0
+            ridge = ridge_config(cfg)
+            lines.append({**line, "phase": "reference", "weights": "", "epochs": 0, "windows": 0,
+                          "run": str(Path(ridge.checkpoints) / RIDGE_RUN)})
+            for phase in ("teacher", "baseline"):
+                lines.append({**line, "phase": phase, "weights": "", "epochs": phases[phase].train.train_epochs,
+                              "windows": labelled, "run": str(Path(phases[phase].checkpoints) / names[phase])})
+            for c in cfg.search_space:
+                stands_in = baseline_stands_for(cfg, c)
+                name = names["baseline"] if stands_in else run_names(phases, c, cfg.init_from_baseline)["distilled"]
+                lines.append({**line, "phase": "distilled", "weights": c.describe(),
+                              "epochs": phases["distilled"].train.train_epochs,
+                              "windows": round(labelled * (1 + c.teacher_data)),
+                              "run": str(Path(phases["distilled"].checkpoints) / name)})
     runs = pd.DataFrame(lines)
     runs["reused"] = runs.duplicated("run")
     return runs
 
 
-def estimate_hours(cfg: PipelineConfig, trained_runs: int, cache_fills: int) -> float:
-    """Upper bound in hours: every run at the teacher's speed for its whole epoch budget over the window caps
-    (students are faster and early stopping ends most runs sooner), plus test scoring and teacher-cache passes."""
-    train = cfg.data.max_train_windows or 0
-    val = cfg.data.max_val_windows or 0
-    per_run = cfg.teacher_epochs * (train / TRAIN_WINDOWS_PER_S + val / TEST_WINDOWS_PER_S) \
-        + TEST_WINDOWS / TEST_WINDOWS_PER_S
-    return (trained_runs * per_run + cache_fills * train / TEST_WINDOWS_PER_S) / 3600
+def cache_windows(cfg: PipelineConfig) -> int:
+    """The windows one pooled row's teacher caches hold at most: the labelled ones (when a candidate without teacher
+    data needs the teacher), and with teacher data every window its draws may reach (the labelled ones and each
+    epoch's draw of every share, at most every training window)."""
+    labelled = cfg.data.max_train_windows or 0
+    space = cfg.search_space
+    plain = labelled if any(not c.teacher_data and (c.weights.beta or c.weights.gamma) for c in space) else 0
+    shares = {c.teacher_data for c in space if c.teacher_data}
+    drawn = min(labelled * (1 + cfg.distill_epochs * sum(shares)), COHORT_TRAIN) if shares else 0
+    return plain + drawn
+
+
+def estimate_hours(runs: pd.DataFrame, configs: list[PipelineConfig]) -> float:
+    """Upper bound in hours: every trained run at the teacher's speed for its whole epoch budget over its training
+    windows per epoch (students are faster and early stopping ends most runs sooner), with validation and test
+    scoring, plus the teacher-cache passes; the closed-form Ridge references take seconds."""
+    trained = runs[~runs["reused"] & (runs["phase"] != "reference")]
+    val = configs[0].data.max_val_windows or 0
+    seconds = float((trained["epochs"] * (trained["windows"] / TRAIN_WINDOWS_PER_S + val / TEST_WINDOWS_PER_S)).sum())
+    seconds += len(trained) * TEST_WINDOWS / TEST_WINDOWS_PER_S
+    seconds += sum(cache_windows(cfg) for cfg in configs) / TEST_WINDOWS_PER_S
+    return seconds / 3600
 
 
 def plan_text(configs: list[PipelineConfig]) -> str:
-    """What ``--standard --plan`` prints: the preset, the run list's counts, the shared teachers and the estimate."""
+    """What ``--standard --plan`` prints: the preset, the run list's counts, the shared runs and the estimate."""
     runs = planned_runs(configs)
     trained = runs[~runs["reused"]]
     first = configs[0]
-    pairs = list(dict.fromkeys(runs["pair"]))
-    cache_fills = len(runs[(runs["phase"] == "distilled") & ~runs["reused"]])  # at most one per distilled run
-    hours = estimate_hours(first, len(trained), cache_fills)
+    kinds, pairs = list(dict.fromkeys(runs["kind"])), list(dict.fromkeys(runs["pair"]))
+    pooled = len(runs[runs["phase"] == "baseline"])
+    teachers = runs[runs["phase"] == "teacher"]
     lines = [
-        f"standard distillation report: {len(pairs)} pairs x {len(STANDARD_SEEDS)} seeds, each phase one model "
-        f"pooled over {len(STANDARD_PATIENTS)} patients = {len(runs[runs['phase'] == 'baseline'])} pooled rows -> "
-        f"{first.csv_path}, {len(pairs) * len(STANDARD_SEEDS) * len(STANDARD_PATIENTS)} per-patient rows -> "
-        f"{first.csv_path.parent / ROWS_CSV}",
+        f"standard distillation report: {len(kinds)} teacher kinds x {len(pairs)} students x {len(STANDARD_SEEDS)} "
+        f"seeds, each phase one model pooled over {len(STANDARD_PATIENTS)} patients = {pooled} pooled rows -> "
+        f"{first.csv_path}, {pooled * len(STANDARD_PATIENTS)} per-patient rows -> {first.csv_path.parent / ROWS_CSV}",
         f"teacher: {TEACHER} (6 layers, pretrained), --features MS (events as text and channels), "
         f"recipe {first.train.recipe}: lr {first.train.learning_rate:g}, batch {first.train.batch_size}, "
         f"{first.train.lradj}, {first.train.warmup_steps} warm-up steps, {first.teacher_epochs} epochs, patience "
         f"{first.train.patience}, {first.train.mixed_precision}",
-        "pairs: " + ", ".join(pairs),
+        "teacher kinds: " + ", ".join(kinds) + " (privileged: also the horizon's logged events; ridge: on a ridge "
+        "base); students, each alone and distilled: " + ", ".join(pairs),
         f"patients: {' '.join(STANDARD_PATIENTS)} (pooled); seeds: {' '.join(map(str, STANDARD_SEEDS))}; "
-        f"runs under {first.out}/runs",
-        "weight candidates (validation, searched for every seed and pair): "
-        + "; ".join(str(w.as_tuple()) for w in first.grid) + "; INT8 student: "
-        + ("on" if first.int8 else "off (--int8 0)"),
+        f"runs under {first.out}/runs; reference: Ridge (MS) on every training window, once per seed",
+        "search (validation, for every seed, kind and student): weights " + "; ".join(
+            str(w.as_tuple()) for w in first.grid) + f"; teacher data {first.teacher_data} x the labelled windows; "
+        f"mixup alpha {first.mixup_alpha}; up to {max(len(c.search_space) for c in configs)} candidates per row; "
+        "INT8 student: " + ("on" if first.int8 else "off (--int8 0)"),
         f"training runs: {len(trained)} ({', '.join(f'{n} {p}' for p, n in trained['phase'].value_counts().items())}"
-        f"); teacher runs named {int((runs['phase'] == 'teacher').sum())} times, trained "
-        f"{int(((runs['phase'] == 'teacher') & ~runs['reused']).sum())} (once per seed, then reused)",
-        f"time, upper bound: ~{hours:,.1f} h at {TRAIN_WINDOWS_PER_S:g} training / {TEST_WINDOWS_PER_S:g} test "
-        f"windows/s (Time-LLM MiniLM bf16 on the 2-core CPU), every run at the teacher's speed for "
-        f"{first.teacher_epochs} epochs over {first.data.max_train_windows} training / {first.data.max_val_windows} "
-        f"validation windows, {TEST_WINDOWS:,} test windows; students and early stopping make it shorter",
+        f"); teacher runs named {len(teachers)} times, trained {int((~teachers['reused']).sum())} (once per kind and "
+        "seed, then reused); each student's baseline trained once per seed for every kind",
+        f"time, upper bound: ~{estimate_hours(runs, configs):,.1f} h at {TRAIN_WINDOWS_PER_S:g} training / "
+        f"{TEST_WINDOWS_PER_S:g} test windows/s (Time-LLM MiniLM bf16 on the 2-core CPU), every run at the teacher's "
+        f"speed for {first.teacher_epochs} epochs over its training windows ({first.data.max_train_windows} labelled, "
+        f"more with teacher data) and {first.data.max_val_windows} validation windows, {TEST_WINDOWS:,} test "
+        "windows, and the teacher caches; students and early stopping make it shorter",
         "runs:",
     ]
     for r in runs.itertuples():
-        w = f" {r.weights}" if r.weights is not None else ""
-        lines.append(f"  s{r.seed} {r.patient} {r.pair:<24} {r.phase:<9}{w} -> {r.run}"
+        w = f" {r.weights}" if r.weights else ""
+        lines.append(f"  s{r.seed} {r.kind:<10} {r.pair:<24} {r.phase:<9}{w} -> {r.run}"
                      + (" (reused)" if r.reused else ""))
     return "\n".join(lines)
 
 
-def write_standard_reports(pooled_csv: Path, label, planned: Optional[int] = None) -> str:
-    """rows.csv (one row per pair, seed and patient, from the pooled rows' runs), summary.csv and summary.md beside
-    the pooled CSV; returns the Markdown. ``label`` names a pair from a row; with ``planned`` (the preset's pooled
-    rows) a report that covers fewer says so at its top."""
+def write_standard_reports(pooled_csv: Path, label: Callable[[pd.Series], str], planned: Optional[int] = None,
+                           student: Callable[[pd.Series], str] = lambda r: str(r["student"])) -> str:
+    """rows.csv (one row per kind, student, seed and patient, from the pooled rows' runs and the seed's Ridge
+    reference), summary.csv and summary.md beside the pooled CSV; returns the Markdown. ``label`` names a pair and
+    ``student`` its student from a row; with ``planned`` (the preset's pooled rows) a report that covers fewer says
+    so at its top."""
     if not pooled_csv.is_file() or not pooled_csv.stat().st_size:
         raise LLMTimeError(f"{pooled_csv} does not exist: run the standard report first")
     pooled = pd.read_csv(pooled_csv, dtype={"patient": str})
     pooled = pooled.drop_duplicates("config_key", keep="last")
-    rows = pd.DataFrame([r for row in pooled.to_dict("records") for r in per_patient_rows(row)])
+    rows = pd.DataFrame([{**r, **ridge_columns(row["teacher_run"], r["patient"])}
+                         for row in pooled.to_dict("records") for r in per_patient_rows(row)])
     with atomic_path(pooled_csv.parent / ROWS_CSV) as tmp:
         rows.to_csv(tmp, index=False)
-    summary = summarise_standard(rows, label)
+    summary = summarise_standard(rows, label, student)
     with atomic_path(pooled_csv.parent / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
-    partial = (f"**Partial**: this report covers {len(pooled)} of the {planned} planned pooled rows (pair x seed); "
-               "run the same command again to continue (finished rows are kept).\n\n"
+    partial = (f"**Partial**: this report covers {len(pooled)} of the {planned} planned pooled rows (teacher kind x "
+               "student x seed); run the same command again to continue (finished rows are kept).\n\n"
                if planned is not None and len(pooled) < planned else
-               f"Complete: all {len(pooled)} planned pooled rows (pair x seed).\n\n" if planned is not None else "")
+               f"Complete: all {len(pooled)} planned pooled rows (teacher kind x student x seed).\n\n"
+               if planned is not None else "")
     hours, runs = training_hours(pooled)
-    cost = (f"Run time: {hours:.1f} h, the sum of the wall times of the {runs} finished training runs of these "
-            "rows' seeds (teachers, students alone, every distilled student the weight search trained); a teacher "
+    cost = (f"Run time: {hours:.1f} h, the sum of the wall times of the {runs} finished runs of these rows' seeds "
+            "(teachers, students alone, every distilled student the search trained, the Ridge reference); a teacher "
             "taken from the standard comparison counts there too.\n\n")
-    text = "# Standard distillation report\n\n" + partial + cost + standard_markdown(summary)
+    text = "# Standard distillation report\n\n" + partial + cost + standard_markdown(summary, rows, label)
     write_text(pooled_csv.parent / "summary.md", text)
     return text
 
 
 def training_hours(pooled: pd.DataFrame) -> tuple[float, int]:
     """(hours, runs): the wall time of every finished run folder in the rows' seed folders (each pipeline row's runs
-    share its seed's folder, so the weight search's students are counted too, and a shared teacher once)."""
+    share its seed's folder, so the search's students are counted too, and a shared teacher once)."""
     folders = {Path(run).parent for run in pooled["teacher_run"]}
     walls = [metrics["summary"]["wall_seconds"] for folder in sorted(folders) for run in sorted(folder.iterdir())
              if (metrics := read_json(run / "metrics.json")) is not None]

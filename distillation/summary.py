@@ -1,22 +1,27 @@
-"""The standard distillation report's summary: one row per teacher/student pair over its patients and seeds, and the
-plain statements the report exists for: did distillation beat training the student alone, and did the teacher beat
-persistence.
+"""The standard distillation report's summary: one row per (teacher kind, student) pair over its patients and seeds,
+and the plain statements of each: did distillation beat training the student alone, and did the teacher beat
+persistence. The answers the report opens with are built from these rows (``distillation/answers.py``).
 
 "Beat" is paired by patient: each patient's baseline and distilled student are tested on the same windows, after
 training from the same seed on the same windows, so the comparison is the per-patient difference (distilled -
-baseline RMSE, averaged over the seeds; negative = distillation better), counted as wins, averaged, and tested with
+alone RMSE, averaged over the seeds; negative = distillation better), counted as wins, averaged, and tested with
 the paired test of ``utils.stats`` (two-sided Wilcoxon signed-rank across patients, with its rules for too few
 pairs and for no difference at all). Patients, not (patient, seed) rows, are the unit: the seeds of one patient are
 not independent of each other, and with pooled training one seed's patients share one model. The report tests every
-pair at 30 and 60 min, so those p-values are Holm-corrected together (``distill_p_holm_<m>`` beside the raw
-``distill_wilcoxon_p_<m>``), and only a corrected p below 0.05 calls distillation better or worse. The ``_sd``
-columns are the standard deviation over seeds of the mean over patients (how much a rerun moves the headline figure).
+pair at 30 and 60 min, so those p-values are Holm-corrected together (``p_holm_<m>`` beside the raw ``p_raw_<m>``),
+and only a corrected p below 0.05 calls distillation better or worse. The ``_sd`` columns are the standard deviation
+over seeds of the mean over patients (how much a rerun moves the headline figure).
+
+Each row leads with what a reader compares: test RMSE of the student alone and distilled, of Ridge and persistence
+on the same windows, the two p-values, the student's batch-1 latency and INT8 size as deployed (INT8 ONNX Runtime;
+PyTorch float32 where no INT8 figure was taken, ``latency_from`` says which) and the validation RMSE of both
+students (scaled units: what the deployable student is chosen on).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -25,70 +30,121 @@ from utils.cgm import NAMED_HORIZONS_MIN
 from utils.errors import LLMTimeError
 from utils.stats import ALPHA, MIN_PAIRS, holm, paired_test, significant
 
-PAIR_KEYS = ["teacher", "student", "teacher_layers", "student_layers", "teacher_weights", "student_weights"]
-MEANS = ["teacher_rmse_30", "baseline_rmse_30", "distilled_rmse_30", "persistence_rmse_30",
-         "teacher_rmse_60", "baseline_rmse_60", "distilled_rmse_60", "persistence_rmse_60",
-         "retention_30", "retention_60", "agreement_30", "agreement_60", "speedup_b1",
-         "student_params_total", "teacher_params_total", "size_reduction_pct",
-         "int8_size_mb", "int8_latency_b1_ms", "int8_max_abs_diff_mgdl", "onnx_size_mb", "int8_float_ops",
-         "int8_ops", "load_average_1min", "cpu_count"]
-WITH_SD = ("teacher_rmse_30", "baseline_rmse_30", "distilled_rmse_30", "teacher_rmse_60", "baseline_rmse_60",
-           "distilled_rmse_60")
+# summary column stem -> per-patient row column stem, each at 30 and 60 min
+HEADLINE = {"alone_rmse": "baseline_rmse", "distilled_rmse": "distilled_rmse", "ridge_rmse": "ridge_rmse",
+            "persistence_rmse": "persistence_rmse"}
+MEANS = ["teacher_rmse_30", "teacher_rmse_60", "retention_30", "retention_60", "agreement_30", "agreement_60",
+         "speedup_b1", "student_params_total", "teacher_params_total", "size_reduction_pct",
+         "student_latency_b1_ms", "int8_max_abs_diff_mgdl", "onnx_size_mb", "int8_float_ops", "int8_ops",
+         "load_average_1min", "cpu_count"]  # INT8 size and latency: int8_mib and latency_b1_ms (``deployed``)
+WITH_SD = {"teacher_rmse": "teacher_rmse", "alone_rmse": "baseline_rmse", "distilled_rmse": "distilled_rmse"}
+INT8_LATENCY, FLOAT_LATENCY = "INT8 ONNX Runtime", "PyTorch float32"
 
 
-def summarise_standard(rows: pd.DataFrame, label) -> pd.DataFrame:
-    """One row per pair: means (and sd of the RMSEs) over its (patient, seed) runs, the run count, and the paired
-    distilled-vs-baseline and teacher-vs-persistence figures at 30 and 60 min, the distillation p-values of every
-    pair Holm-corrected together. ``label`` names a pair from a row."""
+def summarise_standard(rows: pd.DataFrame, label: Callable[[pd.Series], str],
+                       student: Callable[[pd.Series], str] = lambda r: str(r["student"])) -> pd.DataFrame:
+    """One row per (teacher kind, pair): means (and sd of the RMSEs) over its (patient, seed) runs, the run count,
+    the paired distilled-vs-alone and teacher-vs-persistence figures at 30 and 60 min, the distillation p-values of
+    every pair Holm-corrected together. ``label`` names a pair from a row, ``student`` its student; rows without a
+    ``teacher_kind`` (written before it) are the standard kind's."""
     if rows.empty:
         raise LLMTimeError("no pipeline rows to summarise")
-    rows = rows.assign(pair=rows.apply(label, axis=1))
-    out = []
-    for pair, group in rows.groupby("pair", sort=False):
-        rec: dict[str, Any] = {"pair": pair, "runs": len(group),
-                               "patients": " ".join(sorted(set(map(str, group["patient"])))),
-                               "seeds": " ".join(map(str, sorted(set(group["seed"]))))}
-        for col in MEANS:
-            rec[col] = round(float(group[col].mean()), 4) if col in group else math.nan
-        by_seed = group.groupby("seed")
-        for col in WITH_SD:
-            rec[f"{col}_sd"] = round(float(by_seed[col].mean().std(ddof=1)), 4) if by_seed.ngroups > 1 else math.nan
-        by_patient = group.groupby("patient").mean(numeric_only=True)
-        for m in NAMED_HORIZONS_MIN:
-            d = paired_test(by_patient[f"distilled_rmse_{m}"] - by_patient[f"baseline_rmse_{m}"])
-            rec.update({f"distill_wins_{m}": d.lower, f"distill_pairs_{m}": d.n,
-                        f"distill_minus_baseline_{m}": round(d.mean_diff, 4), f"distill_wilcoxon_p_{m}": d.p,
-                        f"distill_p_holm_{m}": math.nan})  # set below, over every pair's test
-            persist = by_patient.get(f"persistence_rmse_{m}", pd.Series(np.nan, index=by_patient.index))
-            t = paired_test(by_patient[f"teacher_rmse_{m}"] - persist)
-            rec.update({f"teacher_beats_persistence_{m}": t.lower, f"teacher_persistence_pairs_{m}": t.n,
-                        f"teacher_minus_persistence_{m}": round(t.mean_diff, 4)})
-        pooled = "group" in group  # per-patient rows of pooled runs: one choice per seed
-        chosen = group.drop_duplicates(["group", "seed"]) if pooled else group
-        rec["chosen_alpha_beta_gamma"] = "; ".join(
-            f"{'' if pooled else f'{r.patient}/'}s{r.seed}: {r.alpha:g}/{r.beta:g}/{r.gamma:g}"
-            for r in chosen.itertuples())
-        out.append(rec)
+    kinds = rows["teacher_kind"].fillna("standard") if "teacher_kind" in rows else "standard"
+    rows = rows.assign(pair=rows.apply(label, axis=1), student_label=rows.apply(student, axis=1), teacher_kind=kinds)
+    out = [pair_record(group) for _, group in rows.groupby(["teacher_kind", "pair"], sort=False)]
     tests = [(rec, m) for rec in out for m in NAMED_HORIZONS_MIN]
-    for (rec, m), p in zip(tests, holm([rec[f"distill_wilcoxon_p_{m}"] for rec, m in tests])):
-        rec[f"distill_p_holm_{m}"] = p
+    for (rec, m), p in zip(tests, holm([rec[f"p_raw_{m}"] for rec, m in tests])):
+        rec[f"p_holm_{m}"] = p
     return pd.DataFrame(out)
+
+
+def pair_record(group: pd.DataFrame) -> dict[str, Any]:
+    """The summary row of one (teacher kind, pair): the headline columns first, then the detail."""
+    first = group.iloc[0]
+    rec: dict[str, Any] = {"teacher_kind": first["teacher_kind"], "student": first["student_label"],
+                           "pair": first["pair"], "runs": len(group),
+                           "patients": " ".join(sorted(set(map(str, group["patient"])))),
+                           "seeds": " ".join(map(str, sorted(set(group["seed"]))))}
+    for stem, column in HEADLINE.items():
+        for m in NAMED_HORIZONS_MIN:
+            rec[f"{stem}_{m}"] = _mean(group, f"{column}_{m}")
+    by_patient = group.groupby("patient").mean(numeric_only=True)
+    tests = {m: paired_test(by_patient[f"distilled_rmse_{m}"] - by_patient[f"baseline_rmse_{m}"])
+             for m in NAMED_HORIZONS_MIN}
+    rec.update({f"p_raw_{m}": t.p for m, t in tests.items()})
+    rec.update({f"p_holm_{m}": math.nan for m in NAMED_HORIZONS_MIN})  # set over every pair's tests
+    rec.update(deployed(group))
+    rec.update({col: _mean(group, col) for col in MEANS})
+    by_seed = group.groupby("seed")
+    for stem, column in WITH_SD.items():
+        for m in NAMED_HORIZONS_MIN:
+            sd = by_seed[f"{column}_{m}"].mean().std(ddof=1) if by_seed.ngroups > 1 else math.nan
+            rec[f"{stem}_{m}_sd"] = round(float(sd), 4)
+    for m, d in tests.items():
+        rec.update({f"distill_wins_{m}": d.lower, f"distill_pairs_{m}": d.n,
+                    f"distill_minus_baseline_{m}": round(d.mean_diff, 4)})
+        persist = by_patient.get(f"persistence_rmse_{m}", pd.Series(np.nan, index=by_patient.index))
+        t = paired_test(by_patient[f"teacher_rmse_{m}"] - persist)
+        rec.update({f"teacher_beats_persistence_{m}": t.lower, f"teacher_persistence_pairs_{m}": t.n,
+                    f"teacher_minus_persistence_{m}": round(t.mean_diff, 4)})
+    pooled = "group" in group  # per-patient rows of pooled runs: one choice per seed
+    chosen = group.drop_duplicates(["group", "seed"]) if pooled else group
+    rec["chosen_alpha_beta_gamma"] = "; ".join(
+        f"{'' if pooled else f'{r.patient}/'}s{r.seed}: {chosen_text(r)}" for r in chosen.itertuples())
+    return rec
+
+
+def deployed(group: pd.DataFrame) -> dict[str, Any]:
+    """The student as a device would run it (batch-1 latency and INT8 size, means over the rows) and the validation
+    RMSE of the student alone and distilled (scaled units; each seed's, averaged over the seeds)."""
+    int8 = group.get("int8_latency_b1_ms", pd.Series(dtype=float)).dropna()
+    latency = float(int8.mean()) if len(int8) else _mean(group, "student_latency_b1_ms")
+    by_seed = group.groupby("seed")
+    val = {role: round(float(np.sqrt(by_seed[f"{role}_val_mse"].mean()).mean()), 6)
+           if f"{role}_val_mse" in group else math.nan for role in ("baseline", "distilled")}
+    return {"latency_b1_ms": round(latency, 3), "latency_from": INT8_LATENCY if len(int8) else FLOAT_LATENCY,
+            "int8_mib": _mean(group, "int8_size_mb"), "val_rmse_alone": val["baseline"],
+            "val_rmse_distilled": val["distilled"]}
+
+
+def _mean(group: pd.DataFrame, col: str) -> float:
+    return round(float(group[col].mean()), 4) if col in group else math.nan
+
+
+def chosen_text(r: Any) -> str:
+    """The candidate a row's search chose: 'alpha/beta/gamma', with the teacher-data share and mixup alpha where
+    used."""
+    share, mix = (getattr(r, name, 0.0) for name in ("teacher_data", "mixup_alpha"))
+    share, mix = (0.0 if pd.isna(v) else v for v in (share, mix))  # rows written before the two levers
+    return (f"{r.alpha:g}/{r.beta:g}/{r.gamma:g}" + (f", teacher data {share:g}x" if share else "")
+            + (f", mixup {mix:g}" if mix else ""))
 
 
 def family_size(summary: pd.DataFrame) -> int:
     """How many distillation tests the report states (and Holm corrects together): every tested pair and horizon."""
-    return int(sum(summary[f"distill_wilcoxon_p_{m}"].notna().sum() for m in NAMED_HORIZONS_MIN))
+    return int(sum(summary[f"p_raw_{m}"].notna().sum() for m in NAMED_HORIZONS_MIN))
 
 
 def outcome(r: pd.Series, m: int) -> str:
     """Distilled against the student alone at ``m`` min: 'beat' or 'worse' at a Holm-corrected Wilcoxon p below
     ALPHA across patients, 'level' otherwise, 'untested' with too few patients for the test."""
-    p, diff = r[f"distill_p_holm_{m}"], r[f"distill_minus_baseline_{m}"]
+    p, diff = r[f"p_holm_{m}"], r[f"distill_minus_baseline_{m}"]
     if pd.isna(p):
         return "untested"
     if not significant(p):
         return "level"
     return "beat" if diff < 0 else "worse"
+
+
+def no_distillation_chosen(r: pd.Series) -> bool:
+    """Whether validation chose (1, 0, 0), the student's own objective, for every seed of the pair."""
+    chosen = str(r.get("chosen_alpha_beta_gamma", ""))
+    return chosen not in ("", "nan") and all(part.split(": ")[-1] == "1/0/0" for part in chosen.split("; "))
+
+
+def pair_name(r: pd.Series) -> str:
+    """A summary row's name in the report: the pair, after its teacher kind."""
+    return f"{r['teacher_kind']} teacher: {r['pair']}"
 
 
 def verdicts(r: pd.Series, tests: int) -> list[str]:
@@ -102,11 +158,11 @@ def verdicts(r: pd.Series, tests: int) -> list[str]:
                    "level": f"cannot be told apart (Holm-corrected p >= {ALPHA}) from", "beat": "beat",
                    "worse": "was significantly WORSE than"}[result]
         test = (f"too few pairs for a Wilcoxon test (< {MIN_PAIRS})" if result == "untested" else
-                f"Wilcoxon p = {r[f'distill_wilcoxon_p_{m}']:.3g} (Holm-corrected over the report's {tests} tests: "
-                f"{r[f'distill_p_holm_{m}']:.3g})")
+                f"Wilcoxon p = {r[f'p_raw_{m}']:.3g} (Holm-corrected over the report's {tests} tests: "
+                f"{r[f'p_holm_{m}']:.3g})")
         lines.append(f"{m} min: distillation {verdict} training the student alone: "
                      f"better on {wins} of {n} patients (each patient's mean over seeds), mean difference "
-                     f"{diff:+.2f} mg/dL (distilled - baseline), {test}"
+                     f"{diff:+.2f} mg/dL (distilled - alone), {test}"
                      + (f" (significant at {ALPHA})" if result in ("beat", "worse") else "") + ".")
     for m in NAMED_HORIZONS_MIN:
         n, wins, diff = r[f"teacher_persistence_pairs_{m}"], r[f"teacher_beats_persistence_{m}"], \
@@ -119,54 +175,22 @@ def verdicts(r: pd.Series, tests: int) -> list[str]:
     return lines
 
 
-def no_distillation_chosen(r: pd.Series) -> bool:
-    """Whether validation chose (1, 0, 0), the student's own objective, for every seed of the pair."""
-    chosen = str(r.get("chosen_alpha_beta_gamma", ""))
-    return chosen not in ("", "nan") and all(part.split(": ")[-1] == "1/0/0" for part in chosen.split("; "))
-
-
-def answer(summary: pd.DataFrame) -> list[str]:
-    """The report's question answered first, per horizon: for which pairs distillation measurably beat training the
-    student alone (Holm-corrected Wilcoxon p < ALPHA across patients), lost to it, could not be told apart from it, or
-    was not tried."""
-    lines = ["## Did distillation beat training the student alone?", ""]
-    for m in NAMED_HORIZONS_MIN:
-        verbs = {"beat": "beat it", "worse": "lost to it", "level": "could not be told apart from it",
-                 "untested": "was not tested (too few patients)", "chosen": "was not chosen"}
-        groups: dict[str, list[str]] = {key: [] for key in verbs}
-        for _, r in summary.iterrows():
-            p, p_holm = r[f"distill_wilcoxon_p_{m}"], r[f"distill_p_holm_{m}"]
-            result = "chosen" if no_distillation_chosen(r) else outcome(r, m)
-            if result == "chosen":
-                groups[result].append(f"{r['pair']} (validation chose (1, 0, 0) in every seed)")
-            else:
-                groups[result].append(f"{r['pair']} ({r[f'distill_minus_baseline_{m}']:+.2f} mg/dL"
-                                      + ("" if result == "untested" else f", p = {p:.2g}, Holm p = {p_holm:.2g}")
-                                      + ")")
-        said = "; ".join(f"{verbs[key]}: {', '.join(pairs)}" for key, pairs in groups.items() if pairs)
-        beat = len(groups["beat"])
-        lines.append(f"- At {m} min distillation measurably beat the student trained alone for {beat} of "
-                     f"{len(summary)} pair(s). Distillation {said}.")
-    return lines + [""]
-
-
-def standard_markdown(summary: pd.DataFrame) -> str:
-    """The answer, the table of pairs and, per pair, the verdict sentences."""
-    cols = [("pair", "pair"), ("runs", "runs"), ("teacher_rmse_30", "teacher RMSE30"),
-            ("baseline_rmse_30", "baseline RMSE30"), ("distilled_rmse_30", "distilled RMSE30"),
-            ("persistence_rmse_30", "persistence RMSE30"), ("distilled_rmse_60", "distilled RMSE60"),
+def details_markdown(summary: pd.DataFrame) -> list[str]:
+    """The table of pairs, how busy the machine was when speed was measured and, per pair, its verdicts."""
+    cols = [("teacher_kind", "teacher kind"), ("pair", "pair"), ("runs", "runs"),
+            ("teacher_rmse_30", "teacher RMSE30"), ("alone_rmse_30", "alone RMSE30"),
+            ("distilled_rmse_30", "distilled RMSE30"), ("ridge_rmse_30", "Ridge RMSE30"),
+            ("persistence_rmse_30", "persistence RMSE30"), ("alone_rmse_60", "alone RMSE60"),
+            ("distilled_rmse_60", "distilled RMSE60"), ("ridge_rmse_60", "Ridge RMSE60"),
             ("persistence_rmse_60", "persistence RMSE60"), ("retention_30", "retention30"),
             ("agreement_30", "agree30 %"), ("speedup_b1", "speed-up (b1)"), ("size_reduction_pct", "size -%"),
-            ("onnx_size_mb", "ONNX MiB"), ("int8_size_mb", "INT8 MiB"), ("int8_latency_b1_ms", "INT8 ms (b1)"),
+            ("onnx_size_mb", "ONNX MiB"), ("int8_mib", "INT8 MiB"), ("latency_b1_ms", "ms (b1)"),
             ("int8_max_abs_diff_mgdl", "INT8 max |Δ| mg/dL"), ("int8_kept_float", "INT8 ops left float")]
     shown = summary.assign(int8_kept_float=[
         f"{kept:.3g} of {ops:.3g}" if pd.notna(kept) and pd.notna(ops) else None  # means over seeds: "7.67 of 12"
-        for kept, ops in zip(summary.get("int8_float_ops", [None] * len(summary)),
-                             summary.get("int8_ops", [None] * len(summary)))])
-    lines = answer(summary) + table(shown, cols)
-    lines.append("")
-    load = summary.get("load_average_1min", pd.Series(dtype=float)).dropna()
-    cores = summary.get("cpu_count", pd.Series(dtype=float)).dropna()
+        for kept, ops in zip(summary["int8_float_ops"], summary["int8_ops"])])
+    lines = table(shown, cols) + [""]
+    load, cores = summary["load_average_1min"].dropna(), summary["cpu_count"].dropna()
     if len(load) and len(cores):
         busy = load.max() > cores.min()
         lines += [f"Speed was measured with a 1-minute load average of {load.min():.1f}-{load.max():.1f} on "
@@ -174,10 +198,10 @@ def standard_markdown(summary: pd.DataFrame) -> str:
                   "built from them are noisy and only indicative; time them on an idle machine before quoting them."
                   if busy else "."), ""]
     for _, r in summary.iterrows():
-        lines.append(f"### {r['pair']} (patients {r['patients']}; seeds {r['seeds']})")
+        lines.append(f"### {pair_name(r)} (patients {r['patients']}; seeds {r['seeds']})")
         chosen = str(r.get("chosen_alpha_beta_gamma", ""))
         if chosen and chosen != "nan":
-            lines.append(f"- Loss weights (alpha/beta/gamma) chosen on validation: {chosen}" + (
+            lines.append(f"- Candidate chosen on validation (alpha/beta/gamma, teacher data, mixup): {chosen}" + (
                 ": (1, 0, 0) is the student's own objective, so the search preferred no distillation and the "
                 "distilled row is the baseline's run." if no_distillation_chosen(r) else "."))
         lines += [f"- {line}" for line in verdicts(r, family_size(summary))]
@@ -185,7 +209,7 @@ def standard_markdown(summary: pd.DataFrame) -> str:
     if summary["pair"].str.contains(r"\(random\)").any():
         lines.append("Pairs marked (random) use an untrained student backbone: they measure the architecture, not a "
                      "pretrained language model.")
-    return "\n".join(lines).rstrip() + "\n"
+    return lines
 
 
 def cell(v: Any) -> str:

@@ -19,9 +19,10 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from data_provider.data_factory import WindowDataset, make_loader
+from models.base import Forecaster
 
 HIDDEN_DTYPE = torch.float16
 
@@ -54,7 +55,7 @@ class TeacherCache:
     @classmethod
     def build(
         cls,
-        teacher: nn.Module,
+        teacher: Forecaster,
         dataset: WindowDataset,
         layers: Sequence[int],
         batch_size: int = 64,
@@ -78,7 +79,7 @@ class TeacherCache:
                     index = batch["index"]
                     x = batch["x"].to(device)
                     if layers:
-                        out, states = teacher(x, return_hidden=True)
+                        out, states = teacher.forward_hidden(x)
                         if not hidden:
                             hidden = [torch.empty(n, *states[l].shape[1:], dtype=HIDDEN_DTYPE) for l in layers]
                         for store, l in zip(hidden, layers):

@@ -2,11 +2,14 @@
 TensorBoard tracker, and whether bf16 pays on this hardware (what a run defaults to).
 
 Kept apart from the training loop (``exp.trainer``) because entry points ask the precision question before any
-model exists, and the benchmark times training on the same accelerator without the loop.
+model exists, and the benchmark times training on the same accelerator without the loop. It is also the one place
+that deals with accelerate's process-wide state: the environment variables accelerate and DeepSpeed read, the
+global state each ``Accelerator`` starts from, and the forward accelerate patches into a model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import warnings
@@ -14,6 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+from torch import nn
 
 from configs import TrainConfig
 from utils.errors import LLMTimeError
@@ -21,6 +25,12 @@ from utils.errors import LLMTimeError
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DS_CONFIG = REPO_ROOT / "configs" / "ds_config_zero2.json"
 PRECISIONS = ("no", "bf16", "fp16")
+
+
+def launcher_precision() -> str:
+    """The mixed precision a launcher asked for (``accelerate launch --mixed_precision`` sets
+    ``ACCELERATE_MIXED_PRECISION``), lower-case; '' when none did."""
+    return os.environ.get("ACCELERATE_MIXED_PRECISION", "").lower()
 
 
 def _ensure_single_process_env() -> None:
@@ -35,9 +45,6 @@ def _ensure_single_process_env() -> None:
     )
 
 
-_OWN_DEEPSPEED_ENV: set[str] = set()
-
-
 def make_accelerator(cfg: TrainConfig, log_dir: Optional[Path] = None):
     """An ``Accelerator`` for the chosen precision, with a DeepSpeed ZeRO plugin when asked.
 
@@ -48,24 +55,19 @@ def make_accelerator(cfg: TrainConfig, log_dir: Optional[Path] = None):
     none, having no training to watch), accelerate's tracker writes event files under ``log_dir``/tensorboard.
     """
     from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
+    from accelerate.utils import patch_environment
 
     if cfg.mixed_precision not in PRECISIONS:
         raise LLMTimeError(f"--mixed_precision must be no, bf16 or fp16, got {cfg.mixed_precision!r}")
     if cfg.mixed_precision == "fp16" and not torch.cuda.is_available():
         raise LLMTimeError("--mixed_precision fp16 needs a GPU; on the CPU use --mixed_precision bf16")
-    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
+    launcher = launcher_precision()
     if launcher not in ("", "no", cfg.mixed_precision):
         warnings.warn(f"the launcher's mixed precision {launcher} is overridden by this run's --mixed_precision "
                       f"{cfg.mixed_precision}", stacklevel=2)
     log_with = _tracker(cfg, log_dir)
     plugin = None
-    if _OWN_DEEPSPEED_ENV and not cfg.use_deepspeed:
-        # a DeepSpeedPlugin made earlier in this process flagged DeepSpeed in the environment; undo it
-        os.environ.pop("ACCELERATE_USE_DEEPSPEED", None)
-        _OWN_DEEPSPEED_ENV.clear()
     if cfg.use_deepspeed:
-        _OWN_DEEPSPEED_ENV.add("ACCELERATE_USE_DEEPSPEED")
         path = Path(cfg.deepspeed_config) if cfg.deepspeed_config else DEFAULT_DS_CONFIG
         if not path.is_file():
             raise LLMTimeError(f"DeepSpeed config {path} not found: pass --deepspeed_config FILE")
@@ -73,12 +75,39 @@ def make_accelerator(cfg: TrainConfig, log_dir: Optional[Path] = None):
         from accelerate.utils import DeepSpeedPlugin
 
         plugin = DeepSpeedPlugin(hf_ds_config=str(path))
-    # accelerate keeps one global state; in-process runs (comparisons, teacher then student) may each ask for
-    # another precision or engine, so the previous run's state is dropped. The process group of a launched
-    # multi-process job is kept.
+    _forget_earlier_accelerators()
+    # Given a DeepSpeed plugin, Accelerator flags DeepSpeed in os.environ (ACCELERATE_USE_DEEPSPEED) and leaves it set,
+    # where the next Accelerator of this process would take it for a launcher's request. accelerate reads the flag
+    # only while an Accelerator is built, so it is set for that long and then put back as it was.
+    with patch_environment(accelerate_use_deepspeed="true") if plugin else contextlib.nullcontext():
+        return Accelerator(mixed_precision=cfg.mixed_precision, deepspeed_plugin=plugin, log_with=log_with,
+                           project_dir=None if log_with is None else str(log_dir))
+
+
+def _forget_earlier_accelerators() -> None:
+    """Drop the state an earlier ``Accelerator`` of this process left, so the next one takes this run's precision
+    and engine; the process group of a launched multi-process job is kept.
+
+    accelerate keeps one process-wide state that the first Accelerator fixes, and in-process runs (comparison cells,
+    teacher then student) each ask for their own. accelerate has no public call that drops it (checked for 1.16):
+    ``AcceleratorState._reset_state`` is what its own test cases and transformers' ``TrainingArguments`` call, and
+    this is the project's only call of it.
+    """
+    from accelerate.state import AcceleratorState
+
     AcceleratorState._reset_state(reset_partial_state=int(os.environ.get("WORLD_SIZE", "1")) == 1)
-    return Accelerator(mixed_precision=cfg.mixed_precision, deepspeed_plugin=plugin, log_with=log_with,
-                       project_dir=None if log_with is None else str(log_dir))
+
+
+def remove_autocast_forward(model: nn.Module) -> None:
+    """Give ``model`` back its own forward, in place, after accelerate's ``prepare`` patched in one that runs under
+    autocast (mixed precision) and converts outputs to float32; a model never patched is left as it is.
+
+    accelerate's public ``unwrap_model(model, keep_fp32_wrapper=False)`` is not used: it leaves a bound copy of the
+    original forward as an instance attribute (the model then no longer follows its class's forward), and it imports
+    DeepSpeed whenever DeepSpeed is installed, printing DeepSpeed's accelerator warning in every CPU run.
+    """
+    if model.__dict__.pop("_original_forward", None) is not None:
+        del model.__dict__["forward"]  # the instance attribute accelerate set shadows the class's forward
 
 
 def _tracker(cfg: TrainConfig, log_dir: Optional[Path]) -> Optional[str]:

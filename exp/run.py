@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
@@ -26,10 +26,11 @@ from configs import RunConfig
 from configs.identity import identity
 from exp.curves import convergence, save_learning_curve
 from exp.evaluation import forecasts_mgdl, persistence_forecast, score, write_outputs
+from exp.objective import Objective
 from exp.reuse import (CHECKPOINT_HASH, changed_settings, finished_run, invalidate_outputs, mark_finished,
                        read_json, rebuild)
 from exp.safe_load import load_weights_only
-from exp.trainer import FitResult, Objective, Trainer, count_parameters, discard_resume_state, forecast_objective
+from exp.trainer import FitResult, Trainer, count_parameters, discard_resume_state
 from models import build_model, model_uses_llm
 from models.backbones import resolve_backbone, safe_name
 from utils.cgm import NAMED_HORIZONS_MIN
@@ -45,11 +46,17 @@ PACKAGES = ("torch", "transformers", "accelerate", "deepspeed", "numpy", "pandas
 
 @dataclass
 class RunResult:
+    """A finished run, trained or reused: its folder, test metrics, results row, best model and splits, and its fit
+    record (``FitResult`` fields as metrics.json keeps them). Distillation's phases are runs too: the report reads
+    ``fit`` (validation loss, training time) and ``reused`` (whether the run was found finished instead of trained)."""
+
     run_dir: Path
     metrics: dict[str, Any]
     row: dict[str, Any]
     model: nn.Module
     splits: Splits
+    fit: dict[str, Any] = field(default_factory=dict)
+    reused: bool = False
 
 
 def run_name(cfg: RunConfig) -> str:
@@ -142,7 +149,7 @@ def check_resumable(run_dir: Path, cfg: RunConfig) -> None:
 
 def train_and_test(
     cfg: RunConfig,
-    objective: Objective = forecast_objective,
+    objective: Optional[Objective] = None,
     splits: Optional[Splits] = None,
     model: Optional[nn.Module] = None,
     name: Optional[str] = None,
@@ -195,7 +202,7 @@ def train_and_test(
     test_seconds = time.perf_counter() - t0
     final_model = trainer.release()
     if not trainer.is_main:
-        return RunResult(run_dir, {}, {}, final_model, splits)
+        return RunResult(run_dir, {}, {}, final_model, splits, fit.__dict__)
     forecast = forecasts_mgdl(pred, index, splits.test, splits.scaler, source=run_dir)
     metrics = score(forecast, splits.test)
     label = f"{cfg.model.model}" + (f" ({cfg.model.llm_model}, {model.weights_source})" if uses_llm(cfg) else "")
@@ -214,7 +221,7 @@ def train_and_test(
     mark_finished(run_dir, {"summary": row, "fit": fit.__dict__, **metrics})
     # Finished: the resume state (weights + optimiser moments, ~4x the checkpoint, ~0.5 GB for Time-LLM) has no use.
     discard_resume_state(resume_path)
-    return RunResult(run_dir, metrics, row, final_model, splits)
+    return RunResult(run_dir, metrics, row, final_model, splits, fit.__dict__)
 
 
 def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> Path:
@@ -249,14 +256,15 @@ def say_discarded(resume_path: Path) -> None:
                   "discarded; use --resume to continue it", stacklevel=2)
 
 
-def reused_result(run_dir: Path, cfg: RunConfig, splits: Splits) -> Optional[RunResult]:
-    """The finished run in ``run_dir`` as ``train_and_test`` returned it, or None when there is none to reuse."""
-    saved = finished_run(run_dir, cfg)
+def reused_result(run_dir: Path, cfg: RunConfig, splits: Splits, extra: Optional[dict] = None) -> Optional[RunResult]:
+    """The finished run in ``run_dir`` as ``train_and_test`` returned it, or None when there is none to reuse (or, with
+    ``extra``, none written with those extra settings: ``exp.reuse.finished_run``)."""
+    saved = finished_run(run_dir, cfg, extra)
     model = rebuild(run_dir, cfg, splits) if saved is not None else None
     if model is None:
         return None
     metrics = {k: v for k, v in saved.items() if k not in ("summary", "fit", CHECKPOINT_HASH)}
-    return RunResult(run_dir, metrics, saved["summary"], model.eval(), splits)
+    return RunResult(run_dir, metrics, saved["summary"], model.eval(), splits, saved["fit"], reused=True)
 
 
 def evaluate_saved(run_dir: str | Path, overrides: Optional[RunConfig] = None) -> RunResult:
@@ -298,6 +306,7 @@ def results_row(
         "trainable_params": trainable,
         "total_params": total,
         "best_epoch": fit.best_epoch,
+        "best_val_loss": fit.best_val_loss,
         "epochs_run": fit.epochs_run,
         "train_windows": len(splits.train),
         "train_windows_per_epoch": splits.train_per_epoch or len(splits.train),

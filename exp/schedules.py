@@ -1,6 +1,8 @@
-"""Learning-rate schedules by ``--lradj``: Time-LLM's per-epoch tables and the per-step curves, with linear warm-up.
+"""Learning-rate schedules by ``--lradj``: Time-LLM's per-epoch tables, the per-step curves and a validation-driven
+plateau schedule, with linear warm-up.
 
-The trainer builds one per run from its loader length (``make_schedule``). They are pure functions of the training
+The trainer builds one per run from its loader length (``make_schedule``) and hands it each epoch's validation loss
+(``after_validation``). They are pure functions of the training
 config and the step count, so they live apart from the engine that steps them.
 """
 
@@ -13,7 +15,7 @@ import torch
 from configs import TrainConfig
 from utils.errors import LLMTimeError
 
-SCHEDULES = ("type1", "type2", "type3", "COS", "TST", "constant")
+SCHEDULES = ("type1", "type2", "type3", "COS", "TST", "constant", "plateau")
 # Time-LLM's utils/tools.py adjust_learning_rate, lradj 'type2': absolute learning rates by epoch.
 TYPE2_TABLE = {2: 5e-5, 4: 1e-5, 6: 5e-6, 8: 1e-6, 10: 5e-7, 15: 1e-7, 20: 5e-8}
 
@@ -28,6 +30,8 @@ def make_schedule(cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=cfg.learning_rate, total_steps=total, pct_start=cfg.pct_start
         )
+    if cfg.lradj == "plateau":
+        return PlateauSchedule(optimizer, max(0, cfg.warmup_steps))
     if cfg.lradj == "COS":
         factor = lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))  # noqa: E731
     elif cfg.lradj == "type1":
@@ -57,3 +61,33 @@ def _epoch_rate(cfg: TrainConfig, epoch: int) -> float:
         reached = [e for e in TYPE2_TABLE if e <= epoch]
         return TYPE2_TABLE[max(reached)] if reached else cfg.learning_rate
     return cfg.learning_rate if epoch < 3 else cfg.learning_rate * 0.9 ** (epoch - 3)
+
+
+class PlateauSchedule(torch.optim.lr_scheduler.LRScheduler):
+    """Linear warm-up, then the rate held constant and halved after every epoch whose validation loss is not a new
+    best. The rate falls only when validation says learning has stalled, never because an epoch cap is near, so early
+    stopping, not the cap, ends a run; yet a model that needs a smaller step to settle (a constant rate left Time-LLM's
+    validation loss jumping between epochs) gets one. Its state (the current scale and the best loss) is part of the
+    scheduler's ``state_dict``, so a resumed run continues with the rate the interrupted one had.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, warmup_steps: int, factor: float = 0.5) -> None:
+        self.warmup, self.factor, self.scale, self.best = warmup_steps, factor, 1.0, math.inf
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        warm = min(1.0, (self.last_epoch + 1) / (self.warmup + 1))
+        return [base * self.scale * warm for base in self.base_lrs]
+
+    def observe(self, val_loss: float) -> None:
+        if val_loss < self.best:
+            self.best = val_loss
+        else:
+            self.scale *= self.factor
+
+
+def after_validation(scheduler: torch.optim.lr_scheduler.LRScheduler, val_loss: float) -> None:
+    """An epoch's validation loss to a schedule that reads it (plateau); the step- and epoch-count schedules ignore
+    it."""
+    if isinstance(scheduler, PlateauSchedule):
+        scheduler.observe(val_loss)

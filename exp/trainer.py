@@ -1,15 +1,14 @@
 """The one training engine: accelerate (optionally DeepSpeed ZeRO-2) with mixed precision, schedules and early stopping.
 
 ``run_main.py``, the baselines and distillation all train through ``Trainer``; what differs between them is the
-objective (a callable ``(model, batch) -> loss``), so a distilled student and its baseline see the same optimiser,
-schedule, epoch budget and early stopping. The best epoch is chosen on validation loss only; its trainable weights
-are kept and restored before anything is tested.
+objective (``exp.objective.Objective``), so a distilled student and its baseline see the same optimiser, schedule,
+epoch budget and early stopping. The best epoch is chosen on validation loss only; its trainable weights are kept and
+restored before anything is tested.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import random
 import shutil
 import time
@@ -24,24 +23,13 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from configs import TrainConfig
-from exp.accelerator import make_accelerator
-from exp.schedules import make_schedule
+from exp.accelerator import make_accelerator, remove_autocast_forward
+from exp.objective import Objective
+from exp.schedules import after_validation, make_schedule
 from exp.safe_load import load_resume_state
 from models.base import Forecaster
 from utils.io import atomic_file
-
-Objective = Callable[[nn.Module, dict], torch.Tensor]
-
-
-def masked_mse(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """MSE over scored targets only (training windows are fully scored; test windows may not be)."""
-    m = mask.to(pred.dtype)
-    return ((pred.float() - y.float()) ** 2 * m).sum() / m.sum().clamp_min(1.0)
-
-
-def forecast_objective(model: nn.Module, batch: dict) -> torch.Tensor:
-    """Plain supervised loss: the model's forecast against the truth."""
-    return masked_mse(model(batch["x"]), batch["y"], batch["mask"])
+from utils.progress import progress
 
 
 def trainable_state(model: Forecaster) -> dict[str, torch.Tensor]:
@@ -117,10 +105,11 @@ def _set_rng(state: dict, generator: Optional[torch.Generator]) -> None:
 class Trainer:
     """Fits a model with early stopping on validation and predicts with the best weights."""
 
-    def __init__(self, cfg: TrainConfig, model: Forecaster, objective: Objective = forecast_objective,
+    def __init__(self, cfg: TrainConfig, model: Forecaster, objective: Optional[Objective] = None,
                  log_dir: Optional[Path] = None):
+        """``objective`` defaults to the forecast loss (``Objective()``)."""
         self.cfg = cfg
-        self.objective = objective
+        self.objective = objective if objective is not None else Objective()
         self.accelerator = make_accelerator(cfg, log_dir)
         self.model = model
         self._prepared = False
@@ -151,8 +140,7 @@ class Trainer:
         trace bf16 casts that ONNX Runtime rejects. Call it last: the engine's own loops expect the autocast.
         """
         model = self.unwrap()
-        if model.__dict__.pop("_original_forward", None) is not None:
-            del model.__dict__["forward"]  # the instance attribute accelerate set shadows the class's forward
+        remove_autocast_forward(model)
         return model
 
     def _log(self, values: dict, step: int) -> None:
@@ -161,7 +149,7 @@ class Trainer:
             self.accelerator.log(values, step=step)
 
     def _bar(self, iterable, **kw):
-        return tqdm(iterable, disable=not self.is_main or os.environ.get("LLMTIME_NO_BARS") == "1", leave=False, **kw)
+        return progress(iterable, show=self.is_main, leave=False, **kw)
 
     def fit(
         self,
@@ -196,6 +184,7 @@ class Trainer:
             losses, seen, elapsed = self._train_epoch(model, train_loader, optimizer, scheduler, epoch, steps)
             run.windows, run.seconds = run.windows + seen, run.seconds + elapsed
             val_loss = self.evaluate_loss(val_loader)
+            after_validation(scheduler, val_loss)  # the plateau schedule halves its rate from the next step on
             self._record_epoch(run.best, epoch, losses, val_loss, scheduler.get_last_lr()[0], elapsed, seen, steps)
             stop = self._early_stopping(run, epoch, val_loss, model, on_improve)
             if resume_path is not None:
@@ -266,9 +255,7 @@ class Trainer:
         """The epoch's line of the learning curve (``best.history``), its tracker values and its printed line."""
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss, "lr": lr,
                   "seconds": elapsed, "windows_per_s": seen / max(elapsed, 1e-9)}
-        epoch_terms = getattr(self.objective, "epoch_terms", None)
-        if epoch_terms is not None:  # an objective of several terms (distillation): each one's epoch mean
-            record.update(epoch_terms())
+        record.update(self.objective.epoch_terms())  # an objective of several terms (distillation): each one's mean
         best.history.append(record)
         self._log({"val/loss": val_loss, "train/epoch_loss": record["train_loss"]}, epoch * steps - 1)
         if self.is_main:

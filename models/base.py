@@ -2,9 +2,11 @@
 
 Every model in ``models.MODELS`` subclasses ``Forecaster``, and so does anything that stands in for one (the
 distillation student with its projections, the benchmark's ``Straightforward`` Time-LLM). The one required method
-is ``forward``. The optional hooks below carry defaults that describe a model without the feature (no language
-model, no prompt, nothing fit in closed form, every weight checkpointed), so callers use plain attributes and calls
-instead of probing with ``hasattr``, and a model that overrides a hook does so against a declared name and meaning.
+is ``forward``. The hidden states distillation matches are the other output a model may have: ``forward_hidden``
+gives them where ``has_hidden_states`` says there are any. The optional hooks below carry defaults that describe a
+model without the feature (no language model, no prompt, nothing fit in closed form, every weight checkpointed), so
+callers use plain attributes and calls instead of probing with ``hasattr``, and a model that overrides a hook does
+so against a declared name and meaning.
 
 Models built from the registry also take ``(model_cfg, data_cfg, scaler, description)``; that is the registry's
 convention (``models/__init__.py``), not part of this class, so wrappers keep their own constructors.
@@ -18,6 +20,7 @@ from torch import Tensor, nn
 
 from data_provider.data_factory import WindowDataset
 from models.backbones import BackboneRow
+from utils.errors import LLMTimeError
 
 PromptIds = Callable[[Tensor], tuple[Tensor, Tensor]]  # [B, seq_len, C] windows -> (token ids, lengths)
 
@@ -46,10 +49,26 @@ class Forecaster(nn.Module):
     n_patches: int = 0
     # Whether the forward reuses a decoder's cached constant prompt prefix; the benchmark reports it.
     cache_prompt_prefix: bool = False
+    # Whether ``forward_hidden`` gives hidden states (a language model's, or the layers that stand in for it), which
+    # distillation's hidden-state term needs from teacher and student alike. A model that sets it takes
+    # ``forward(x, return_hidden=True)`` as the call that returns them.
+    has_hidden_states: ClassVar[bool] = False
 
     def forward(self, x: Tensor) -> Tensor:
         """[B, seq_len, C] -> [B, pred_len]; the trainer, evaluation and forecasting call only this."""
         raise NotImplementedError
+
+    def forward_hidden(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """The forecast and the patch positions' hidden states: [B, pred_len] and a list of [B, n_patches, width]
+        tensors, the embedding output first, then one per layer.
+
+        It is ``forward(x, return_hidden=True)`` called through the module, so the forward hooks and a forward that
+        accelerate patched in (autocast) apply as they do to the forecast alone, and wrappers that pass keyword
+        arguments on (``models.residual.OnRidge``) need nothing of their own.
+        """
+        if not self.has_hidden_states:
+            raise LLMTimeError(f"{type(self).__name__} has no hidden states to match: distil it with --gamma 0")
+        return self(x, return_hidden=True)
 
     def fit_closed_form(self, train: WindowDataset) -> None:
         """Called by the run, tuning and benchmark code before gradient training with the training windows: a

@@ -17,8 +17,8 @@ top of ridge, gradient training starts from ridge's forecast and spends the mode
   level ridge already forecasts; taking it off leaves them a correction free of the level. A model without RevIN
   (DLinear) reads the window linearly, so it can add the mean back and loses nothing.
 
-The wrapper reports the inner model's language-model attributes (backbone, weights source, prompt), so the
-distillation pipeline, the benchmark's ONNX export and the results rows treat a based Time-LLM as a Time-LLM.
+The wrapper reports the inner model's language-model attributes (backbone, weights source, prompt, hidden states), so
+the distillation pipeline, the benchmark's ONNX export and the results rows treat a based Time-LLM as a Time-LLM.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class OnRidge(Forecaster):
         self.uses_llm, self.weights_source = model.uses_llm, model.weights_source
         self.backbone_row, self.backbone_layers_used = model.backbone_row, model.backbone_layers_used
         self.prompt, self.n_patches = model.prompt, model.n_patches
-        self.cache_prompt_prefix = model.cache_prompt_prefix
+        self.cache_prompt_prefix, self.has_hidden_states = model.cache_prompt_prefix, model.has_hidden_states
 
     @property
     def backbone(self) -> nn.Module:
@@ -60,8 +60,8 @@ class OnRidge(Forecaster):
         self.model.fit_closed_form(train)
 
     def forward(self, x: Tensor, **kwargs) -> Union[Tensor, tuple]:
-        """The forecast; keyword arguments go to the inner model (``return_hidden``, an exported graph's ``prompt``),
-        and whatever it returns beside its forecast (hidden states) is passed on unchanged."""
+        """The forecast; keyword arguments go to the inner model (``return_hidden`` of ``forward_hidden``, an exported
+        graph's ``prompt``), and whatever it returns beside its forecast (hidden states) is passed on unchanged."""
         out = self.model(x, **kwargs)
         pred, rest = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
         level = x[..., 0].mean(dim=1, keepdim=True)

@@ -1,9 +1,9 @@
 """What the rest of the code asks about a registered model, declared once beside its class in ``models.MODELS``.
 
 A model's class says how it forecasts; its ``ModelSpec`` says how the project treats it: the training recipe it starts
-from (``exp.recipes``), the per-window rates a comparison plan costs it at (``comparison.costs``), the window budget it
-trains on in the standard grid (``comparison.standard``), its role in the comparison grids, and whether it exports
-to ONNX. Grids, plans, recipes and the conformance test (``tests/test_conformance.py``) read the spec and never test
+from (``exp.recipes``), the per-window rates a comparison plan costs it at (``comparison.costs``), its role in the
+comparison grids, and whether it exports to ONNX (every gradient-trained model gets the standard grid's one window
+budget, ``comparison.standard``). Grids, plans, recipes and the conformance test (``tests/test_conformance.py``) read the spec and never test
 a model's name, so adding a model is one file and one registry entry.
 
 Whether a model runs a language model or trains by gradients is not declared again: the spec reads it from its class
@@ -22,10 +22,6 @@ from models.base import Forecaster
 # reference and its event, prompt and backbone variants; ablation: Time-LLM with its language model removed or
 # replaced (standard grid: inputs MS only); student: in no preset grid (named with --models), a distillation student.
 ROLES = ("baseline", "timellm", "ablation", "student")
-# Window-budget families of the standard grid (comparison.standard.WINDOW_BUDGETS holds their numbers):
-# language_model for Time-LLM and everything built like it, light for the small gradient-trained models, every for a
-# model with nothing to train by gradients (it fits on, or reads, every window).
-BUDGETS = ("language_model", "light", "every")
 
 
 @dataclass(frozen=True)
@@ -44,18 +40,16 @@ class ModelSpec:
 
     cls: type[Forecaster]
     role: str  # one of ROLES
-    budget: str  # one of BUDGETS
     rate: Rate
     recipe: Optional[Recipe] = None  # None exactly when nothing is trained by gradients
     onnx: bool = True  # bench.export.export_onnx writes it as a graph (a decoder backbone is refused at run time)
 
     def __post_init__(self) -> None:
         name = self.cls.__name__
-        if self.role not in ROLES or self.budget not in BUDGETS:
-            raise ValueError(f"{name}: role must be one of {ROLES} and budget one of {BUDGETS}")
-        if (self.recipe is not None) != self.gradient_trained or (self.budget == "every") == self.gradient_trained:
-            raise ValueError(f"{name}: a gradient-trained model has a recipe and a window budget; a model with "
-                             "nothing to train has neither (budget 'every')")
+        if self.role not in ROLES:
+            raise ValueError(f"{name}: role must be one of {ROLES}")
+        if (self.recipe is not None) != self.gradient_trained:
+            raise ValueError(f"{name}: a gradient-trained model has a recipe; a model with nothing to train has none")
 
     @property
     def uses_llm(self) -> bool:

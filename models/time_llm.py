@@ -62,6 +62,7 @@ class TimeLLM(Forecaster):
     """Forecast [B, pred_len] scaled glucose from [B, seq_len, C] scaled inputs (channel 0 = glucose)."""
 
     uses_llm = True
+    has_hidden_states = True
 
     def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, scaler: Scaler, description: str) -> None:
         super().__init__()
@@ -161,7 +162,8 @@ class TimeLLM(Forecaster):
 
     def forward(self, x: Tensor, return_hidden: bool = False,
                 prompt: tuple[Tensor, Tensor] | None = None) -> Union[Tensor, tuple[Tensor, list[Tensor]]]:
-        """[B, seq_len, C] -> [B, pred_len]; with return_hidden also the patch positions' hidden states per layer.
+        """[B, seq_len, C] -> [B, pred_len]; with return_hidden also the patch positions' hidden states per layer
+        (callers ask ``forward_hidden``, the contract's name for it).
 
         The hidden list has the embedding output first, then one [B, n_patches, hidden_width] tensor per layer.
         ``prompt`` takes the (ids, lengths) that ``self.prompt(x)`` would build (ids may carry extra zero columns):

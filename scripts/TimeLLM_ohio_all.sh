@@ -4,7 +4,7 @@
 # Runs from any folder: OHIO_ROOT defaults to the repository's dataset/ohio; a relative OHIO_ROOT, other relative
 # paths and the runs' checkpoints/ are relative to the folder you run it from.
 set -euo pipefail
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 backbone=${1:-MiniLM}; shift $(( $# > 1 ? 1 : $# ))
 root=${OHIO_ROOT:-$repo/dataset/ohio}
 if [ "${POOLED:-1}" = 1 ]; then

@@ -5,7 +5,7 @@
 #   bash scripts/TimeLLM_simulated.sh all MiniLM --train_epochs 20
 # Runs from any folder; relative paths and the run's checkpoints/ are relative to the folder you run it from.
 set -euo pipefail
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 patients=${1:-all}; backbone=${2:-MiniLM}; shift $(( $# > 2 ? 2 : $# ))
 exec python "$repo/run_main.py" --data simulated --patients "$patients" --llm_model "$backbone" \
   --model_id "sim_${patients//,/-}" "$@"

@@ -5,9 +5,10 @@
     python -m scripts.compare_models --standard --shard 2/4   # task 2 of a 4-task job array
     accelerate launch --multi_gpu --num_processes 4 -m scripts.compare_models --standard --shard auto  # 1 per GPU
     python -m scripts.compare_models --standard --merge       # join the shards' tables, write the report
-    python -m scripts.compare_models --quick --out docs/results/quick   # a smoke run: minutes on a CPU
+    python -m scripts.compare_models --standard --out docs/results/standard   # the published report (README)
+    python -m scripts.compare_models --quick --out checkpoints/quick   # a smoke run: minutes on a CPU
     python -m scripts.compare_models --models Persistence,Ridge,TimeLLM,TimeLLM_woLLM --backbones MiniLM \\
-        --patients 1001,1002 --seeds 2021 --out docs/results/mine
+        --patients 1001,1002 --seeds 2021 --out checkpoints/mine
 
 Tan et al. (NeurIPS 2024) found that Time-LLM with its language model removed beat the full model in all 26 of
 their comparisons. This runner repeats that check on glucose: every model of the grid goes through the same engine
@@ -22,14 +23,14 @@ Their grid is models x backbones (models that run a language model only) x patie
 pooled group with ``--pooled``) x seeds; with ``TimeLLM`` in it, ``--random-backbone`` and ``--no-prompt-ablation``
 add Time-LLM on a random backbone and without its prompt prefix (on in presets).
 
-Outputs in ``--out`` (default with --standard: docs/results/standard): ``tidy.csv`` (one row per run),
-``per_patient.csv`` (one row per run and patient), ``summary.csv``, ``summary.md`` and ``rmse_by_model.png`` /
-``rmse_by_model_60.png``, rewritten after every finished run. ``--shard I/N`` runs every N-th cell of the ordered
-grid into ``tidy.shard-I-of-N.csv`` (a cluster job array: ``--shard $SLURM_ARRAY_TASK_ID/$N``; the processes of
-``accelerate launch`` or ``torchrun``: ``--shard auto``, one shard and one GPU each, ``comparison/launch.py``);
-``--merge`` joins the shards into tidy.csv and writes the report. Run folders go to ``--runs-dir``, outside
-``--out``. Running the same command again skips every finished cell; a cell's key includes a fingerprint of its
-settings, so changed settings run afresh.
+Outputs in ``--out`` (default with --standard: checkpoints/standard; --scaling: checkpoints/scaling): ``tidy.csv``
+(one row per run), ``per_patient.csv`` (one row per run and patient), ``summary.csv``, ``summary.md`` and
+``rmse_by_model.png`` / ``rmse_by_model_60.png``, rewritten after every finished run. ``--shard I/N`` runs every
+N-th cell of the ordered grid into ``tidy.shard-I-of-N.csv`` (a cluster job array: ``--shard
+$SLURM_ARRAY_TASK_ID/$N``; the processes of ``accelerate launch`` or ``torchrun``: ``--shard auto``, one shard and
+one GPU each, ``comparison/launch.py``); ``--merge`` joins the shards into tidy.csv and writes the report. Run
+folders go to ``--runs-dir``, outside ``--out``. Running the same command again skips every finished cell; a cell's
+key includes a fingerprint of its settings, so changed settings run afresh.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ from configs.flags import FLAG
 from utils.cli import OneLineArgumentParser, given_flags, run_cli, spellings
 from utils.errors import LLMTimeError
 
-DEFAULT_OUT = {"standard": Path("docs") / "results" / "standard", "scaling": Path("docs") / "results" / "scaling"}
+# Outputs stay out of the repository's docs/ unless --out puts them there (the published reports' commands do).
+DEFAULT_OUT = {"standard": Path("checkpoints") / "standard", "scaling": Path("checkpoints") / "scaling"}
 PROG = "python -m scripts.compare_models"
 
 
@@ -59,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0]
                               + " (every --flag_name also answers to --flag-name)")
     p.add_argument("--out", default=None,
-                   help="folder for the tables, summary and plots (required unless --standard: docs/results/standard)")
+                   help="folder for the tables, summary and plots (required unless --standard or --scaling: "
+                        "checkpoints/standard, checkpoints/scaling)")
     preset = p.add_mutually_exclusive_group()
     preset.add_argument("--standard", action="store_true",
                         help="the ranking grid: 12 patients pooled, 3 seeds, each model's recipe "

@@ -6,9 +6,6 @@
 # paths (--out, default ./distillation_runs; --csv; --root-path) are relative to the folder you run it from.
 # All flags: python -m distillation.pipeline --help
 set -euo pipefail
-python -c "import distillation" 2>/dev/null || {
-  echo "error: the project is not installed in this Python: in the repository run" \
-    "'pip install --no-build-isolation -e .' (README)" >&2
-  exit 2
-}
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+require_installed distillation
 exec python -m distillation.pipeline "$@"

@@ -22,8 +22,8 @@ from distillation.cli import NO_REGRESSION_TEMPERATURE, add_common_arguments, pi
 from distillation.compare import (BALANCED, MODES, QUICK, StandardRun, all_pairs, failed_path, pair_config,
                                   parse_pairs, parse_paths, run_pairs, run_standard, write_failures, write_reports)
 from distillation.config import PipelineConfig, plan
-from distillation.standard import STANDARD_DIR, standard_configs
-from utils.cli import OneLineArgumentParser, run_cli, spellings
+from distillation.standard import POOLED_CSV, STANDARD_RUNS, STANDARD_SEARCH, standard_configs
+from utils.cli import OneLineArgumentParser, given_flags, run_cli, spellings
 from utils.errors import LLMTimeError
 
 
@@ -43,10 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument(*spellings("summarize", "summarise"), default=None, metavar="CSV",
                    help="only write the summary and chart of an existing pairs/pipeline CSV")
     w.add_argument("--standard", action="store_true",
-                   help="the standard report: MiniLM (6 layers) -> MiniLM:1, MiniLM:2, BERT-tiny (random); pooled "
-                        "over the 12 bundled patients, seeds 2021-2023 (weights searched per seed), --features MS, "
-                        f"TimeLLM recipe; pooled.csv, rows.csv and summary.csv/.md in {STANDARD_DIR} (--out: run "
-                        "folders, --csv: the pooled rows)")
+                   help="the standard report: a MiniLM (6 layers) teacher, standard, privileged and on a ridge base, "
+                        "-> MiniLM:1, MiniLM:2, BERT-tiny (random) and MLP, each alone and distilled; pooled over the "
+                        "12 bundled patients, seeds 2021-2023 (loss weights, teacher data "
+                        f"{STANDARD_SEARCH['teacher_data']} and mixup {STANDARD_SEARCH['mixup_alpha']} searched per "
+                        "seed unless --teacher_data / --mixup_alpha say otherwise), --features MS, TimeLLM recipe, a "
+                        f"Ridge (MS) reference per seed; run folders in --out (default {STANDARD_RUNS}), the pooled "
+                        f"rows in --csv (default <out>/{POOLED_CSV}) with rows.csv and summary.csv/.md beside them")
     add_config_flags(p, StandardRun)
     p.add_argument("--epochs", type=int, default=10, help="epoch budget of every phase (teacher, baseline, distilled)")
     p.add_argument("--paths", nargs="+", default=None, metavar="ROW=DIR",
@@ -65,9 +68,12 @@ def shared_config(args: argparse.Namespace, **fields) -> PipelineConfig:
 
 def standard(args: argparse.Namespace) -> int:
     """``--standard``: the preset's configurations from the shared flags (``--out`` only when given: the preset has
-    its own run folders; ``--csv``: the pooled rows), and what to do with them."""
+    its own run folders; ``--csv``: the pooled rows; ``--teacher_data`` and ``--mixup_alpha`` only when given: the
+    preset searches its own), and what to do with them."""
     out = None if args.out == PipelineConfig.__dataclass_fields__["out"].default else args.out
-    configs = standard_configs(shared_config(args), out=out, csv=Path(args.csv) if args.csv else None)
+    search = {name: getattr(args, name) if name in given_flags(args) else value
+              for name, value in STANDARD_SEARCH.items()}
+    configs = standard_configs(shared_config(args), out=out, csv=Path(args.csv) if args.csv else None, search=search)
     run = config_from_namespace(StandardRun, args)
     return run_standard(configs, dataclasses.replace(run, plan=run.plan or args.dry_run))
 

@@ -19,13 +19,12 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Sequence
 
-from tqdm import tqdm
-
 from data_provider.cohort_files import PatientSummary, generate_patient
 from data_provider.simulate import SENSOR, VIRTUAL_PATIENTS, WARMUP_DAYS, PatientSpec, cohort_specs
 from utils.cli import OneLineArgumentParser, run_cli, spellings
 from utils.errors import LLMTimeError
 from utils.io import write_text
+from utils.progress import progress
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +60,7 @@ def _command(args: argparse.Namespace) -> str:
 
 def run_cohort(specs: Sequence[PatientSpec], out: Path, workers: int) -> list[PatientSummary]:
     """Simulate and write every patient, in worker processes when more than one is asked for."""
-    bar = tqdm(total=len(specs), unit="patient", desc="simulating")
+    bar = progress(total=len(specs), unit="patient", desc="simulating")
     summaries: list[PatientSummary] = []
     if workers == 1:
         for spec in specs:

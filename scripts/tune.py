@@ -11,6 +11,7 @@ stopped. The chosen recipes live in ``exp/recipes.py``; docs/results/recipes.md 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -25,7 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", default="S", choices=["S", "MS"], help="S: glucose; MS: + basal, bolus, carbs")
     p.add_argument("--grid", nargs="*", default=[], help="key=v1,v2 ... settings to sweep (every combination)")
     p.add_argument("--set", nargs="*", default=[], dest="fixed", help="key=value settings held fixed")
-    p.add_argument("--out", default="docs/results/recipes/sweep.csv", help="sweep CSV (appended, resumable)")
+    p.add_argument("--out", default="checkpoints/recipes/sweep.csv",
+                   help="sweep CSV (appended, resumable); the published sweeps pass docs/results/recipes/...")
+    p.add_argument("--from_recipe", "--from-recipe", type=int, choices=(0, 1), default=0,
+                   help="1: start every point from the model's recipe (exp/recipes.py), then --set and --grid; 0: "
+                        "from the configuration defaults (default 0)")
     p.add_argument("--extend_edges", "--extend-edges", type=int, choices=(0, 1), default=1,
                    help="1: while the winner sits on an edge of a numeric grid key, add the next value past it (the "
                         "grid's own ratio) and sweep again, until it is interior (default 1)")
@@ -40,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
 
         fixed = {k: v[0] for k, v in parse_assignments(args.fixed, many=False).items()}
         base = with_settings(RunConfig(), {"model": args.model, "covariates": args.features == "MS", **fixed})
+        if args.from_recipe:  # the recipe under the fixed settings, so a sweep varies one choice of a chosen recipe
+            from exp.recipes import apply_recipe
+
+            given = {k: getattr(base.train, k) for k in fixed if hasattr(base.train, k)}
+            base = dataclasses.replace(base, train=apply_recipe(base.train, base.model.model, given))
         grid = parse_assignments(args.grid, many=True)
         for point in grid_points(grid):  # every point's values within their fields' bounds before any training
             check_config(with_settings(base, point))

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny saved backbones of every family, built once per session with no network.
+"""Shared fixtures: tiny saved backbones of every family, built once per session with no network; a one-patient
+simulated cohort and one CPU thread, each once per test module that asks for it.
 
 Each folder is what ``save_pretrained`` writes for a 2-layer, 32-wide random model plus the packaged MiniLM
 WordPiece tokenizer, so TimeLLM runs through the real ``--llm_path`` loading path in well under a second. The
@@ -17,6 +18,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from data_provider.cohort_files import generate_patient
+from data_provider.simulate import cohort_specs
 from models.backbones import FAMILIES
 
 WORDPIECE_VOCAB = 30522
@@ -55,3 +58,22 @@ def tiny_backbones(tmp_path_factory, wordpiece_tokenizer) -> dict[str, Path]:
         wordpiece_tokenizer.save_pretrained(folder)
         folders[family] = folder
     return folders
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> Path:
+    """One simulated patient (1001): 1 day of training data, 6 hours of test data. A module that needs another
+    cohort defines its own ``cohort``."""
+    root = tmp_path_factory.mktemp("cohort")
+    generate_patient(cohort_specs(1, 1.0, 0.25, seed=1)[0], root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one CPU thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``): on a shared
+    machine, multi-threaded passes of models this small mostly wait on each other."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

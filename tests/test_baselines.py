@@ -171,7 +171,7 @@ def test_ablations_train_without_the_backbone(tiny_backbones, cls, monkeypatch):
     assert model.mapping.weight.grad.abs().sum() > 0 and model.head.linear.weight.grad.abs().sum() > 0
     assert embeddings.weight.grad is None
     with torch.no_grad():
-        _, hidden = model.eval()(x, return_hidden=True)
+        _, hidden = model.eval().forward_hidden(x)
     assert all(h.shape == (4, model.n_patches, model.width) for h in hidden)
 
 

@@ -154,17 +154,18 @@ def test_standard_grid_has_its_rows_seeds_recipes_and_budgets(tmp_path):
         if recipe is None:  # Persistence, Ridge: nothing to train, every window
             assert (cfg.data.max_train_windows, cfg.data.max_val_windows) == (None, None)
             continue
-        assert {k: getattr(cfg.train, k) for k in recipe.fields()} == recipe.fields()
-        caps = standard.LLM_WINDOWS if model_spec(cfg.model.model).timellm_family else standard.LIGHT_WINDOWS
-        assert (cfg.data.max_train_windows, cfg.data.max_val_windows) == caps
+        # one budget for every gradient-trained row: windows per epoch, epoch cap and validation windows
+        assert {k: getattr(cfg.train, k) for k in recipe.fields()} == {**recipe.fields(), "train_epochs": standard.EPOCHS}
+        assert (cfg.data.max_train_windows, cfg.data.max_val_windows) == (standard.TRAIN_PER_EPOCH, standard.VAL_WINDOWS)
+        if model_spec(cfg.model.model).timellm_family:  # as the default run builds it
+            assert (cfg.model.llm_layers, cfg.model.prompt_domain) == (1, False)
     dlinear, timellm = _cell(grid, "DLinear (MS)").config, _cell(grid, "TimeLLM (MS)").config
     assert dlinear.train.learning_rate == model_spec("DLinear").recipe.learning_rate == 1e-3
     assert dlinear.train.batch_size == 64
     assert timellm.train.learning_rate == model_spec("TimeLLM").recipe.learning_rate == 3e-3
     assert timellm.train.warmup_steps == 20
-    wollm = _cell(grid, "TimeLLM_woLLM (MS)").config  # one budget for Time-LLM and its ablations
-    assert (timellm.data.max_train_windows, timellm.data.max_val_windows) == (2_000, 1_000)
-    assert (wollm.data.max_train_windows, wollm.data.max_val_windows) == (2_000, 1_000)
+    assert (timellm.data.max_train_windows, timellm.train.train_epochs) == (dlinear.data.max_train_windows,
+                                                                            dlinear.train.train_epochs)
     text, channels = _cell(grid, "TimeLLM_text (MS)").config.model, _cell(grid, "TimeLLM_channels (MS)").config.model
     assert (text.model, text.event_text, text.event_channels) == ("TimeLLM", True, False)
     assert (channels.event_text, channels.event_channels) == (False, True)

@@ -1,8 +1,8 @@
 """Every registered model keeps the contract the rest of the code relies on, checked from its registry entry alone
 (as neuralforecast's ``check_model`` does for its models): built tiny, trained one step (or fitted in closed form),
-its checkpoint round-tripped through ``exp.checkpoint`` to the same forecasts, and exported to ONNX where its spec
-says it can be. A throwaway model registered inside a test shows that an entry is all a new model needs: the same
-checks, ``--plan`` and the grids take it.
+its checkpoint round-tripped through ``exp.checkpoint`` to the same forecasts, its hidden states given as it
+declares, and exported to ONNX where its spec says it can be. A throwaway model registered inside a test shows that
+an entry is all a new model needs: the same checks, ``--plan`` and the grids take it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from models import MODELS, build_model, model_spec
 from models.base import Forecaster
 from models.spec import ModelSpec, Rate, Recipe
 from scripts import compare_models as cm
+from utils.errors import LLMTimeError
 from utils.seed import seed_everything
 
 # Meals, insulin and basal as channels (and, for Time-LLM, as prompt text), the bundled cohort's first patient.
@@ -70,6 +71,20 @@ def check_model(name: str, backbones: dict[str, Path], splits, folder: Path) -> 
     x = window_inputs(splits.test, 8)
     with torch.no_grad():
         torch.testing.assert_close(again.eval()(x), model(x), rtol=0, atol=0)
+    check_hidden_states(model, x)
+
+
+def check_hidden_states(model: Forecaster, x: torch.Tensor) -> None:
+    """``forward_hidden`` keeps what ``has_hidden_states`` declares: the forecast and a state per patch position
+    and layer, or a one-line error naming the model."""
+    if not model.has_hidden_states:
+        with pytest.raises(LLMTimeError, match=f"^{type(model).__name__} has no hidden states to match: .*--gamma 0$"):
+            model.forward_hidden(x)
+        return
+    with torch.no_grad():
+        pred, hidden = model.forward_hidden(x)
+        torch.testing.assert_close(pred, model(x), rtol=0, atol=0)
+    assert hidden and all(h.shape[:2] == (len(x), model.n_patches) for h in hidden)
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -98,7 +113,7 @@ class Drift(Forecaster):
         return x[:, -1, :1] + self.step
 
 
-DRIFT = ModelSpec(Drift, role="baseline", budget="light", rate=Rate(1_000, 5_000, 1, "a test's guess"),
+DRIFT = ModelSpec(Drift, role="baseline", rate=Rate(1_000, 5_000, 1, "a test's guess"),
                   recipe=Recipe(learning_rate=1e-2, batch_size=16, lradj="COS", warmup_steps=0, train_epochs=5,
                                 patience=2))
 
@@ -114,7 +129,7 @@ def test_a_model_added_to_the_registry_is_checked_planned_and_gridded(tiny_backb
     plan = capsys.readouterr().out
     assert plan.startswith("Plan: 57 of 57 runs")  # the 51 standard runs and Drift on S and MS, 3 seeds each
     assert "Drift (S)" in plan and "Drift (MS)" in plan and "Drift: 1,000 / 5,000 (a test's guess)" in plan
-    assert "20,000 / 5,000" in next(line for line in plan.splitlines() if "Drift (MS)" in line)  # the light budget
+    assert "2,000 / 1,000" in next(line for line in plan.splitlines() if "Drift (MS)" in line)  # the one budget
     assert cm.main(["--plan", "--out", str(tmp_path / "custom"), "--patients", "1001", "--seeds", "1"]) == 0
     assert "Drift" in capsys.readouterr().out  # a baseline: a row of the preset grids without --models
 

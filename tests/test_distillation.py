@@ -1,7 +1,7 @@
 """Distillation: loss terms, layer mapping, projections, the teacher cache, the pipeline CLI and the pair comparison.
 
-Everything runs on the tiny saved backbones from conftest and a one-patient simulated cohort (1 training day, 6 test
-hours), on one CPU thread: on a shared machine, multi-threaded passes of models this small mostly wait on each other.
+Everything runs on conftest's tiny saved backbones and one-patient simulated cohort (1 training day, 6 test hours),
+on one CPU thread: on a shared machine, multi-threaded passes of models this small mostly wait on each other.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from builders import TINY_FLAGS, TINY_WIDTHS, pipeline_args
 from data_provider.cohort_files import generate_patient
 from data_provider.data_factory import build_splits, description, make_loader
 from data_provider.simulate import cohort_specs
@@ -33,38 +34,23 @@ from distillation.losses import (
     split_state,
     uniform_layer_map,
 )
-from distillation.phases import Phase, distill_builder
+from distillation.phases import distill_builder
 from distillation.retime import retime_csv
 from distillation.standard import write_standard_reports
 from distillation.teacher_cache import TeacherCache, estimate_bytes
 from configs import DataConfig, ModelConfig, TrainConfig
-from exp.run import evaluate_saved
-from exp.trainer import Trainer, masked_mse
+from exp.run import RunResult, evaluate_saved
+from exp.objective import masked_mse
+from exp.trainer import Trainer
 from models.backbones import BACKBONES
 from models.time_llm import TimeLLM
 from scripts import distillation_comparison
 from utils.errors import USER_ERROR_EXIT, LLMTimeError
 
-TINY = dict(d_model=8, d_ff=16, n_heads=2, num_tokens=16)
-TINY_FLAGS = ["--d-model", "8", "--d-ff", "16", "--n-heads", "2", "--num-tokens", "16"]
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ROW_OF_FAMILY = {"bert": "BERT", "albert": "ALBERT", "mobilebert": "MobileBERT", "gpt2": "GPT2",
                  "distilbert": "DistilBERT"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory) -> Path:
-    """One simulated patient (1001): 1 day of training data, 6 hours of test data."""
-    root = tmp_path_factory.mktemp("distill_cohort")
-    generate_patient(cohort_specs(1, 1.0, 0.25, seed=1)[0], root)
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +60,7 @@ def splits(cohort):
 
 def tiny(folders, family: str, splits, **overrides) -> TimeLLM:
     torch.manual_seed(0)
-    cfg = ModelConfig(llm_model=ROW_OF_FAMILY[family], llm_path=str(folders[family]), **{**TINY, **overrides})
+    cfg = ModelConfig(llm_model=ROW_OF_FAMILY[family], llm_path=str(folders[family]), **{**TINY_WIDTHS, **overrides})
     return TimeLLM(cfg, DataConfig(), splits.scaler, splits.description)
 
 
@@ -152,7 +138,7 @@ def test_hidden_states_have_hidden_width_and_projections_learn(tiny_backbones, s
     pairs = uniform_layer_map(backbone_depth(student), 4)
     model = DistillStudent(student, pairs, teacher_width=48).eval()  # no dropout: outputs comparable
     x = splits.train.__getitems__([0, 1, 2])["x"]
-    pred, feats = model(x, return_hidden=True)
+    pred, feats = model.forward_hidden(x)
     assert len(feats) == 3 and all(f.shape == (3, student.n_patches, 48) for f in feats)
     assert torch.allclose(feats[0].mean(-1), torch.zeros(3, student.n_patches), atol=1e-4)  # normalised
     assert torch.equal(pred, model(x))  # forward(x) is the student's forecast
@@ -183,7 +169,7 @@ def test_init_from_baseline_starts_from_the_baseline_weights(tiny_backbones, spl
     with torch.no_grad():
         for p in baseline.trainable_parameters():
             p.add_(0.1)
-    phase = Phase(tmp_path, {}, {}, baseline, reused=False)
+    phase = RunResult(tmp_path, {}, {}, baseline, splits)
     build = distill_builder(lambda: tiny(tiny_backbones, "bert", splits), [(0, 0)], 40, phase)
     started = build().student.trainable_state_dict()
     assert all(torch.equal(started[k], v) for k, v in baseline.trainable_state_dict().items())
@@ -205,7 +191,7 @@ def test_teacher_runs_once_per_window_across_epochs(tiny_backbones, splits):
     # entries are keyed by window index: a shuffled batch finds its own rows
     idx = [7, 3, 30]
     with torch.no_grad():
-        pred, hidden = teacher(splits.train.__getitems__(idx)["x"], return_hidden=True)
+        pred, hidden = teacher.forward_hidden(splits.train.__getitems__(idx)["x"])
     got_pred, got_hidden = cache.lookup(torch.tensor(idx), torch.device("cpu"))
     assert torch.allclose(got_pred, pred, atol=1e-6)
     assert torch.allclose(got_hidden[1], normalise_hidden(hidden[2]), atol=1e-2)  # float16 storage
@@ -243,17 +229,9 @@ def test_the_objective_reports_its_terms_per_epoch_and_starts_afresh():
 # --- the pipeline -----------------------------------------------------------------------------------------------------
 
 
-def _pipeline_args(cohort, tiny_backbones, out, *extra):
-    return ["--teacher", "gpt2", "--student", "google-bert/bert-base-uncased",
-            "--teacher-path", str(tiny_backbones["gpt2"]), "--student-path", str(tiny_backbones["bert"]),
-            "--root-path", str(cohort), "--patients", "1001", "--max-train-windows", "48", "--max-val-windows", "24",
-            "--teacher-epochs", "1", "--student-epochs", "1", "--distill-epochs", "1", "--latency-repeats", "2",
-            "--out", str(out), *TINY_FLAGS, *extra]
-
-
 @pytest.mark.slow
 def test_pipeline_end_to_end_writes_a_complete_row(cohort, tiny_backbones, tmp_path, capsys):
-    args = _pipeline_args(cohort, tiny_backbones, tmp_path, "--grid", "0.5,0.5,0;0.5,0.5,0.1")
+    args = pipeline_args(cohort, tiny_backbones, tmp_path, "--grid", "0.5,0.5,0;0.5,0.5,0.1")
     assert pipeline.main(args) == 0
     rows = pd.read_csv(tmp_path / "distillation.csv", dtype={"patient": str})
     assert len(rows) == 1
@@ -359,21 +337,21 @@ def test_pooled_rows_split_into_per_patient_rows(tiny_backbones, tmp_path):
     # baseline's run), each run's own wall time
     walls = [pd.read_json(Path(pooled.iloc[0][f"{phase}_run"]) / "metrics.json", typ="series")["summary"]
              ["wall_seconds"] for phase in ("teacher", "baseline", "distilled")]
-    assert f"Run time: {sum(walls) / 3600:.1f} h, the sum of the wall times of the 3 finished training runs" in text
+    assert f"Run time: {sum(walls) / 3600:.1f} h, the sum of the wall times of the 3 finished runs" in text
     assert "covers 1 of the 9 planned pooled rows" in write_standard_reports(pooled_csv, compare.pair_label, planned=9)
     assert "Complete: all 1 planned pooled rows" in write_standard_reports(pooled_csv, compare.pair_label, planned=1)
 
 
 def test_dry_run_trains_nothing_and_bad_flags_exit_2(cohort, tiny_backbones, tmp_path, capsys):
-    assert pipeline.main(_pipeline_args(cohort, tiny_backbones, tmp_path, "--dry-run")) == 0
+    assert pipeline.main(pipeline_args(cohort, tiny_backbones, tmp_path, "--dry-run")) == 0
     out = capsys.readouterr().out
     assert "1. teacher" in out and "3. distilled" in out and "no temperature" in out
     assert not (tmp_path / "runs").exists()
     for bad in (["--teacher", "bert"], ["--teacher", "bert", "--student", "nope", "--dry-run"],
-                _pipeline_args(cohort, tiny_backbones, tmp_path, "--alpha", "0.5", "--beta", "0.5", "--dry-run"),
-                _pipeline_args(cohort, tiny_backbones, tmp_path, "--alpha", "1.5", "--dry-run"),
-                _pipeline_args(cohort, tiny_backbones, tmp_path, "--grid", "1,2", "--dry-run"),
-                _pipeline_args(cohort, tiny_backbones, tmp_path, "--bogus")):
+                pipeline_args(cohort, tiny_backbones, tmp_path, "--alpha", "0.5", "--beta", "0.5", "--dry-run"),
+                pipeline_args(cohort, tiny_backbones, tmp_path, "--alpha", "1.5", "--dry-run"),
+                pipeline_args(cohort, tiny_backbones, tmp_path, "--grid", "1,2", "--dry-run"),
+                pipeline_args(cohort, tiny_backbones, tmp_path, "--bogus")):
         assert pipeline.main(bad) == USER_ERROR_EXIT
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1

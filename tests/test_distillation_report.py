@@ -17,16 +17,17 @@ from scipy.stats import wilcoxon
 
 from distillation import cli, compare, pipeline
 from distillation.config import (DEFAULT_GRID, PipelineConfig, baseline_stands_for, config_key, patient_groups,
-                                 phase_configs)
+                                 phase_configs, teacher_kind)
 from distillation.losses import LossWeights, distillation_loss, parse_grid
 from distillation.phases import continuing
 from distillation.pipeline import finished_row
 from distillation.retime import retime_csv
-from distillation.standard import (adopt_teacher, STANDARD_PATIENTS, STANDARD_SEEDS, STANDARD_WINDOWS, planned_runs,
-                                   standard_configs)
-from distillation.summary import standard_markdown, summarise_standard
+from distillation.standard import (adopt_teacher, STANDARD_PATIENTS, STANDARD_SEEDS, STANDARD_STUDENTS,
+                                   STANDARD_WINDOWS, planned_runs, standard_configs)
+from distillation.answers import standard_markdown
+from distillation.summary import summarise_standard
+from exp.objective import masked_mse
 from exp.reuse import mark_finished
-from exp.trainer import masked_mse
 from scripts import distillation_comparison
 from utils.errors import LLMTimeError
 from utils.io import write_json
@@ -86,25 +87,27 @@ def test_summary_states_wins_mean_difference_and_wilcoxon():
     r = summary.iloc[0]
     assert (r["runs"], r["distill_wins_30"], r["distill_pairs_30"]) == (12, 10, 12)
     assert r["distill_minus_baseline_30"] == pytest.approx(np.mean(diffs), abs=1e-4)
-    assert r["distill_wilcoxon_p_30"] == pytest.approx(wilcoxon(diffs).pvalue)
+    assert r["p_raw_30"] == pytest.approx(wilcoxon(diffs).pvalue)
     assert r["patients"] == " ".join(str(p) for p in range(1001, 1013)) and r["seeds"] == "2021"
     assert r["teacher_beats_persistence_30"] == 12 and r["teacher_minus_persistence_30"] == pytest.approx(-5.0)
     text = standard_markdown(summary)
     assert "30 min: distillation beat training the student alone: better on 10 of 12 patients" in text
     p = wilcoxon(diffs).pvalue  # the same test at 60 min: Holm doubles the smaller of two equal p-values
-    assert r["distill_p_holm_30"] == pytest.approx(2 * p) and r["distill_p_holm_60"] == pytest.approx(2 * p)
+    assert r["p_holm_30"] == pytest.approx(2 * p) and r["p_holm_60"] == pytest.approx(2 * p)
     assert f"Wilcoxon p = {p:.3g} (Holm-corrected over the report's 2 tests: {2 * p:.3g}) (significant at 0.05)" in text
-    assert "- Loss weights (alpha/beta/gamma) chosen on validation: 1001/s2021: 0.5/0.5/0; 1002/s2021" in text
+    assert ("- Candidate chosen on validation (alpha/beta/gamma, teacher data, mixup): 1001/s2021: 0.5/0.5/0; "
+            "1002/s2021") in text
     assert "preferred no distillation" not in text
-    assert text.startswith("## Did distillation beat training the student alone?")
-    assert ("- At 30 min distillation measurably beat the student trained alone for 1 of 1 pair(s). Distillation "
-            "beat it: MiniLM") in text
+    assert text.startswith("## Which teacher kind made which student better than the same student alone?")
+    assert ("- At 30 min distillation measurably beat the student trained alone for 1 of 1 (teacher kind, student) "
+            "pair(s). Distillation beat it: standard teacher: MiniLM") in text
     alone = standard_markdown(summarise_standard(_rows(diffs).assign(alpha=1.0, beta=0.0), compare.pair_label))
     assert "the search preferred no distillation and the distilled row is the baseline's run" in alone
-    assert "for 0 of 1 pair(s). Distillation was not chosen: MiniLM" in alone
+    assert "for 0 of 1 (teacher kind, student) pair(s). Distillation was not chosen: standard teacher: MiniLM" in alone
     assert "30 min: the teacher beat persistence: better on 12 of 12 patients" in text
     assert "| INT8 ops left float |" in text
-    assert [line for line in text.splitlines() if line.startswith("| MiniLM")][0].endswith("| - |")  # no INT8 here
+    pair_row = [line for line in text.splitlines() if line.startswith("| standard | MiniLM")][0]
+    assert pair_row.endswith("| - |")  # no INT8 figures here
     int8 = standard_markdown(summarise_standard(_rows(diffs).assign(int8_float_ops=[8, 7] * 6, int8_ops=12),
                                                 compare.pair_label))
     assert "| 7.5 of 12 |" in int8  # the mean over the rows, as every other cell
@@ -117,7 +120,7 @@ def test_summary_pairs_patients_over_their_seeds_and_gives_the_seed_sd():
     r = summarise_standard(rows, compare.pair_label).iloc[0]
     per_patient = np.asarray(diffs).reshape(6, 2).mean(axis=1)
     assert (r["runs"], r["distill_pairs_30"], r["distill_wins_30"]) == (12, 6, int((per_patient < 0).sum()))
-    assert r["distill_wilcoxon_p_30"] == pytest.approx(wilcoxon(per_patient).pvalue)
+    assert r["p_raw_30"] == pytest.approx(wilcoxon(per_patient).pvalue)
     seed_means = rows.groupby("seed")["distilled_rmse_30"].mean()
     assert r["distilled_rmse_30_sd"] == pytest.approx(seed_means.std(ddof=1), abs=1e-4)
 
@@ -128,11 +131,11 @@ def test_summary_separates_a_lower_mean_from_a_significant_win_and_says_a_signif
     text = standard_markdown(summarise_standard(_rows(mixed), compare.pair_label))
     assert np.mean(mixed) < 0 and wilcoxon(mixed).pvalue >= 0.05
     assert "30 min: distillation cannot be told apart (Holm-corrected p >= 0.05) from training the student alone" in text
-    assert "for 0 of 1 pair(s). Distillation could not be told apart from it: MiniLM" in text
+    assert "for 0 of 1 (teacher kind, student) pair(s). Distillation could not be told apart from it: standard" in text
     worse = [abs(d) + 0.1 for d in mixed]
     text = standard_markdown(summarise_standard(_rows(worse), compare.pair_label))
     assert "30 min: distillation was significantly WORSE than training the student alone: better on 0 of 12" in text
-    assert "Distillation lost to it: MiniLM" in text
+    assert "Distillation lost to it: standard teacher: MiniLM" in text
 
 
 def test_summary_says_how_busy_the_machine_was_when_speed_was_measured():
@@ -148,67 +151,85 @@ def test_summary_says_how_busy_the_machine_was_when_speed_was_measured():
 
 def test_summary_says_plainly_when_distillation_lost_or_pairs_are_too_few():
     few = summarise_standard(_rows([0.5, -0.1, 0.2], teacher=30.0), compare.pair_label)
-    assert np.isnan(few.iloc[0]["distill_wilcoxon_p_30"]) and np.isnan(few.iloc[0]["distill_p_holm_30"])
+    assert np.isnan(few.iloc[0]["p_raw_30"]) and np.isnan(few.iloc[0]["p_holm_30"])
     text = standard_markdown(few)
     assert "distillation did not beat training the student alone: better on 1 of 3 patients" in text
     assert "too few pairs for a Wilcoxon test" in text
-    assert "Distillation was not tested (too few patients): MiniLM" in text
+    assert "Distillation was not tested (too few patients): standard teacher: MiniLM" in text
     assert "the teacher did NOT always beat persistence: better on 0 of 3 patients" in text
     # rows written before persistence was recorded: said so, not a crash
     old = _rows([0.1] * 3).drop(columns=["persistence_rmse_30", "persistence_rmse_60"])
     assert "no persistence figures" in standard_markdown(summarise_standard(old, compare.pair_label))
 
 
-def test_standard_plan_pools_twelve_patients_three_seeds_one_teacher_each(capsys):
+def test_standard_plan_pools_twelve_patients_three_seeds_one_teacher_per_kind(capsys):
     args = distillation_comparison.build_parser().parse_args(["--standard", "--plan"])
     configs = standard_configs(distillation_comparison.shared_config(args))
-    assert len(configs) == 3 * len(STANDARD_SEEDS) and len(STANDARD_PATIENTS) == 12
+    assert len(configs) == 3 * 4 * len(STANDARD_SEEDS) and len(STANDARD_PATIENTS) == 12  # kinds x students x seeds
     assert all(c.all_patients and c.data.patients == STANDARD_PATIENTS for c in configs)  # pooled, all 12
     assert all(c.data.covariates and c.model.event_text and c.model.event_channels for c in configs)
     assert all((c.data.max_train_windows, c.data.max_val_windows) == STANDARD_WINDOWS for c in configs)
     assert all(c.train.recipe.startswith("TimeLLM") and c.model.prompt_domain is False for c in configs)
-    assert [(c.student, c.student_layers, c.backbone_weights("student")) for c in configs[:3]] == [
-        ("MiniLM", 1, "pretrained"), ("MiniLM", 2, "pretrained"), ("BERT-tiny", None, "random")]
-    # every seed searches the whole grid (weights reused from another seed can lose to the student alone)
-    assert all(c.weights is None and TRUTH_ONLY in c.candidates and len(c.candidates) == 4 for c in configs)
+    assert [(c.student, c.student_layers, c.student_weights) for c in configs[:4]] == [
+        ("MiniLM", 1, "pretrained"), ("MiniLM", 2, "pretrained"), ("BERT-tiny", None, "random"), ("MLP", None, None)]
+    # every seed searches the whole grid (weights reused from another seed can lose to the student alone); the
+    # student without a language model has no hidden states, so no gamma > 0 candidate
+    assert all(c.weights is None and TRUTH_ONLY in c.candidates for c in configs)
+    assert [len(c.candidates) for c in configs[:4]] == [4, 4, 4, 3]
     runs = planned_runs(configs)
     rows = runs[runs["phase"] == "baseline"]
-    assert len(rows) == 3 * 3 and set(rows["patient"]) == {"+".join(STANDARD_PATIENTS)}
-    assert set(rows["seed"]) == set(STANDARD_SEEDS) and rows["pair"].nunique() == 3
+    assert len(rows) == 3 * 4 * 3 and set(rows["patient"]) == {"+".join(STANDARD_PATIENTS)}
+    assert set(rows["seed"]) == set(STANDARD_SEEDS) and rows["pair"].nunique() == 4
+    assert (~rows["reused"]).sum() == 4 * 3  # a student's baseline serves every teacher kind of its seed
     teachers = runs[runs["phase"] == "teacher"]
-    assert len(teachers) == 9 and teachers["run"].nunique() == 3 and (~teachers["reused"]).sum() == 3
-    # the shared teacher is reused only if its RunConfig is identical across the pairs (exp/reuse.py's rule)
-    for seed_configs in (configs[k:k + 3] for k in range(0, len(configs), 3)):
-        teacher = {str(phase_configs(c, *patient_groups(c)[0])["teacher"].to_dict()) for c in seed_configs}
+    assert len(teachers) == 36 and teachers["run"].nunique() == 9 and (~teachers["reused"]).sum() == 9
+    assert set(runs["kind"]) == {"standard", "privileged", "ridge"}
+    # a shared teacher is reused only if its RunConfig is identical across the students (exp/reuse.py's rule)
+    for group in (configs[k:k + 4] for k in range(0, len(configs), 4)):
+        teacher = {str(phase_configs(c, *patient_groups(c)[0])["teacher"].to_dict()) for c in group}
         assert len(teacher) == 1
     assert distillation_comparison.main(["--standard", "--plan"]) == 0
     out = capsys.readouterr().out
-    assert "9 pooled rows" in out and "108 per-patient rows" in out and "trained 3 (once per seed" in out
+    assert "36 pooled rows" in out and "432 per-patient rows" in out and "trained 9 (once per kind and seed" in out
 
 
 def test_every_seed_searches_its_own_weights(tmp_path, monkeypatch, capsys):
-    """The pipeline's weight search runs once per pair and seed, each time over the whole grid with that seed's
-    settings; --seeds runs a later seed without waiting on another. The search is stubbed (it records its call and
-    stops the pair), so nothing trains. --seeds outside the preset is a one-line error."""
+    """The pipeline's search runs once per teacher kind, student and seed, each time over the whole grid (loss
+    weights x teacher-data shares x mixup alphas, 0 among them) with that seed's settings; --seeds runs a later seed
+    without waiting on another. The search is stubbed (it records its call and stops the pair) and the Ridge
+    reference too, so nothing trains. --seeds outside the preset is a one-line error."""
     calls = []
 
-    def search(cfg, tag, configs, splits, *rest):
-        calls.append((cfg.train.seed, cfg.student_layers, tuple(cfg.candidates), configs["distilled"].train.seed))
+    def search(group, *rest):
+        cfg, configs = group.cfg, group.configs
+        calls.append((cfg.train.seed, teacher_kind(configs), cfg.student, cfg.student_layers,
+                      tuple(cfg.search_space), configs["distilled"].train.seed))
         raise LLMTimeError("stop after the search")
 
     monkeypatch.setattr(pipeline, "build_splits", lambda data: SimpleNamespace(train=[], val=[], test=[]))
+    monkeypatch.setattr(pipeline, "view_splits", lambda teacher, student, splits: splits)
     monkeypatch.setattr(pipeline, "train_references", lambda *a: (None, None, 1))
     monkeypatch.setattr(pipeline, "search_weights", search)
     monkeypatch.setattr(compare, "write_standard_reports", lambda *a, **k: "")
+    monkeypatch.setattr(compare, "ridge_reference", lambda cfg: tmp_path / "ridge")
     flags = ["--standard", "--csv", str(tmp_path / "pooled.csv"), "--out", str(tmp_path), "--comparison-runs",
              str(tmp_path / "none")]
     assert distillation_comparison.main(flags) == 1  # every pair stopped at the stub
-    grid = tuple(parse_grid(DEFAULT_GRID))
-    assert sorted(calls, key=str) == sorted(((seed, layers, grid, seed) for seed in STANDARD_SEEDS
-                                             for layers in (1, 2, None)), key=str)
+    assert sorted(c[:4] for c in calls) == sorted((seed, kind, student, layers) for seed in STANDARD_SEEDS
+                                                  for kind in ("standard", "privileged", "ridge")
+                                                  for student, layers, _ in STANDARD_STUDENTS)
+    assert all(c[0] == c[5] for c in calls)  # the distilled students train with the row's own seed
+    space = {c[4] for c in calls if c[2:4] == ("MiniLM", 1)}
+    assert len(space) == 1  # one search per seed and kind, the same candidates each time
+    levers = {(c.weights, c.teacher_data, c.mixup_alpha) for c in space.pop()}
+    assert {(s, a) for _, s, a in levers} == {(0.0, 0.0), (1.0, 0.0), (0.0, 0.2), (1.0, 0.2)}
+    assert {w for w, _, _ in levers} == set(parse_grid(DEFAULT_GRID))
     calls.clear()
     assert distillation_comparison.main([*flags, "--seeds", "2023"]) == 1
-    assert [(seed, candidates) for seed, _, candidates, _ in calls] == [(2023, grid)] * 3
+    assert [c[0] for c in calls] == [2023] * 12
+    calls.clear()  # the command line narrows the preset's search: the loss weights alone
+    assert distillation_comparison.main([*flags, "--seeds", "2022", "--teacher-data", "0", "--mixup-alpha", "0"]) == 1
+    assert all(c.plain for call in calls for c in call[4]) and len(calls[0][4]) == 4
     capsys.readouterr()
     assert distillation_comparison.main([*flags, "--seeds", "2024"]) == 2
     assert "--seeds must be some of the standard report's seeds 2021, 2022, 2023, got '2024'" in capsys.readouterr().err
@@ -226,8 +247,8 @@ def test_truth_only_weights_are_scored_on_the_baseline_run_not_retrained():
     assert not baseline_stands_for(dataclasses.replace(cfg, init_from_baseline=True), TRUTH_ONLY)
     assert not baseline_stands_for(dataclasses.replace(cfg, distill_epochs=cfg.student_epochs + 1), TRUTH_ONLY)
     runs = planned_runs(configs)
-    truth = runs[(runs["phase"] == "distilled") & (runs["weights"] == TRUTH_ONLY.as_tuple())]
-    assert len(truth) == 9 and truth["reused"].all()  # one per pair and seed
+    truth = runs[(runs["phase"] == "distilled") & (runs["weights"] == str(TRUTH_ONLY.as_tuple()))]
+    assert len(truth) == 36 and truth["reused"].all()  # one per kind, student and seed
     baselines = set(runs[runs["phase"] == "baseline"]["run"])
     assert set(truth["run"]) <= baselines
 

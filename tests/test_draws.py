@@ -2,19 +2,17 @@
 sequence for the same seed, continued exactly by a resumed run; the old fixed subset stays available."""
 
 import numpy as np
-import pandas as pd
 import pytest
-from torch import nn
 
+from builders import Linear, sine_windows
 from configs import DataConfig, TrainConfig
-from data_provider.data_factory import WindowDataset, build_splits, fit_windows, make_loader
+from data_provider.data_factory import build_splits, fit_windows, make_loader
 from data_provider.draws import patient_quota, stratified_draw
-from exp.trainer import Trainer, forecast_objective
-from models.base import Forecaster
+from exp.objective import Objective
+from exp.trainer import Trainer
 from utils.errors import LLMTimeError
 from utils.seed import seed_everything
 
-L, H = 12, 3
 PATIENTS = np.array(["a"] * 300 + ["b"] * 100 + ["c"] * 600, dtype=object)
 
 
@@ -33,37 +31,25 @@ def test_the_draw_keeps_each_patients_share():
     assert patient_quota(np.array([5, 3]), 100).tolist() == [5, 3]  # a cap above the total takes everything
 
 
-def _dataset(n=400):
-    t = np.arange(n + L + H)
-    series = np.sin(t / 5.0)
-    origins = np.arange(L - 1, len(t) - H)
-    patient = np.where(origins < len(t) // 2, "p1", "p2").astype(object)
-    return WindowDataset(series[:, None], series, origins, np.ones((len(origins), H), bool), patient,
-                         pd.date_range("2022-01-01", periods=len(t), freq="5min").to_numpy()[origins], L, H)
-
-
-class Linear(Forecaster):
-    def __init__(self):
-        super().__init__()
-        self.proj = nn.Linear(L, H)
-
-    def forward(self, x):
-        return self.proj(x[..., 0])
+def _dataset():
+    """A noiseless sine cut into 401 windows, the first half of the time patient p1's, the rest p2's."""
+    return sine_windows(400, noise=0.0, patients=("p1", "p2"))
 
 
 def _fit(epochs: int, resume_path=None) -> list[list[int]]:
     """Train with 64 windows per epoch; return the window indices each epoch trained on."""
     seen: list[list[int]] = []
 
-    def objective(model, batch):
-        seen.append(batch["index"].tolist())
-        return forecast_objective(model, batch)
+    class Recording(Objective):
+        def __call__(self, model, batch):
+            seen.append(batch["index"].tolist())
+            return super().__call__(model, batch)
 
     seed_everything(0)
     ds = _dataset()
     cfg = TrainConfig(batch_size=16, learning_rate=1e-2, train_epochs=epochs, lradj="constant", patience=10)
-    Trainer(cfg, Linear(), objective).fit(make_loader(ds, 16, True, seed=5, per_epoch=64),
-                                          make_loader(ds, 128, False, 0), resume_path=resume_path)
+    Trainer(cfg, Linear(), Recording()).fit(make_loader(ds, 16, True, seed=5, per_epoch=64),
+                                            make_loader(ds, 128, False, 0), resume_path=resume_path)
     return [sum(seen[e * 4:(e + 1) * 4], []) for e in range(len(seen) // 4)]
 
 

@@ -52,10 +52,10 @@ def test_prefix_cache_equals_the_full_pass(tiny_backbones, family, spread):
     _, lengths = model.prompt(x)
     assert (len(set(lengths.tolist())) > 1) == spread  # both the masked and the unmasked layout are exercised
     with torch.no_grad():
-        cached, cached_hidden = model(x, return_hidden=True)
+        cached, cached_hidden = model.forward_hidden(x)
         cached_again = model(x)  # second call: prefix states come from the cache
         model.cache_prompt_prefix = False
-        full, full_hidden = model(x, return_hidden=True)
+        full, full_hidden = model.forward_hidden(x)
     torch.testing.assert_close(cached, full, atol=1e-5, rtol=0)
     torch.testing.assert_close(cached_again, full, atol=1e-5, rtol=0)
     assert len(cached_hidden) == len(full_hidden)

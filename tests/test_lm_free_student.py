@@ -7,16 +7,12 @@ epoch per phase, on one CPU thread.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
-import torch
 
+from builders import pipeline_args
 from configs import ModelConfig
-from data_provider.cohort_files import generate_patient
 from data_provider.data_factory import build_splits
-from data_provider.simulate import cohort_specs
 from distillation import compare
 from distillation.cli import build_parser, config_from_args
 from distillation.config import PipelineConfig, phase_configs, run_names
@@ -27,29 +23,7 @@ from exp.checkpoint import rebuild_model
 from models.mlp import MLP
 from models.residual import OnRidge
 
-TINY_FLAGS = ["--d-model", "8", "--d-ff", "16", "--n-heads", "2", "--num-tokens", "16"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("lm_free_cohort")
-    generate_patient(cohort_specs(1, 1.0, 0.25, seed=1)[0], root)
-    return root
-
-
-def _args(cohort, tiny_backbones, out, *extra):
-    return ["--teacher", "gpt2", "--teacher-path", str(tiny_backbones["gpt2"]), "--student", "mlp",
-            "--root-path", str(cohort), "--patients", "1001", "--max-train-windows", "48", "--max-val-windows", "24",
-            "--teacher-epochs", "1", "--student-epochs", "1", "--distill-epochs", "1", "--latency-repeats", "2",
-            "--out", str(out), *TINY_FLAGS, *extra]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.slow
@@ -57,7 +31,8 @@ def test_an_mlp_student_distils_end_to_end_and_deploys(cohort, tiny_backbones, t
     """Output distillation only (the hidden-state candidate is skipped with one warning line); the row has the
     student's CPU latency and its INT8 (ONNX Runtime) size, batch-1 latency and largest forecast difference."""
     with pytest.warns(UserWarning, match="hidden-state distillation does not apply to MLP") as caught:
-        assert main(_args(cohort, tiny_backbones, tmp_path, "--grid", "0.5,0.5,0;0.5,0.5,0.1;1,0,0")) == 0
+        assert main(pipeline_args(cohort, tiny_backbones, tmp_path, "--grid", "0.5,0.5,0;0.5,0.5,0.1;1,0,0",
+                                 student="mlp")) == 0
     said = [w for w in caught if "hidden-state" in str(w.message)]
     assert len(said) == 1 and "\n" not in str(said[0].message)
     row = pd.read_csv(tmp_path / "distillation.csv", dtype={"patient": str}).iloc[0]
@@ -99,7 +74,8 @@ def test_lm_free_student_errors_are_one_line(cohort, tmp_path, capsys, flags, me
 
 def test_a_based_student_on_the_pipeline_keeps_its_ridge(cohort, tiny_backbones, tmp_path):
     """--base ridge reaches the student the pipeline builds (and the teacher): the model is an OnRidge."""
-    cfg = config_from_args(build_parser().parse_args(_args(cohort, tiny_backbones, tmp_path, "--base", "ridge")))
+    cfg = config_from_args(build_parser().parse_args(pipeline_args(cohort, tiny_backbones, tmp_path, "--base", "ridge",
+                                                                 student="mlp")))
     configs = phase_configs(cfg, "1001", ["1001"])
     assert configs["teacher"].model.base == configs["baseline"].model.base == "ridge"
     splits = build_splits(configs["baseline"].data)

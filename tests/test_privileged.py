@@ -16,13 +16,12 @@ import pandas as pd
 import pytest
 import torch
 
+from builders import TINY_WIDTHS, pipeline_args
 from configs import DataConfig, ModelConfig
 from data_provider.channels import AHEAD, channel_names, model_inputs
-from data_provider.cohort_files import generate_patient
 from data_provider.data_factory import build_splits
 from data_provider.datasets import load_records
 from data_provider.events import horizon_texts
-from data_provider.simulate import cohort_specs
 from distillation import pipeline
 from distillation.config import phase_configs, plan, run_names
 from distillation.cli import build_parser, config_from_args
@@ -32,17 +31,8 @@ from models.prompt import render
 from models.time_llm import TimeLLM
 from utils.errors import LLMTimeError
 
-TINY = dict(d_model=8, d_ff=16, n_heads=2, num_tokens=16)
-TINY_FLAGS = ["--d-model", "8", "--d-ff", "16", "--n-heads", "2", "--num-tokens", "16"]
 STUDENT = DataConfig(covariates=True)  # history only, events as channels and text: the richest student view
 TEACHER = replace(STUDENT, horizon_events=True)
-
-
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("privileged_cohort")
-    generate_patient(cohort_specs(1, 1.0, 0.25, seed=1)[0], root)
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +69,7 @@ def _window(records, cfg, scaler, k):
 
 def _prompt(tiny_backbones, cfg, splits, x) -> tuple[torch.Tensor, str]:
     torch.manual_seed(0)
-    model = TimeLLM(ModelConfig(llm_model="BERT", llm_path=str(tiny_backbones["bert"]), **TINY), cfg,
+    model = TimeLLM(ModelConfig(llm_model="BERT", llm_path=str(tiny_backbones["bert"]), **TINY_WIDTHS), cfg,
                     splits.scaler, splits.description)
     ids, _ = model.prompt(x)
     return ids, render(model.prompt.pieces, model.prompt.statistics(x), 0)
@@ -163,12 +153,8 @@ def test_only_the_teacher_phase_gets_the_privileged_view(cohort):
 
 @pytest.mark.slow
 def test_pipeline_with_a_privileged_teacher(cohort, tiny_backbones, tmp_path):
-    args = ["--teacher", "gpt2", "--student", "google-bert/bert-base-uncased",
-            "--teacher-path", str(tiny_backbones["gpt2"]), "--student-path", str(tiny_backbones["bert"]),
-            "--root-path", str(cohort), "--patients", "1001", "--max-train-windows", "32", "--max-val-windows", "16",
-            "--teacher-epochs", "1", "--student-epochs", "1", "--distill-epochs", "1", "--latency-repeats", "2",
-            "--int8", "0", "--grid", "0.5,0.5,0.1", "--teacher-view", "privileged", "--out", str(tmp_path),
-            *TINY_FLAGS]
+    args = pipeline_args(cohort, tiny_backbones, tmp_path, "--max-train-windows", "32", "--max-val-windows", "16",
+                         "--int8", "0", "--grid", "0.5,0.5,0.1", "--teacher-view", "privileged")
     # the teacher cache (beta and gamma > 0) runs the teacher on its own, wider inputs: on the students' it would fail
     assert pipeline.main(args) == 0
     row = pd.read_csv(tmp_path / "distillation.csv", dtype={"patient": str}).iloc[0]

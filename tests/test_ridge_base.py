@@ -77,8 +77,11 @@ def test_a_based_time_llm_is_reported_and_distilled_like_one(windows, tiny_backb
     assert model.backbone is model.model.backbone and model.prompt is model.model.prompt
     x = window_inputs(windows, 4)
     with torch.no_grad():
-        pred, hidden = model(x, return_hidden=True)
+        pred, hidden = model.forward_hidden(x)
         assert torch.equal(pred, model(x)) and len(hidden) == 3  # embedding output + 2 layers
+    # a model without a language model has no hidden states on a ridge base either, and says so in one line
+    with pytest.raises(LLMTimeError, match=r"^OnRidge has no hidden states to match: distil it with --gamma 0$"):
+        based("DLinear", windows).forward_hidden(x)
 
 
 @pytest.mark.parametrize("name", ["Ridge", "Persistence"])

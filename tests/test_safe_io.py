@@ -14,36 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 
-from data_provider.data_factory import Scaler, WindowDataset, description, make_loader
+from builders import H, L, Linear, sine_windows
+from data_provider.data_factory import Scaler, description, make_loader
 from exp.checkpoint import CHECKPOINT_NAME, load_checkpoint, rebuild_model, save_checkpoint
 from configs import RunConfig, TrainConfig
 from exp.trainer import FitResult, Trainer, trainable_state
 from models import build_model
-from models.base import Forecaster
 from utils.seed import seed_everything
-
-L, H = 12, 3
-
-
-def _dataset(seed: int) -> WindowDataset:
-    series = np.sin(np.arange(200) / 5.0) + 0.05 * np.random.default_rng(seed).normal(size=200)
-    origins = np.arange(L - 1, len(series) - H)
-    return WindowDataset(
-        series[:, None], series, origins, np.ones((len(origins), H), bool), np.array(["p"] * len(origins), dtype=object),
-        pd.date_range("2022-01-01", periods=len(series), freq="5min").to_numpy()[origins], L, H,
-    )
-
-
-class _Linear(Forecaster):
-    def __init__(self) -> None:
-        super().__init__()
-        self.proj = nn.Linear(L, H)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x[..., 0])
-
 
 def test_checkpoint_loads_with_weights_only(tmp_path):
     state = {"proj.weight": torch.randn(H, L), "proj.bias": torch.zeros(H)}
@@ -59,13 +37,13 @@ def test_checkpoint_loads_with_weights_only(tmp_path):
 def test_resume_file_loads_with_weights_only_and_resumes(tmp_path):
     path = tmp_path / "last.pt"
     cfg = TrainConfig(batch_size=32, learning_rate=1e-2, train_epochs=1, patience=3)
-    Trainer(cfg, _Linear()).fit(make_loader(_dataset(0), 32, True, 5), make_loader(_dataset(1), 64, False, 0),
-                                resume_path=path)
+    train, val = sine_windows(185, seed=0), sine_windows(185, seed=1)  # 186 windows of 200 readings
+    Trainer(cfg, Linear()).fit(make_loader(train, 32, True, 5), make_loader(val, 64, False, 0), resume_path=path)
     saved = torch.load(path, weights_only=True)
     assert saved["epoch"] == 1 and saved["best"]["best_epoch"] == 1 and isinstance(saved["rng"]["numpy"], dict)
     cfg.train_epochs = 2
-    resumed = Trainer(cfg, _Linear()).fit(make_loader(_dataset(0), 32, True, 5),
-                                          make_loader(_dataset(1), 64, False, 0), resume_path=path)
+    resumed = Trainer(cfg, Linear()).fit(make_loader(train, 32, True, 5), make_loader(val, 64, False, 0),
+                                         resume_path=path)
     assert isinstance(resumed, FitResult) and [r["epoch"] for r in resumed.history] == [1, 2]
 
 

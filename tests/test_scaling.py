@@ -103,3 +103,19 @@ def test_plan_lists_every_cell(capsys):
     assert "--budgets belongs to --scaling" in capsys.readouterr().err
     with pytest.raises(LLMTimeError, match="at least 8"):
         scaling.parse_budgets("0")
+
+
+def test_the_summary_reads_each_runs_validation_loss_from_its_folder(tmp_path):
+    """Budgets are chosen on validation: the summary's val_loss_mean is the mean of the runs' best validation
+    losses from their metrics.json, and a run whose folder is not at hand counts as unknown, not as zero."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "metrics.json").write_text('{"fit": {"best_val_loss": 0.25}}')
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "metrics.json").write_text('{"fit": {"best_val_loss": 0.35}}')
+    rows = pd.DataFrame({"cell_key": ["k1", "k2", "k3"], "label": ["X"] * 3, "run_id": ["a", "b", "gone"],
+                         "rmse_30": [1.0, 2.0, 3.0], "rmse_60": [2.0, 3.0, 4.0], "persistence_rmse_30": [5.0] * 3,
+                         "persistence_rmse_60": [6.0] * 3, "capped": [False] * 3, "train_windows_seen": [8] * 3,
+                         "train_windows_per_epoch": [1] * 3, "epochs_run": [8] * 3})
+    summary = scaling.summarise(rows, {"k1": "8", "k2": "8", "k3": "64"}, ["X"], tmp_path)
+    assert summary.set_index("budget")["val_loss_mean"]["8"] == pytest.approx(0.30)
+    assert math.isnan(summary.set_index("budget")["val_loss_mean"]["64"])

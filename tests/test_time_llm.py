@@ -61,8 +61,10 @@ def test_every_family_trains_through_the_reprogramming_only(tiny_backbones, fami
 
     model.eval()
     with torch.no_grad():
-        pred, hidden = model(x, return_hidden=True)
+        pred, hidden = model.forward_hidden(x)
+        same_pred, same_hidden = model(x, return_hidden=True)  # the call forward_hidden names
     assert len(hidden) == 2 + 1 and all(h.shape == (4, model.n_patches, 32) for h in hidden)
+    assert torch.equal(pred, same_pred) and all(torch.equal(a, b) for a, b in zip(hidden, same_hidden))
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
@@ -82,7 +84,7 @@ def test_minilm_real_weights(minilm):
     assert len(minilm.backbone.encoder.layer) == 6
     x = windows(3, seq_len=72)
     with torch.no_grad():
-        pred, hidden = minilm(x, return_hidden=True)
+        pred, hidden = minilm.forward_hidden(x)
         alone = minilm(x[1:2])
     assert pred.shape == (3, 12) and torch.isfinite(pred).all()
     assert len(hidden) == 7 and all(h.shape == (3, 12, 384) for h in hidden)
@@ -92,7 +94,7 @@ def test_minilm_real_weights(minilm):
 def test_minilm_cut_to_two_layers():
     model = TimeLLM(ModelConfig(llm_layers=2), DataConfig(filled_channel=False), SCALER, DESCRIPTION).eval()
     with torch.no_grad():
-        _, hidden = model(windows(2, seq_len=72), return_hidden=True)
+        _, hidden = model.forward_hidden(windows(2, seq_len=72))
     assert len(model.backbone.encoder.layer) == 2 and len(hidden) == 3
 
 

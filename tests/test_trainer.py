@@ -1,51 +1,30 @@
 """The training engine on a small model: loss falls, best epoch chosen on validation, schedules, DeepSpeed ZeRO-2,
 resume (plain and DeepSpeed), precision from the launcher, TensorBoard logging."""
 
+import os
+
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from torch import nn
 
-from data_provider.data_factory import WindowDataset, make_loader
+from builders import H, L, Linear, sine_windows
+from data_provider.data_factory import make_loader
 from configs import TrainConfig
 from exp.schedules import make_schedule
-from exp.trainer import Trainer, deepspeed_state_dir, forecast_objective
-from models.base import Forecaster
+from exp.objective import Objective
+from exp.trainer import Trainer, deepspeed_state_dir
 from utils.errors import LLMTimeError
 from utils.seed import seed_everything
-
-L, H = 12, 3
-
-
-def _dataset(n=512, seed=0):
-    rng = np.random.default_rng(seed)
-    t = np.arange(n + L + H)
-    series = np.sin(t / 5.0) + 0.05 * rng.normal(size=len(t))
-    origins = np.arange(L - 1, len(t) - H)
-    return WindowDataset(
-        series[:, None], series, origins, np.ones((len(origins), H), bool),
-        np.array(["p"] * len(origins), dtype=object),
-        pd.date_range("2022-01-01", periods=len(t), freq="5min").to_numpy()[origins], L, H,
-    )
-
-
-class Linear(Forecaster):
-    def __init__(self):
-        super().__init__()
-        self.proj = nn.Linear(L, H)
-
-    def forward(self, x):
-        return self.proj(x[..., 0])
 
 
 def _fit(cfg, seed=0):
     seed_everything(seed)
-    ds = _dataset()
+    ds = sine_windows()
     model = Linear()
     trainer = Trainer(cfg, model)
     before = trainer.evaluate_loss(make_loader(ds, 128, False, 0))
-    result = trainer.fit(make_loader(ds, cfg.batch_size, True, seed), make_loader(_dataset(seed=1), 128, False, 0))
+    result = trainer.fit(make_loader(ds, cfg.batch_size, True, seed), make_loader(sine_windows(seed=1), 128, False, 0))
     pred, idx = trainer.predict(make_loader(ds, 100, False, 0))
     return before, result, pred, idx
 
@@ -57,6 +36,31 @@ def test_validation_loss_falls_and_best_epoch_restored():
     assert result.best_epoch == min(result.history, key=lambda r: r["val_loss"])["epoch"]
     assert pred.shape == (len(idx), H) and sorted(idx) == list(range(len(idx)))
     assert result.train_windows_per_s > 0
+
+
+def test_the_default_objective_is_the_forecast_loss_with_no_terms_of_its_own():
+    model, x = Linear(), torch.randn(4, L, 1)
+    batch = {"x": x, "y": torch.randn(4, H), "mask": torch.ones(4, H, dtype=torch.bool)}
+    assert Objective()(model, batch).item() == pytest.approx(((model(x) - batch["y"]) ** 2).mean().item())
+    assert Objective().epoch_terms() == {}
+
+
+def test_an_objectives_epoch_terms_join_each_epochs_record():
+    class Counted(Objective):
+        steps = 0
+
+        def __call__(self, model, batch):
+            self.steps += 1
+            return super().__call__(model, batch)
+
+        def epoch_terms(self):
+            terms, self.steps = {"train_steps": float(self.steps)}, 0
+            return terms
+
+    train = make_loader(sine_windows(), 32, True, 0)
+    trainer = Trainer(TrainConfig(batch_size=32, train_epochs=2, patience=5), Linear(), Counted())
+    fit = trainer.fit(train, make_loader(sine_windows(seed=1), 128, False, 0))
+    assert [r["train_steps"] for r in fit.history] == [len(train), len(train)]
 
 
 def test_same_seed_same_result():
@@ -130,9 +134,9 @@ def test_released_model_runs_in_its_own_precision():
     """accelerate wraps forward in bf16 autocast; the model the engine hands on must not carry it (an ONNX export of
     a baseline trained in the same process traced bf16 casts that ONNX Runtime rejects)."""
     seed_everything(0)
-    ds = _dataset()
+    ds = sine_windows()
     trainer = Trainer(TrainConfig(batch_size=64, train_epochs=1, mixed_precision="bf16"), Linear())
-    trainer.fit(make_loader(ds, 64, True, 0), make_loader(_dataset(seed=1), 128, False, 0))
+    trainer.fit(make_loader(ds, 64, True, 0), make_loader(sine_windows(seed=1), 128, False, 0))
     seen = []
     hook = next(trainer.model.children()).register_forward_hook(
         lambda *_: seen.append(torch.is_autocast_enabled("cpu")))
@@ -155,6 +159,19 @@ def test_deepspeed_zero2_one_process_on_cpu():
     assert np.isfinite(pred).all()
 
 
+@pytest.mark.slow
+def test_a_deepspeed_run_leaves_no_deepspeed_flag_to_the_next_run(monkeypatch):
+    """accelerate flags DeepSpeed in os.environ while it builds a DeepSpeed accelerator; the next run of the same
+    process (a comparison's next cell, a student after its teacher) must not read that flag as a launcher's."""
+    pytest.importorskip("deepspeed")
+    from accelerate.utils import DistributedType
+
+    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED", raising=False)
+    assert Trainer(TrainConfig(use_deepspeed=True), Linear()).accelerator.distributed_type == DistributedType.DEEPSPEED
+    assert "ACCELERATE_USE_DEEPSPEED" not in os.environ
+    assert Trainer(TrainConfig(), Linear()).accelerator.distributed_type != DistributedType.DEEPSPEED
+
+
 class _Crash(Exception):
     pass
 
@@ -166,16 +183,17 @@ def _crash_then_resume(cfg, path):
     seed_everything(5)
     calls = {"n": 0}
 
-    def crashing(model, batch):
-        calls["n"] += 1
-        if calls["n"] == 25:  # mid-way through the second epoch (16 batches per epoch)
-            raise _Crash()
-        return forecast_objective(model, batch)
+    class Crashing(Objective):
+        def __call__(self, model, batch):
+            calls["n"] += 1
+            if calls["n"] == 25:  # mid-way through the second epoch (16 batches per epoch)
+                raise _Crash()
+            return super().__call__(model, batch)
 
-    ds, val = _dataset(), _dataset(seed=1)
+    ds, val = sine_windows(), sine_windows(seed=1)
     with pytest.raises(_Crash):
-        Trainer(cfg, Linear(), crashing).fit(make_loader(ds, 32, True, 5), make_loader(val, 128, False, 0),
-                                             resume_path=path)
+        Trainer(cfg, Linear(), Crashing()).fit(make_loader(ds, 32, True, 5), make_loader(val, 128, False, 0),
+                                               resume_path=path)
     assert path.is_file()
     seed_everything(123)  # the resumed process starts with other RNG states; the saved ones must win
     trainer = Trainer(cfg, Linear())
@@ -212,7 +230,7 @@ def test_launcher_precision_overridden_by_the_run_is_said(monkeypatch):
 def test_tensorboard_logs_losses_and_learning_rate(tmp_path):
     cfg = TrainConfig(batch_size=64, learning_rate=1e-2, train_epochs=2, report_to="tensorboard")
     trainer = Trainer(cfg, Linear(), log_dir=tmp_path)
-    trainer.fit(make_loader(_dataset(), 64, True, 0), make_loader(_dataset(seed=1), 128, False, 0))
+    trainer.fit(make_loader(sine_windows(), 64, True, 0), make_loader(sine_windows(seed=1), 128, False, 0))
     (events,) = (tmp_path / "tensorboard").glob("events.out.tfevents.*")
     data = events.read_bytes()
     assert all(tag in data for tag in (b"train/loss", b"train/lr", b"val/loss"))

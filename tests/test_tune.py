@@ -72,3 +72,32 @@ def json_log(value: float) -> float:
     import math
 
     return math.log(value)
+
+
+def test_from_recipe_starts_each_point_from_the_models_recipe_under_the_fixed_settings(tmp_path, monkeypatch):
+    """--from_recipe 1: a point is the model's recipe, then --set, then the grid (so a schedule sweep varies one
+    choice of a chosen recipe); without it the configuration defaults apply."""
+    import exp.tuning
+    from models import model_spec
+
+    seen = []
+
+    def fake_point(cfg, splits):
+        seen.append(cfg.train)
+        return {"best_val_loss": 1.0, "best_epoch": 1, "epochs_run": 1, "verdict": "converged", "history": "[]",
+                "seconds": 0.0}
+
+    monkeypatch.setattr(exp.tuning, "run_point", fake_point)
+    monkeypatch.setattr(exp.tuning, "build_splits", lambda data: None)
+    recipe = model_spec("PatchTST").recipe
+    assert tune.main(["--model", "PatchTST", "--from_recipe", "1", "--extend_edges", "0", "--grid",
+                      "lradj=constant,COS", "--set", "patience=5", "--out", str(tmp_path / "s.csv")]) == 0
+    assert {t.lradj for t in seen} == {"constant", "COS"} and {t.patience for t in seen} == {5}
+    assert {(t.learning_rate, t.batch_size, t.warmup_steps) for t in seen} == {
+        (recipe.learning_rate, recipe.batch_size, recipe.warmup_steps)}
+    seen.clear()
+    assert tune.main(["--model", "PatchTST", "--extend_edges", "0", "--grid", "lradj=constant",
+                      "--out", str(tmp_path / "d.csv")]) == 0
+    from configs import TrainConfig
+
+    assert seen[0].learning_rate == TrainConfig().learning_rate

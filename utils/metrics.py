@@ -20,7 +20,7 @@ at 30 and 60 min beside the point metrics.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -31,7 +31,6 @@ from utils.errors import LLMTimeError
 
 MGDL_PER_MMOL = 18.016  # glucose molar mass 180.16 g/mol: 1 mmol/L = 18.016 mg/dL
 
-POINT_METRICS = ("rmse", "mae", "mard", "mape")  # mard and mape are one number under two names (see evaluate)
 HYPO_MGDL, HYPER_MGDL = 70.0, 180.0  # consensus thresholds (Battelino et al. 2019, Diabetes Care 42:1593)
 EVENTS = ("hypo", "hyper")
 EVENT_STATS = ("sensitivity", "precision", "mcc", "events")
@@ -40,6 +39,29 @@ EVENT_STATS = ("sensitivity", "precision", "mcc", "events")
 # ----------------------------------------------------------------------------------------------------------------------
 # Point metrics
 # ----------------------------------------------------------------------------------------------------------------------
+
+# A point metric maps one set of windows' scored errors to one value per horizon step: ``err`` is forecast - truth
+# ([N, H], 0 where not scored), ``rel`` is |err| / truth (0 where not scored), ``n`` the scored points per step ([H]).
+PointMetric = Callable[[NDArray, NDArray, NDArray], NDArray]
+
+
+def _rmse(err: NDArray, rel: NDArray, n: NDArray) -> NDArray:
+    return np.sqrt((err**2).sum(axis=0) / n)
+
+
+def _mae(err: NDArray, rel: NDArray, n: NDArray) -> NDArray:
+    return np.abs(err).sum(axis=0) / n
+
+
+def _mard(err: NDArray, rel: NDArray, n: NDArray) -> NDArray:
+    return 100.0 * rel.sum(axis=0) / n
+
+
+# Every point metric by name: adding one here is all it takes for ``evaluate`` to report it per step, at 30 and 60 min
+# (``<name>_30``), pooled, per patient and as the mean over patients, and for ``summary_row`` to write its
+# ``<name>_30`` / ``<name>_60`` columns to the results CSV. mard and mape are one number under two names (see
+# evaluate).
+POINT_METRICS: dict[str, PointMetric] = {"rmse": _rmse, "mae": _mae, "mard": _mard, "mape": _mard}
 
 
 def _num(value: float) -> float | None:
@@ -140,17 +162,10 @@ def _horizon_metrics(
     err = np.where(scored, forecast - truth, 0.0)
     rel = np.abs(err) / np.where(scored, truth, 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        rmse = np.sqrt((err**2).sum(axis=0) / n)
-        mae = np.abs(err).sum(axis=0) / n
-        mard = 100.0 * rel.sum(axis=0) / n
-    per_step: dict[str, list] = {
-        "rmse": [_num(v) for v in rmse],
-        "mae": [_num(v) for v in mae],
-        "mard": [_num(v) for v in mard],
-        "mape": [_num(v) for v in mard],
-        "lag": lag if lag is not None else [None] * truth.shape[1],
-        "n": [int(v) for v in n],
-    }
+        per_step: dict[str, list] = {name: [_num(v) for v in metric(err, rel, n)]
+                                     for name, metric in POINT_METRICS.items()}
+    per_step["lag"] = lag if lag is not None else [None] * truth.shape[1]
+    per_step["n"] = [int(v) for v in n]
     return {**per_step, **_named(per_step, step_minutes), **_events(truth, forecast, scored, step_minutes)}
 
 

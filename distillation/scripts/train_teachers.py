@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from data_provider.data_factory import build_splits
 from distillation.config import PipelineConfig, patient_groups, phase_configs, validate
-from distillation.phases import Phase
 from distillation.pipeline import train_teacher
+from exp.run import RunResult
 from models.backbones import BACKBONES
 
 
@@ -27,7 +27,7 @@ class TeacherTrainer:
         """Short name -> Hugging Face id of every backbone row meant as a distillation teacher."""
         return {row.name: row.hf_id for row in BACKBONES if row.teacher}
 
-    def train(self, cfg: PipelineConfig) -> list[Phase]:
+    def train(self, cfg: PipelineConfig) -> list[RunResult]:
         """Train (or reuse) ``cfg``'s teacher for each of its patient groups (one per patient, or one pooled with
         ``all_patients``), checked as the pipeline checks it; the student is named but not trained."""
         validate(cfg)
