@@ -15,8 +15,8 @@ number of training windows:
   warm-up from its recipe (``exp/recipes.py``);
 - Ridge is fitted in closed form on as many distinct windows as the budget (the first epoch's draw);
 - rows: Ridge, DLinear, PatchTST, Time-LLM (pretrained MiniLM), Time-LLM (random backbone), Time-LLM w/o LLM and
-  LLM2Trsf; Time-LLM as the default run builds it (``exp.recipes.DEFAULT_RUN_MODEL``: no dataset description,
-  MiniLM's first layer), so that the study's cells fit 2 CPU cores.
+  LLM2Trsf; Time-LLM as the default run builds and optimises it (``exp.recipes.DEFAULT_RUN_MODEL``: no dataset
+  description, MiniLM's first layer; ``DEFAULT_RUN_TRAIN``: batch 32), so that the study's cells fit 2 CPU cores.
 
 Outputs in ``--out`` (default ``checkpoints/scaling``; the published study: ``--out docs/results/scaling``):
 ``tidy.csv`` and ``per_patient.csv`` as every grid writes them, ``summary.csv`` (``model``, ``budget``, ``seeds``,
@@ -38,7 +38,7 @@ from comparison.grid import Cell, Grid, Variant
 from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
 from configs.flags import check_config
 from configs.identity import identity
-from exp.recipes import DEFAULT_RUN_MODEL, apply_recipe, recipe_for
+from exp.recipes import DEFAULT_RUN_MODEL, DEFAULT_RUN_TRAIN, apply_recipe, recipe_for
 from utils.cgm import NAMED_HORIZONS_MIN
 from utils.cli import split_list
 from utils.errors import LLMTimeError
@@ -81,9 +81,14 @@ def budget_config(base: RunConfig, v: Variant, budget: str, seed: int, patients:
     data = dataclasses.replace(base.data, patients=list(patients), max_train_windows=per_epoch,
                                max_val_windows=VAL_WINDOWS)
     train = dataclasses.replace(base.train, seed=seed)
-    if trained:
-        train = apply_recipe(train, v.model, {"train_epochs": EPOCHS, "patience": PATIENCE, "lradj": "constant"})
     from models import model_spec  # deferred: the registry loads torch, which --help does not need
+
+    if trained:
+        # Time-LLM's rows optimise as the default run does (batch 32: a batch of 128 would take one step per epoch at
+        # the smallest budgets), the other rows with their own recipes
+        default_run = DEFAULT_RUN_TRAIN if model_spec(v.model).role == "timellm" else {}
+        train = apply_recipe(train, v.model, {**default_run, "train_epochs": EPOCHS, "patience": PATIENCE,
+                                              "lradj": "constant"})
 
     timellm = DEFAULT_RUN_MODEL if model_spec(v.model).timellm_family else {}
     model = dataclasses.replace(base.model, model=v.model, llm_model=v.backbone or base.model.llm_model,

@@ -16,7 +16,7 @@ import pytest
 import run_main
 from configs import RunConfig
 from exp.run import evaluate_saved, run_name
-from models import MODELS
+from models import MODELS, model_spec
 from models.backbones import backbone_names
 from utils.cli import HelpFormatter
 from utils.errors import LLMTimeError
@@ -58,7 +58,8 @@ def test_train_test_outputs_and_checkpoint_round_trip(tmp_path, tiny_backbones, 
     row = pd.read_csv(tmp_path / "results.csv", dtype={"config_hash": str}).iloc[-1]  # hex: "1961e791" is no float
     assert row["model"] == "TimeLLM" and row["backbone"] == "BERT" and str(row["patients"]) == "1001"
     # the settings that tell runs apart are in the row, and the hash in it is the one in the folder name
-    assert row["learning_rate"] == 0.005 and row["d_ff"] == 32 and row["lradj"] == "COS" and row["features"] == "MS"
+    assert row["learning_rate"] == 0.005 and row["d_ff"] == 32 and row["lradj"] == model_spec("TimeLLM").recipe.lradj
+    assert row["features"] == "MS"
     assert bool(row["use_prompt"]) and row["patch_len"] == 12 and run_dir.name.endswith(f"_{row['config_hash']}")
     assert row["rmse_30"] == pytest.approx(metrics["summary"]["rmse_30"])
     preds = pd.read_csv(run_dir / "predictions.csv")
@@ -144,6 +145,14 @@ def test_the_default_run_cuts_minilm_unless_told_otherwise():
     assert cfg.model.llm_layers == run_main.DEFAULT_RUN_LAYERS and cfg.model.top_k == 5
     assert cfg.data.max_train_windows == run_main.DEFAULT_MAX_TRAIN_WINDOWS and cfg.data.train_draw == "fresh"
     assert cfg.train.train_epochs == run_main.DEFAULT_RUN_EPOCHS
+    from exp.recipes import DEFAULT_RUN_TRAIN
+
+    # its optimisation is the one its layer cut was chosen with, whatever Time-LLM's recipe; a flag still wins
+    assert {k: getattr(cfg.train, k) for k in DEFAULT_RUN_TRAIN} == DEFAULT_RUN_TRAIN
+    assert _config("--batch_size", "64").train.batch_size == 64
+    budgeted = _config("--max_train_windows", "500").train
+    assert {k: getattr(budgeted, k) for k in DEFAULT_RUN_TRAIN} == {
+        k: v for k, v in model_spec("TimeLLM").recipe.fields().items() if k in DEFAULT_RUN_TRAIN}
     assert _config("--llm_layers", "6").model.llm_layers == 6
     assert _config("--llm_model", "BERT").model.llm_layers is None
     assert _config("--max_train_windows", "500").model.llm_layers is None
