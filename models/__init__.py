@@ -45,6 +45,7 @@ MODELS: dict[str, ModelSpec] = {
         TimeLLM, role="timellm",
         # Batch 128 and the plateau schedule (docs/results/schedules.md): validation loss 0.1573 against 0.1736 for
         # batch 32 at a constant rate, 2.5x the training windows/s; warm-up over the same 640 windows as 20 steps of 32.
+        # The rate is not settled: 9e-4 did better (0.1541) from the edge of a grid still growing (schedules.md).
         recipe=Recipe(learning_rate=3e-3, batch_size=128, lradj="plateau", warmup_steps=5, train_epochs=30, patience=3),
         rate=Rate(38, 230, 20, "measured: MiniLM's first layer, one thread, batch 128 (docs/results/schedules.md); "
                                 "inference: benchmark_cpu.md's 1-thread row")),
