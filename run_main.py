@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 
 from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
 from configs.flags import add_config_flags, config_from_namespace, read_config
-from exp.recipes import DEFAULT_RUN_MODEL, DEFAULT_RUN_TRAIN, RECIPE_FLAGS, apply_recipe
+from exp.recipes import DEFAULT_RUN_MODEL, RECIPE_FLAGS, apply_recipe, default_run_train
 from utils.cli import OneLineArgumentParser, given_flags, run_cli
 from utils.errors import LLMTimeError
 
@@ -200,10 +200,9 @@ def _fresh_run(args: argparse.Namespace, given: frozenset[str]) -> str:
         if resolve_backbone(args.llm_model).name == resolve_backbone(ModelConfig().llm_model).name:
             if "llm_layers" not in given:
                 args.llm_layers = DEFAULT_RUN_LAYERS
-            if args.model.lower() == "timellm":  # its optimisation as the layer cut was chosen with
-                for name, value in DEFAULT_RUN_TRAIN.items():
-                    if name not in given:
-                        setattr(args, name, value)
+            pinned = default_run_train(args.model)  # its optimisation as the layer cut was chosen with
+            for name in pinned.keys() - given:
+                setattr(args, name, pinned[name])
     if args.prompt_domain is None:
         args.prompt_domain = not default_run
     recipe = apply_recipe(TrainConfig(), args.model,

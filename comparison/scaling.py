@@ -38,7 +38,7 @@ from comparison.grid import Cell, Grid, Variant
 from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
 from configs.flags import check_config
 from configs.identity import identity
-from exp.recipes import DEFAULT_RUN_MODEL, DEFAULT_RUN_TRAIN, apply_recipe, recipe_for
+from exp.recipes import DEFAULT_RUN_MODEL, apply_recipe, default_run_train, recipe_for
 from utils.cgm import NAMED_HORIZONS_MIN
 from utils.cli import split_list
 from utils.errors import LLMTimeError
@@ -81,14 +81,12 @@ def budget_config(base: RunConfig, v: Variant, budget: str, seed: int, patients:
     data = dataclasses.replace(base.data, patients=list(patients), max_train_windows=per_epoch,
                                max_val_windows=VAL_WINDOWS)
     train = dataclasses.replace(base.train, seed=seed)
-    from models import model_spec  # deferred: the registry loads torch, which --help does not need
-
     if trained:
         # Time-LLM's rows optimise as the default run does (batch 32: a batch of 128 would take one step per epoch at
         # the smallest budgets), the other rows with their own recipes
-        default_run = DEFAULT_RUN_TRAIN if model_spec(v.model).role == "timellm" else {}
-        train = apply_recipe(train, v.model, {**default_run, "train_epochs": EPOCHS, "patience": PATIENCE,
-                                              "lradj": "constant"})
+        train = apply_recipe(train, v.model, {**default_run_train(v.model), "train_epochs": EPOCHS,
+                                              "patience": PATIENCE, "lradj": "constant"})
+    from models import model_spec  # deferred: the registry loads torch, which --help does not need
 
     timellm = DEFAULT_RUN_MODEL if model_spec(v.model).timellm_family else {}
     model = dataclasses.replace(base.model, model=v.model, llm_model=v.backbone or base.model.llm_model,
@@ -161,12 +159,10 @@ def summarise(rows_: pd.DataFrame, budget_of: dict[str, str], labels: list[str],
 def validation_loss(runs_dir: Optional[Path], run_id: str) -> float:
     """A finished run's best validation loss (scaled MSE on the study's fixed validation windows), NaN where its
     folder is not at hand (a merged shard's runs on another machine)."""
-    import json
+    from exp.reuse import METRICS_NAME, read_json  # deferred: the engine loads torch, which --help does not need
 
-    path = None if runs_dir is None else Path(runs_dir) / str(run_id) / "metrics.json"
-    if path is None or not path.is_file():
-        return math.nan
-    loss = json.loads(path.read_text()).get("fit", {}).get("best_val_loss")
+    metrics = None if runs_dir is None else read_json(Path(runs_dir) / str(run_id) / METRICS_NAME)
+    loss = None if metrics is None else metrics.get("fit", {}).get("best_val_loss")
     return math.nan if loss is None else float(loss)
 
 

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from configs import ModelConfig, RunConfig
 from distillation.config import PipelineConfig, patient_groups, phase_configs
-from exp.reuse import read_json
+from exp.reuse import METRICS_NAME, read_json
 from exp.run import train_and_test
 from utils.cgm import NAMED_HORIZONS_MIN
 
@@ -38,6 +38,6 @@ def ridge_reference(cfg: PipelineConfig) -> Path:
 def ridge_columns(teacher_run: str, patient: str) -> dict[str, Optional[float]]:
     """``ridge_rmse_30/60`` of ``patient`` from the Ridge reference beside ``teacher_run`` (None when it has not
     run)."""
-    metrics: dict[str, Any] = read_json(Path(teacher_run).parent / RIDGE_RUN / "metrics.json") or {}
+    metrics: dict[str, Any] = read_json(Path(teacher_run).parent / RIDGE_RUN / METRICS_NAME) or {}
     scores = metrics.get("per_patient", {}).get(str(patient), {})
     return {f"ridge_rmse_{m}": scores.get(f"rmse_{m}") for m in NAMED_HORIZONS_MIN}

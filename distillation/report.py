@@ -21,7 +21,7 @@ from distillation.group import Group
 from distillation.losses import backbone_depth, format_layer_map
 from distillation.measure import agreement, agreement_of, checkpoint_mb, predictions, size_mb
 from distillation.search import Search
-from exp.reuse import read_json
+from exp.reuse import METRICS_NAME, read_json
 from exp.run import RunResult
 from exp.trainer import count_parameters
 from utils.cgm import NAMED_HORIZONS_MIN
@@ -172,7 +172,7 @@ def per_patient_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
     windows, retention and agreement on that patient, and its scored targets at 30 and 60 min; the rest (sizes,
     latency, chosen weights, costs, ``test_windows``) is the pooled row's. ``group`` keeps the pooled row's tag."""
     runs = {phase: Path(row[f"{phase}_run"]) for phase in PHASES}
-    metrics = {phase: read_json(run / "metrics.json") for phase, run in runs.items()}
+    metrics = {phase: read_json(run / METRICS_NAME) for phase, run in runs.items()}
     forecasts = {phase: predictions(run) for phase, run in runs.items()}
     out = []
     for pid in sorted(metrics["teacher"]["per_patient"]):

@@ -49,7 +49,7 @@ from distillation.references import RIDGE_RUN, ridge_columns, ridge_config
 from distillation.report import per_patient_rows
 from distillation.summary import summarise_standard
 from exp.recipes import apply_recipe
-from exp.reuse import finished_run, read_json
+from exp.reuse import METRICS_NAME, finished_run, read_json
 from models import model_spec
 from utils.cli import seed_list
 from utils.errors import LLMTimeError
@@ -274,5 +274,5 @@ def training_hours(pooled: pd.DataFrame) -> tuple[float, int]:
     share its seed's folder, so the search's students are counted too, and a shared teacher once)."""
     folders = {Path(run).parent for run in pooled["teacher_run"]}
     walls = [metrics["summary"]["wall_seconds"] for folder in sorted(folders) for run in sorted(folder.iterdir())
-             if (metrics := read_json(run / "metrics.json")) is not None]
+             if (metrics := read_json(run / METRICS_NAME)) is not None]
     return sum(walls) / 3600, len(walls)

@@ -52,3 +52,11 @@ DEFAULT_RUN_MODEL = dict(llm_layers=1, prompt_domain=False)
 # cosine to zero at batch 32 is what the layer cut was chosen with. It stays so whatever Time-LLM's recipe (chosen for
 # runs ended by early stopping), so the default run's published figures (docs/results/default_run.md) reproduce.
 DEFAULT_RUN_TRAIN = dict(learning_rate=3e-3, batch_size=32, lradj="COS", warmup_steps=20, patience=3)
+
+
+def default_run_train(model: str) -> dict:
+    """``DEFAULT_RUN_TRAIN`` for a Time-LLM model (its role in the registry), {} for any other: the default run and the
+    scaling study's Time-LLM rows optimise as the layer cut was chosen, the other models by their own recipes."""
+    from models import model_spec  # deferred: the registry loads torch, which a command line's --help does not need
+
+    return dict(DEFAULT_RUN_TRAIN) if model_spec(model).role == "timellm" else {}
