@@ -155,7 +155,8 @@ def _precision(args: argparse.Namespace, saved: Optional[RunConfig]) -> str:
     fp32 elsewhere."""
     if args.mixed_precision is not None:
         return args.mixed_precision
-    from exp.accelerator import launcher_precision, native_bf16  # deferred: they load torch, which --help does not need
+    # deferred: they load torch, which --help does not need
+    from exp.accelerator import launcher_precision, native_precision
 
     launcher = launcher_precision()
     if launcher not in ("", "no", "bf16", "fp16"):
@@ -168,7 +169,7 @@ def _precision(args: argparse.Namespace, saved: Optional[RunConfig]) -> str:
         return saved.train.mixed_precision
     if launcher == "no" or args.use_deepspeed:  # DeepSpeed takes its precision explicitly (its engine casts weights)
         return "no"
-    return "bf16" if native_bf16() else "no"
+    return native_precision()
 
 
 def _warn_if_emulated(precision: str) -> None:

@@ -43,9 +43,9 @@ def _precision(flags: GridFlags, preset: Preset) -> str:
         return flags.mixed_precision
     if not preset.standard:
         return SHARED_TRAIN["mixed_precision"]
-    from exp.accelerator import native_bf16  # deferred: it loads torch, which --help does not need
+    from exp.accelerator import native_precision  # deferred: it loads torch, which --help does not need
 
-    return "bf16" if native_bf16() else "no"
+    return native_precision()
 
 
 def base_config(flags: GridFlags, preset: Preset, runs_dir: Path) -> RunConfig:

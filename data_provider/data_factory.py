@@ -320,6 +320,15 @@ def window_inputs(ds: WindowDataset, cap: int | None = None) -> torch.Tensor:
     return part.__getitems__(list(range(len(part))))["x"]
 
 
+def windows_per_epoch(splits: Splits) -> int:
+    """How many training windows one epoch presents: the per-epoch cap, else the training set's own epoch plan
+    (labelled plus teacher-only windows, ``distillation.teacher_data``), else every training window."""
+    if splits.train_per_epoch is not None:
+        return splits.train_per_epoch
+    plan = getattr(splits.train, "epoch_sampler", None)
+    return len(plan(0)) if plan is not None else len(splits.train)
+
+
 def make_loader(ds: WindowDataset, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0,
                 per_epoch: int | None = None) -> DataLoader:
     """Shuffling and worker seeds both come from one generator seeded with ``seed``, so a run repeats exactly.

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable, Optional
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from data_provider.data_factory import Splits
+from data_provider.data_factory import Splits, WindowDataset
 from distillation.candidates import Candidate
 from distillation.config import PipelineConfig, baseline_stands_for, run_names
 from distillation.losses import (
@@ -34,7 +35,7 @@ from distillation.losses import (
 from distillation.group import Group
 from distillation.mixup import Mixup
 from distillation.phases import checkpoint_digest, distill_builder, train_phase
-from distillation.teacher_cache import TeacherCache, estimate_bytes
+from distillation.teacher_cache import TeacherCache, estimate_bytes, stored
 from distillation.teacher_data import TeacherData, teacher_data
 from exp.objective import Objective
 from exp.run import RunResult
@@ -63,11 +64,20 @@ class TeacherOutputs:
     and each candidate's objective."""
 
     def __init__(self, teacher: nn.Module, splits: Splits, layers: list[int], batch_size: int, precision: str,
-                 tag: str, data: Optional[TeacherData] = None, seed: int = 0):
+                 tag: str, data: Optional[TeacherData] = None, seed: int = 0, run_dir: Optional[Path] = None):
         self.teacher, self.splits, self.layers, self.batch_size = teacher, splits, layers, batch_size
         self.autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
         self.tag, self.data, self.seed = tag, data, seed
         self.cache: Optional[TeacherCache] = None
+        # forecast-only caches are kept in the teacher's run folder for the other students (teacher_cache.stored)
+        self.store = (run_dir, checkpoint_digest(run_dir)) if run_dir is not None and not layers else None
+
+    def _build(self, dataset: WindowDataset) -> TeacherCache:
+        build = functools.partial(TeacherCache.build, self.teacher, dataset, self.layers, self.batch_size,
+                                  self.autocast)
+        if self.store is None:
+            return build()
+        return stored(build, self.store[0], dataset, self.store[1], self.autocast, self.batch_size)
 
     def objective(self, candidate: Candidate, used: LayerPairs) -> Objective:
         """The distillation objective of one candidate, reading only the teacher layers it maps; with mixup, its
@@ -83,15 +93,14 @@ class TeacherOutputs:
         if self.cache is None:
             tqdm.write(f"[{self.tag}] caching the teacher's outputs on {len(self.splits.train)} training windows "
                        "(once)")
-            self.cache = TeacherCache.build(self.teacher, self.splits.train, self.layers, self.batch_size,
-                                            self.autocast)
+            self.cache = self._build(self.splits.train)
         return self.cache
 
     def data_cache(self) -> TeacherCache:
         if self.data.cache is None:
             tqdm.write(f"[{self.tag}] caching the teacher's outputs on the {len(self.data.cover)} windows the "
                        "teacher-data draws reach (once)")
-        return self.data.fill(self.teacher, self.layers, self.batch_size, self.autocast)
+        return self.data.fill(self._build)
 
 
 def _layer_subset(cache: TeacherCache, layers: list[int], cached: list[int]) -> TeacherCache:
@@ -156,7 +165,7 @@ def search_weights(
     check_cache_budget(cfg, splits, teacher.model, cache_layers, len(data.cover) if data is not None else 0)
     outputs = TeacherOutputs(teacher.model, teacher_splits or splits, cache_layers,
                              configs["teacher"].train.eval_batch_size, cfg.train.mixed_precision, tag, data,
-                             distilled.train.seed)
+                             distilled.train.seed, teacher.run_dir)
     t_width = hidden_width(teacher.model)
     candidates: list[tuple[Candidate, RunResult]] = []
     for k, candidate in enumerate(space, 1):

@@ -1,7 +1,8 @@
 """The standard distillation report: three teacher kinds x four students x {alone, distilled}, 12 patients x 3 seeds.
 
 Teacher: Time-LLM on MiniLM (6 layers, real weights), events as prompt text and as channels (``--features MS``),
-trained with the TimeLLM recipe (``exp/recipes.py``) in bf16 autocast, in three kinds (``TEACHER_KINDS``):
+trained with the TimeLLM recipe (``exp/recipes.py``), in bf16 autocast where the hardware computes it natively
+(else fp32), in three kinds (``TEACHER_KINDS``):
 
 - standard: the students' inputs; the standard comparison's ``TimeLLM (MS)`` row, with the same settings;
 - privileged: also the meals, boluses and basal logged within the forecast horizon (``--teacher-view privileged``),
@@ -20,9 +21,9 @@ Sized for two CPU cores as the standard comparison is (``comparison/standard.py`
   ``STANDARD_WINDOWS`` = 2,000 labelled per epoch, 1,000 for validation, the comparison's Time-LLM budget) and tested
   on every test window of every patient; the report has one row per (kind, student), seed and patient (``rows.csv``,
   from the pooled runs' per-patient scores) and compares distilled with alone patient by patient;
-- the search is run on validation for every seed, kind and student: the default loss-weight grid, which includes the
-  truth-only (1, 0, 0) ("no distillation" can win; the baseline's run then stands for it), with the teacher-data
-  shares and mixup alphas of ``STANDARD_SEARCH`` (0 among them: neither lever can be forced on). Each seed chooses its
+- the search is run on validation for every seed, kind and student over ``STANDARD_SEARCH``: loss weights that
+  include the truth-only (1, 0, 0) ("no distillation" can win; the baseline's run then stands for it), teacher-data
+  shares and mixup alphas (0 among them: neither lever can be forced on). Each seed chooses its
   own, and the seeds are independent runs (``--seeds`` splits them between processes in any order).
 
 Every (kind, student, seed) is one ``PipelineConfig`` (pooled CSV ``pooled.csv``: one row each); the students of a
@@ -45,12 +46,15 @@ from comparison.costs import COHORT_TEST, COHORT_TRAIN
 from distillation.answers import standard_markdown
 from distillation.config import (PipelineConfig, baseline_stands_for, lm_free_model, patient_groups, phase_configs,
                                  run_names, teacher_kind)
+from distillation.losses import parse_grid
 from distillation.references import RIDGE_RUN, ridge_columns, ridge_config
 from distillation.report import per_patient_rows
 from distillation.summary import summarise_standard
+from exp.accelerator import native_precision
 from exp.recipes import apply_recipe
 from exp.reuse import METRICS_NAME, finished_run, read_json
 from models import model_spec
+from models.backbones import resolve_backbone
 from utils.cli import seed_list
 from utils.errors import LLMTimeError
 from utils.io import atomic_path, write_text
@@ -72,12 +76,20 @@ TEACHER = "MiniLM"
 TEACHER_KINDS = {"standard": {"teacher_view": "standard", "teacher_base": None},
                  "privileged": {"teacher_view": "privileged", "teacher_base": None},
                  "ridge": {"teacher_view": "standard", "teacher_base": "ridge"}}
-# searched with the loss weights unless the command line gives its own --teacher_data / --mixup_alpha
-STANDARD_SEARCH = {"teacher_data": "0,1", "mixup_alpha": "0,0.2"}
-# The teacher's speed on this project's 2-core CPU, as the comparison plans with it: Time-LLM on MiniLM, bf16 (the
-# rate in its registry entry, measured for the default run, docs/results/default_run.md).
+# The search, unless the command line gives its own --grid / --teacher_data / --mixup_alpha. The loss weights are
+# narrowed, on cost, from the pipeline's four (DEFAULT_GRID) to the two that validation ever chose in the earlier
+# standard report (every seed and student chose (0.5, 0.5, 0) or the truth-only (1, 0, 0), never a hidden-state term
+# nor (0.2, 0.8, 0)); each lever stays a choice between off and one setting. Per row: 4 distilled students trained
+# (weights (0.5, 0.5, 0) x teacher data 0/1 x mixup 0/0.2) and the baseline standing for (1, 0, 0), against 10.
+STANDARD_SEARCH = {"grid": "0.5,0.5,0;1,0,0", "teacher_data": "0,1", "mixup_alpha": "0,0.2"}
+# Speeds on this project's 2-core CPU, as the comparison plans with them: Time-LLM on MiniLM's first layer (the rate
+# in its registry entry), slowed by backbone depth as measured for 1, 2 and 6 MiniLM layers in one benchmark run
+# (docs/results/benchmark_cpu.md, windows/s training / inference: 26.7 / 362.0, 18.9 / 120.9, 10.4 / 30.9); a depth
+# between two measured ones is costed as the deeper one and a narrower backbone as MiniLM, so each is an upper bound.
+# A student without a language model runs at its own registry rate.
 TRAIN_WINDOWS_PER_S = model_spec("TimeLLM").rate.train
 TEST_WINDOWS_PER_S = model_spec("TimeLLM").rate.infer
+DEPTH_SLOWDOWN = {1: (1.0, 1.0), 2: (26.7 / 18.9, 362.0 / 120.9), 6: (26.7 / 10.4, 362.0 / 30.9)}
 TEST_WINDOWS = COHORT_TEST  # the bundled cohort's test windows, all 12 patients
 
 
@@ -94,23 +106,27 @@ def standard_seeds(text: Optional[str]) -> tuple[int, ...]:
 
 
 def standard_configs(shared: PipelineConfig, out: Optional[str] = None, csv: Optional[Path] = None,
-                     search: Mapping[str, str] = STANDARD_SEARCH) -> list[PipelineConfig]:
+                     search: Mapping[str, str] = STANDARD_SEARCH,
+                     precision: Optional[str] = None) -> list[PipelineConfig]:
     """The preset's pipeline settings, seed by seed, kind by kind and student by student (teacher first needed, then
-    reused): ``shared`` (the settings the command line gives every pair: latency repeats, --int8, the grid) with the
-    preset's teacher kind, student, patients, windows, recipe, seed and ``search`` (teacher-data shares and mixup
-    alphas). Every config searches on its own seed's validation windows."""
+    reused): ``shared`` (the settings the command line gives every pair: latency repeats, --int8) with the preset's
+    teacher kind, student, patients, windows, recipe, seed and ``search`` (loss-weight grid, teacher-data shares and
+    mixup alphas, as flag text), in ``precision`` (default: bf16 where the hardware computes it natively, else fp32, as the standard
+    comparison chooses). Every config searches on its own seed's validation windows."""
     csv = csv or Path(out or STANDARD_RUNS) / POOLED_CSV
-    return [_standard_config(shared, seed, {**kind, **search}, student, str(csv), out or STANDARD_RUNS)
+    precision = precision or native_precision()
+    search = {**search, **({"grid": parse_grid(search["grid"])} if "grid" in search else {})}
+    return [_standard_config(shared, seed, {**kind, **search}, student, str(csv), out or STANDARD_RUNS, precision)
             for seed in STANDARD_SEEDS for kind in TEACHER_KINDS.values() for student in STANDARD_STUDENTS]
 
 
 def _standard_config(shared: PipelineConfig, seed: int, fields: dict, student: tuple, csv: str,
-                     out: str) -> PipelineConfig:
+                     out: str, precision: str) -> PipelineConfig:
     name, layers, weights = student
     cfg = dataclasses.replace(shared, teacher=TEACHER, student=name, teacher_layers=None, student_layers=layers,
                               teacher_weights="pretrained", student_weights=weights, csv=csv, out=out,
                               all_patients=True, **fields)
-    train = apply_recipe(dataclasses.replace(cfg.train, seed=seed, mixed_precision="bf16"), "TimeLLM", {})
+    train = apply_recipe(dataclasses.replace(cfg.train, seed=seed, mixed_precision=precision), "TimeLLM", {})
     epochs = train.train_epochs
     data = dataclasses.replace(cfg.data, patients=list(STANDARD_PATIENTS), covariates=True,
                                max_train_windows=STANDARD_WINDOWS[0], max_val_windows=STANDARD_WINDOWS[1])
@@ -156,17 +172,21 @@ def planned_runs(configs: list[PipelineConfig]) -> pd.DataFrame:
             line = {"kind": teacher_kind(phases), "pair": pair_of(cfg), "patient": tag, "seed": cfg.train.seed}
             labelled = cfg.data.max_train_windows or 0
             ridge = ridge_config(cfg)
-            lines.append({**line, "phase": "reference", "weights": "", "epochs": 0, "windows": 0,
-                          "run": str(Path(ridge.checkpoints) / RIDGE_RUN)})
-            for phase in ("teacher", "baseline"):
+            student = {"model": cfg.student, "layers": student_depth(cfg)}
+            lines.append({**line, "phase": "reference", "weights": "", "epochs": 0, "windows": 0, "model": "Ridge",
+                          "layers": 0, "run": str(Path(ridge.checkpoints) / RIDGE_RUN)})
+            for phase, model in (("teacher", {"model": cfg.teacher, "layers": teacher_depth(cfg)}),
+                                 ("baseline", student)):
                 lines.append({**line, "phase": phase, "weights": "", "epochs": phases[phase].train.train_epochs,
-                              "windows": labelled, "run": str(Path(phases[phase].checkpoints) / names[phase])})
+                              "windows": labelled, **model, "cache": cache_windows(cfg) if phase == "teacher" else 0,
+                              "cache_kept": not any(c.weights.gamma for c in cfg.search_space),
+                              "run": str(Path(phases[phase].checkpoints) / names[phase])})
             for c in cfg.search_space:
                 stands_in = baseline_stands_for(cfg, c)
                 name = names["baseline"] if stands_in else run_names(phases, c, cfg.init_from_baseline)["distilled"]
                 lines.append({**line, "phase": "distilled", "weights": c.describe(),
                               "epochs": phases["distilled"].train.train_epochs,
-                              "windows": round(labelled * (1 + c.teacher_data)),
+                              "windows": round(labelled * (1 + c.teacher_data)), **student,
                               "run": str(Path(phases["distilled"].checkpoints) / name)})
     runs = pd.DataFrame(lines)
     runs["reused"] = runs.duplicated("run")
@@ -185,16 +205,44 @@ def cache_windows(cfg: PipelineConfig) -> int:
     return plain + drawn
 
 
+def rates(model: str, layers: int) -> tuple[float, float]:
+    """(training, inference) windows/s of a run on the 2-core CPU: a model without a language model at its registry
+    rate; a backbone model of ``layers`` layers at Time-LLM's, slowed as ``DEPTH_SLOWDOWN`` says for the nearest
+    measured depth at or above it (the deepest measured beyond that)."""
+    if lm_free_model(model) is not None:
+        rate = model_spec(lm_free_model(model)).rate
+        return rate.train, rate.infer
+    depth = min((d for d in DEPTH_SLOWDOWN if d >= layers), default=max(DEPTH_SLOWDOWN))
+    train, infer = DEPTH_SLOWDOWN[depth]
+    return TRAIN_WINDOWS_PER_S / train, TEST_WINDOWS_PER_S / infer
+
+
 def estimate_hours(runs: pd.DataFrame, configs: list[PipelineConfig]) -> float:
-    """Upper bound in hours: every trained run at the teacher's speed for its whole epoch budget over its training
-    windows per epoch (students are faster and early stopping ends most runs sooner), with validation and test
-    scoring, plus the teacher-cache passes; the closed-form Ridge references take seconds."""
+    """Upper bound in hours: every trained run at its own model's speed (``rates``) for its whole epoch budget over
+    its training windows per epoch (early stopping ends most runs sooner), with validation and test scoring, plus the
+    teacher-cache passes at the teacher's speed (once per teacher where the cache holds forecasts only and is kept on
+    disk for its other students, else once per student); the closed-form Ridge references take seconds."""
     trained = runs[~runs["reused"] & (runs["phase"] != "reference")]
     val = configs[0].data.max_val_windows or 0
-    seconds = float((trained["epochs"] * (trained["windows"] / TRAIN_WINDOWS_PER_S + val / TEST_WINDOWS_PER_S)).sum())
-    seconds += len(trained) * TEST_WINDOWS / TEST_WINDOWS_PER_S
-    seconds += sum(cache_windows(cfg) for cfg in configs) / TEST_WINDOWS_PER_S
-    return seconds / 3600
+    speeds = [rates(r.model, r.layers) for r in trained.itertuples()]
+    seconds = sum(r.epochs * (r.windows / train + val / infer) + TEST_WINDOWS / infer
+                  for r, (train, infer) in zip(trained.itertuples(), speeds))
+    teacher_infer = rates(configs[0].teacher, teacher_depth(configs[0]))[1]
+    teachers = runs[runs["phase"] == "teacher"]
+    caches = teachers[~(teachers["reused"] & teachers["cache_kept"])]  # a kept cache is computed once per teacher
+    return (seconds + caches["cache"].sum() / teacher_infer) / 3600
+
+
+def teacher_depth(cfg: PipelineConfig) -> int:
+    """The teacher's layers: its cut, else its backbone's depth."""
+    return cfg.teacher_layers or resolve_backbone(cfg.teacher).depth
+
+
+def student_depth(cfg: PipelineConfig) -> int:
+    """The student's layers: its cut, else its backbone's depth; 0 for a student without a language model."""
+    if lm_free_model(cfg.student) is not None:
+        return 0
+    return cfg.student_layers or resolve_backbone(cfg.student).depth
 
 
 def plan_text(configs: list[PipelineConfig]) -> str:
@@ -224,11 +272,13 @@ def plan_text(configs: list[PipelineConfig]) -> str:
         f"training runs: {len(trained)} ({', '.join(f'{n} {p}' for p, n in trained['phase'].value_counts().items())}"
         f"); teacher runs named {len(teachers)} times, trained {int((~teachers['reused']).sum())} (once per kind and "
         "seed, then reused); each student's baseline trained once per seed for every kind",
-        f"time, upper bound: ~{estimate_hours(runs, configs):,.1f} h at {TRAIN_WINDOWS_PER_S:g} training / "
-        f"{TEST_WINDOWS_PER_S:g} test windows/s (Time-LLM MiniLM bf16 on the 2-core CPU), every run at the teacher's "
-        f"speed for {first.teacher_epochs} epochs over its training windows ({first.data.max_train_windows} labelled, "
-        f"more with teacher data) and {first.data.max_val_windows} validation windows, {TEST_WINDOWS:,} test "
-        "windows, and the teacher caches; students and early stopping make it shorter",
+        f"time, upper bound: ~{estimate_hours(runs, configs):,.1f} h on the 2-core CPU, every run at its model's "
+        f"speed (Time-LLM on MiniLM's first layer {TRAIN_WINDOWS_PER_S:g} training / {TEST_WINDOWS_PER_S:g} test "
+        f"windows/s, slower by measured depth: the {teacher_depth(first)}-layer teacher "
+        "{:.1f} / {:.1f}) for {} epochs over its training windows ({} labelled, more with teacher data) and {} "
+        "validation windows, {:,} test windows, and the teacher caches; early stopping makes it shorter".format(
+            *rates(first.teacher, teacher_depth(first)), first.teacher_epochs, first.data.max_train_windows,
+            first.data.max_val_windows, TEST_WINDOWS),
         "runs:",
     ]
     for r in runs.itertuples():

@@ -5,6 +5,10 @@ change: running it again each epoch (and for each candidate of the weight search
 expensive forward pass. Entries are keyed by the dataset's window index (``batch['index']``), so any shuffling or
 batch size finds the right rows.
 
+A cache of forecasts only (no hidden states: output distillation, the standard report's grid) is a few MB, so it is
+also kept on disk in the teacher's run folder (``stored``): the other students of the same teacher and windows load
+it instead of running the teacher again, which for a 6-layer teacher's teacher-data cover is most of an hour each.
+
 Memory: hidden states take ``n_windows x n_patches x teacher_width x 2 bytes`` (float16) per mapped layer, already
 normalised, e.g. 12,000 windows x 12 patches x 768 x 5 layers ~ 1.1 GB. ``estimate_bytes`` lets callers refuse a
 cache above a budget before running anything; forecasts are kept in float32 (a few hundred KB).
@@ -13,18 +17,24 @@ cache above a budget before running anything; forecasts are kept in float32 (a f
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from pathlib import Path
+from typing import Callable, Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from data_provider.data_factory import WindowDataset, make_loader
 from models.base import Forecaster
+from utils.io import atomic_path
 
 HIDDEN_DTYPE = torch.float16
+STORE_DIR = "teacher_forecasts"  # in the teacher's run folder: one file per (checkpoint, windows, precision, batch)
 
 
 def normalise_hidden(h: Tensor) -> Tensor:
@@ -103,3 +113,29 @@ class TeacherCache:
         pred = self.pred[idx].to(device)
         states = [h[idx].to(device, torch.float32) for h in self.hidden] if hidden else []
         return pred, states
+
+
+def stored(build: Callable[[], TeacherCache], folder: Optional[Path], dataset: WindowDataset, checkpoint: str,
+           autocast_dtype: Optional[torch.dtype], batch_size: int) -> TeacherCache:
+    """The forecast-only cache ``build`` makes, kept under ``folder`` (the teacher's run folder; None: not kept).
+
+    The file is keyed by everything its numbers depend on: the teacher checkpoint's digest, the exact windows (their
+    patients and origins, in order), the autocast dtype and the batch size (the same rows in the same batches give
+    the same floats); a key that differs in anything is another file, so a loaded cache is the one ``build`` would
+    make. Loading runs no teacher pass (``windows_run`` 0, ``seconds`` the load's).
+    """
+    if folder is None:
+        return build()
+    digest = hashlib.sha1(json.dumps({"checkpoint": checkpoint, "autocast": str(autocast_dtype),
+                                      "batch_size": batch_size}, sort_keys=True).encode())
+    digest.update(dataset.origins.numpy().tobytes())
+    digest.update(np.asarray(dataset.patient).astype(str).tobytes())
+    path = Path(folder) / STORE_DIR / f"{digest.hexdigest()[:16]}.pt"
+    if path.is_file():
+        t0 = time.perf_counter()
+        pred = torch.load(path, map_location="cpu", weights_only=True)
+        return TeacherCache(pred, [], (), 0, time.perf_counter() - t0)
+    cache = build()
+    with atomic_path(path) as tmp:
+        torch.save(cache.pred, tmp)
+    return cache

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -30,7 +30,6 @@ from configs import DataConfig
 from data_provider.data_factory import Splits, WindowDataset, build_splits, window_view
 from data_provider.draws import stratified_draw
 from distillation.teacher_cache import TeacherCache
-from models.base import Forecaster
 from utils.errors import LLMTimeError
 
 SHUFFLE_STREAM = 1  # the epoch's shuffle draws from its own stream of the seed, apart from the windows' draw
@@ -120,12 +119,11 @@ class TeacherData:
         """The training set of a candidate with ``share``, indexed as the teacher cache (``fill``) is."""
         return TeacherDataWindows.of(self.pool, self.cover, self.labelled, self.draws(share))
 
-    def fill(self, teacher: Forecaster, layers: list[int], batch_size: int,
-             autocast: Optional[torch.dtype]) -> TeacherCache:
-        """The teacher's outputs on every covered window, in its own view, computed on the first call."""
+    def fill(self, build: Callable[[WindowDataset], TeacherCache]) -> TeacherCache:
+        """The teacher's outputs on every covered window, in its own view: ``build`` (the teacher's cache of a
+        dataset) runs on the first call only."""
         if self.cache is None:
-            self.cache = TeacherCache.build(teacher, window_view(self.teacher_pool, self.cover), layers, batch_size,
-                                            autocast)
+            self.cache = build(window_view(self.teacher_pool, self.cover))
         return self.cache
 
 

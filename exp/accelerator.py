@@ -139,6 +139,12 @@ def native_bf16() -> bool:
         return False
 
 
+def native_precision() -> str:
+    """The mixed precision a run defaults to when nothing asks for one: 'bf16' where ``native_bf16``, else 'no'
+    (fp32), so no default ever pays for emulated bf16."""
+    return "bf16" if native_bf16() else "no"
+
+
 def cpu_bf16_pays(cpuinfo: str) -> bool:
     """``native_bf16`` for a CPU described by the text of /proc/cpuinfo."""
     return "amx_bf16" in cpuinfo or ("avx512_bf16" in cpuinfo and "AuthenticAMD" in cpuinfo)

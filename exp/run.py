@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from data_provider.data_factory import Splits, build_splits, fit_windows, make_loader
+from data_provider.data_factory import Splits, build_splits, fit_windows, make_loader, windows_per_epoch
 from exp.checkpoint import load_checkpoint, model_from_state, save_checkpoint
 from configs import RunConfig
 from configs.identity import identity
@@ -309,7 +309,7 @@ def results_row(
         "best_val_loss": fit.best_val_loss,
         "epochs_run": fit.epochs_run,
         "train_windows": len(splits.train),
-        "train_windows_per_epoch": splits.train_per_epoch or len(splits.train),
+        "train_windows_per_epoch": windows_per_epoch(splits),
         "train_windows_seen": fit.windows_seen,
         "test_windows": len(splits.test),
         "train_seconds": round(fit.train_seconds, 2),

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from data_provider.data_factory import Splits, build_splits, fit_windows, make_loader
+from data_provider.data_factory import Splits, build_splits, fit_windows, make_loader, windows_per_epoch
 from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
 from configs.identity import identity
 from exp.curves import convergence, save_learning_curve
@@ -135,7 +135,7 @@ def run_point(cfg: RunConfig, splits: Splits) -> dict[str, Any]:
     return {
         "best_val_loss": fit.best_val_loss, "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run,
         "verdict": verdict.verdict, **validation_rmse(trainer, splits, t.eval_batch_size),
-        "train_windows": len(splits.train), "train_windows_per_epoch": splits.train_per_epoch or len(splits.train),
+        "train_windows": len(splits.train), "train_windows_per_epoch": windows_per_epoch(splits),
         "train_windows_seen": fit.windows_seen, "val_windows": len(splits.val),
         "train_windows_per_s": round(fit.train_windows_per_s, 1), "seconds": round(time.perf_counter() - t0, 1),
         "history": json.dumps([{k: (round(v, 6) if isinstance(v, float) else v) for k, v in h.items()}

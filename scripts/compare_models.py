@@ -131,12 +131,12 @@ def scaling_grid(args: argparse.Namespace, runs_dir: Path):
     from comparison.grid import PRESETS, choose_patients, parse_seeds
     from comparison.settings import backbone_names
     from data_provider.data_factory import dataset_name
-    from exp.accelerator import native_bf16
+    from exp.accelerator import native_precision
 
     backbones = backbone_names(grid_flags(args))
     if len(backbones) > 1:
         raise LLMTimeError("--scaling studies one backbone: pass a single --backbones name")
-    precision = args.mixed_precision or ("bf16" if native_bf16() else "no")
+    precision = args.mixed_precision or native_precision()
     base = scaling.base_config(dataset_name(args.data), args.root_path, args.llm_path, runs_dir, precision)
     patients = choose_patients(args.patients, PRESETS["standard"], base.data)
     seeds = parse_seeds(args.seeds, PRESETS["standard"])

@@ -45,9 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--standard", action="store_true",
                    help="the standard report: a MiniLM (6 layers) teacher, standard, privileged and on a ridge base, "
                         "-> MiniLM:1, MiniLM:2, BERT-tiny (random) and MLP, each alone and distilled; pooled over the "
-                        "12 bundled patients, seeds 2021-2023 (loss weights, teacher data "
+                        f"12 bundled patients, seeds 2021-2023 (loss weights {STANDARD_SEARCH['grid']}, teacher data "
                         f"{STANDARD_SEARCH['teacher_data']} and mixup {STANDARD_SEARCH['mixup_alpha']} searched per "
-                        "seed unless --teacher_data / --mixup_alpha say otherwise), --features MS, TimeLLM recipe, a "
+                        "seed unless --grid / --teacher_data / --mixup_alpha say otherwise), --features MS, TimeLLM "
+                        "recipe, a "
                         f"Ridge (MS) reference per seed; run folders in --out (default {STANDARD_RUNS}), the pooled "
                         f"rows in --csv (default <out>/{POOLED_CSV}) with rows.csv and summary.csv/.md beside them")
     add_config_flags(p, StandardRun)
@@ -73,7 +74,9 @@ def standard(args: argparse.Namespace) -> int:
     out = None if args.out == PipelineConfig.__dataclass_fields__["out"].default else args.out
     search = {name: getattr(args, name) if name in given_flags(args) else value
               for name, value in STANDARD_SEARCH.items()}
-    configs = standard_configs(shared_config(args), out=out, csv=Path(args.csv) if args.csv else None, search=search)
+    precision = args.mixed_precision if "mixed_precision" in given_flags(args) else None
+    configs = standard_configs(shared_config(args), out=out, csv=Path(args.csv) if args.csv else None, search=search,
+                               precision=precision)
     run = config_from_namespace(StandardRun, args)
     return run_standard(configs, dataclasses.replace(run, plan=run.plan or args.dry_run))
 

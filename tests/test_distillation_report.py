@@ -22,12 +22,15 @@ from distillation.losses import LossWeights, distillation_loss, parse_grid
 from distillation.phases import continuing
 from distillation.pipeline import finished_row
 from distillation.retime import retime_csv
-from distillation.standard import (adopt_teacher, STANDARD_PATIENTS, STANDARD_SEEDS, STANDARD_STUDENTS,
-                                   STANDARD_WINDOWS, planned_runs, standard_configs)
+from distillation.standard import (adopt_teacher, STANDARD_PATIENTS, STANDARD_SEARCH, STANDARD_SEEDS,
+                                   STANDARD_STUDENTS, STANDARD_WINDOWS, estimate_hours, planned_runs, rates,
+                                   standard_configs)
 from distillation.answers import standard_markdown
 from distillation.summary import summarise_standard
+from exp.accelerator import native_precision
 from exp.objective import masked_mse
 from exp.reuse import mark_finished
+from models import model_spec
 from scripts import distillation_comparison
 from utils.errors import LLMTimeError
 from utils.io import write_json
@@ -170,12 +173,14 @@ def test_standard_plan_pools_twelve_patients_three_seeds_one_teacher_per_kind(ca
     assert all(c.data.covariates and c.model.event_text and c.model.event_channels for c in configs)
     assert all((c.data.max_train_windows, c.data.max_val_windows) == STANDARD_WINDOWS for c in configs)
     assert all(c.train.recipe.startswith("TimeLLM") and c.model.prompt_domain is False for c in configs)
+    assert {c.train.mixed_precision for c in configs} == {native_precision()}  # never emulated bf16 by default
     assert [(c.student, c.student_layers, c.student_weights) for c in configs[:4]] == [
         ("MiniLM", 1, "pretrained"), ("MiniLM", 2, "pretrained"), ("BERT-tiny", None, "random"), ("MLP", None, None)]
-    # every seed searches the whole grid (weights reused from another seed can lose to the student alone); the
-    # student without a language model has no hidden states, so no gamma > 0 candidate
+    # every seed searches the whole grid (weights reused from another seed can lose to the student alone): the two
+    # weights validation ever chose, each with teacher data 0/1 and mixup 0/0.2, the truth-only one without levers
     assert all(c.weights is None and TRUTH_ONLY in c.candidates for c in configs)
-    assert [len(c.candidates) for c in configs[:4]] == [4, 4, 4, 3]
+    assert [len(c.candidates) for c in configs[:4]] == [2, 2, 2, 2]
+    assert [len(c.search_space) for c in configs[:4]] == [5, 5, 5, 5]
     runs = planned_runs(configs)
     rows = runs[runs["phase"] == "baseline"]
     assert len(rows) == 3 * 4 * 3 and set(rows["patient"]) == {"+".join(STANDARD_PATIENTS)}
@@ -191,6 +196,23 @@ def test_standard_plan_pools_twelve_patients_three_seeds_one_teacher_per_kind(ca
     assert distillation_comparison.main(["--standard", "--plan"]) == 0
     out = capsys.readouterr().out
     assert "36 pooled rows" in out and "432 per-patient rows" in out and "trained 9 (once per kind and seed" in out
+
+
+def test_the_plan_costs_each_run_at_its_own_models_measured_speed():
+    """Students without a language model at their registry rate; backbone runs slowed by measured depth, a depth
+    between two measured ones costed as the deeper (an upper bound); the teacher's runs dominate a student's."""
+    assert rates("MLP", 0) == (model_spec("MLP").rate.train, model_spec("MLP").rate.infer)
+    one, two, three, six = (rates("MiniLM", n) for n in (1, 2, 3, 6))
+    assert one == (model_spec("TimeLLM").rate.train, model_spec("TimeLLM").rate.infer)
+    assert one[0] > two[0] > six[0] and one[1] > two[1] > six[1] and three == six
+    args = distillation_comparison.build_parser().parse_args(["--standard", "--plan"])
+    configs = standard_configs(distillation_comparison.shared_config(args))
+    runs = planned_runs(configs)
+    teacher = runs[runs["phase"] == "teacher"].iloc[0]
+    assert (teacher["model"], teacher["layers"]) == ("MiniLM", 6)
+    assert set(zip(runs.loc[runs["phase"] == "baseline", "model"], runs.loc[runs["phase"] == "baseline", "layers"])) \
+        == {("MiniLM", 1), ("MiniLM", 2), ("BERT-tiny", 2), ("MLP", 0)}
+    assert estimate_hours(runs, configs) < estimate_hours(runs.assign(model="MiniLM", layers=6), configs)
 
 
 def test_every_seed_searches_its_own_weights(tmp_path, monkeypatch, capsys):
@@ -223,13 +245,17 @@ def test_every_seed_searches_its_own_weights(tmp_path, monkeypatch, capsys):
     assert len(space) == 1  # one search per seed and kind, the same candidates each time
     levers = {(c.weights, c.teacher_data, c.mixup_alpha) for c in space.pop()}
     assert {(s, a) for _, s, a in levers} == {(0.0, 0.0), (1.0, 0.0), (0.0, 0.2), (1.0, 0.2)}
-    assert {w for w, _, _ in levers} == set(parse_grid(DEFAULT_GRID))
+    assert {w for w, _, _ in levers} == set(parse_grid(STANDARD_SEARCH["grid"]))
     calls.clear()
     assert distillation_comparison.main([*flags, "--seeds", "2023"]) == 1
     assert [c[0] for c in calls] == [2023] * 12
     calls.clear()  # the command line narrows the preset's search: the loss weights alone
     assert distillation_comparison.main([*flags, "--seeds", "2022", "--teacher-data", "0", "--mixup-alpha", "0"]) == 1
-    assert all(c.plain for call in calls for c in call[4]) and len(calls[0][4]) == 4
+    assert all(c.plain for call in calls for c in call[4]) and len(calls[0][4]) == 2
+    calls.clear()  # ... or widens it: the pipeline's whole weight grid
+    assert distillation_comparison.main([*flags, "--seeds", "2022", "--grid", DEFAULT_GRID, "--teacher-data", "0",
+                                         "--mixup-alpha", "0"]) == 1
+    assert {c.weights for c in calls[0][4]} == set(parse_grid(DEFAULT_GRID))
     capsys.readouterr()
     assert distillation_comparison.main([*flags, "--seeds", "2024"]) == 2
     assert "--seeds must be some of the standard report's seeds 2021, 2022, 2023, got '2024'" in capsys.readouterr().err

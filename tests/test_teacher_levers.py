@@ -9,6 +9,7 @@ trains for more than a step, and the search's training is stubbed.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -21,17 +22,18 @@ import torch
 
 from builders import TINY_FLAGS, TINY_WIDTHS
 from configs import DataConfig, ModelConfig, TrainConfig
-from data_provider.data_factory import build_splits, make_loader
+from data_provider.data_factory import build_splits, make_loader, windows_per_epoch
 from distillation import compare, pipeline, search
 from distillation.answers import best_deployable, standard_markdown
 from distillation.candidates import Candidate, parse_levels
-from distillation.config import PipelineConfig, config_key, phase_configs, run_names, teacher_kind, validate
+from distillation.config import (PHASE_CSV_NAME, PipelineConfig, config_key, phase_configs, run_names, teacher_kind,
+                                 validate)
 from distillation.group import Group
 from distillation.losses import DistillationObjective, LossWeights, parse_grid
 from distillation.mixup import MIXUP_STREAM, Mixup
 from distillation.phases import seeded_builder
 from distillation.summary import summarise_standard
-from distillation.teacher_cache import TeacherCache
+from distillation.teacher_cache import STORE_DIR, TeacherCache, stored
 from distillation.teacher_data import EpochPlan, TeacherDataWindows, teacher_data
 from exp.objective import masked_mse
 from models import build_model
@@ -83,6 +85,7 @@ def test_each_epoch_is_every_labelled_window_and_a_fresh_draw_of_teacher_only_on
     other = _teacher_data(cohort, splits, seed=8).windows(1.0)
     assert set(_epoch(other, 8, 1)) - labelled != drawn[0]
     assert len(_epoch(data.windows(2.0), 7, 1)) == 3 * LABELLED
+    assert windows_per_epoch(replace(splits, train=data.windows(2.0))) == 3 * LABELLED  # not the reachable set
     sampler = make_loader(windows, 16, shuffle=True, seed=7).sampler
     sampler.set_epoch(4)  # drawn for 3 epochs: the cache holds nothing for a fourth
     with pytest.raises(RuntimeError, match="drawn for 3 epochs"):
@@ -133,12 +136,36 @@ def test_a_closed_form_base_fits_the_labelled_windows_only(cohort, splits):
 def test_the_teacher_runs_once_on_every_window_a_draw_can_reach(cohort, splits, tiny_backbones):
     data = _teacher_data(cohort, splits, shares=(1.0, 2.0))
     teacher = _teacher(cohort, splits, tiny_backbones)
-    cache = data.fill(teacher, [], 64, None)
-    assert cache.windows_run == len(data.cover) and data.fill(teacher, [], 64, None) is cache  # once
+    build = functools.partial(TeacherCache.build, teacher, layers=[], batch_size=64, autocast_dtype=None)
+    cache = data.fill(build)
+    assert cache.windows_run == len(data.cover) and data.fill(build) is cache  # once
     picks = [0, len(data.cover) // 2, len(data.cover) - 1]
     with torch.no_grad():
         expected = teacher(data.teacher_pool.__getitems__(data.cover[picks].tolist())["x"])
     assert torch.allclose(cache.pred[picks], expected, atol=1e-5)  # keyed as the candidates' windows are
+
+
+def test_a_forecast_cache_kept_on_disk_serves_the_next_student_with_the_same_numbers(cohort, splits, tiny_backbones,
+                                                                                      tmp_path):
+    """The second student of a teacher loads the forecasts the first computed (no teacher pass); another checkpoint,
+    other windows, precision or batch size is another file, computed afresh."""
+    teacher = _teacher(cohort, splits, tiny_backbones)
+    calls = []
+
+    def build(dataset, batch_size=64):
+        calls.append(len(dataset))
+        return TeacherCache.build(teacher, dataset, [], batch_size, None)
+
+    first = stored(lambda: build(splits.train), tmp_path, splits.train, "sha-a", None, 64)
+    again = stored(lambda: build(splits.train), tmp_path, splits.train, "sha-a", None, 64)
+    assert calls == [len(splits.train)] and again.windows_run == 0 and torch.equal(again.pred, first.pred)
+    assert len(list((tmp_path / STORE_DIR).iterdir())) == 1
+    stored(lambda: build(splits.train), tmp_path, splits.train, "sha-b", None, 64)  # a retrained teacher
+    stored(lambda: build(splits.val), tmp_path, splits.val, "sha-a", None, 64)  # other windows
+    stored(lambda: build(splits.train, 32), tmp_path, splits.train, "sha-a", None, 32)  # other batches
+    stored(lambda: build(splits.train), tmp_path, splits.train, "sha-a", torch.bfloat16, 64)  # other precision
+    assert len(calls) == 5 and len(list((tmp_path / STORE_DIR).iterdir())) == 5
+    assert stored(lambda: build(splits.train), None, splits.train, "sha-a", None, 64).windows_run > 0  # not kept
 
 
 def test_teacher_data_needs_unlabelled_windows_a_fixed_draw_and_a_teacher_term(cohort, splits, tmp_path):
@@ -392,8 +419,14 @@ def test_a_pipeline_with_teacher_data_and_mixup_trains_and_records_its_choice(co
         assert settings.get("teacher_data", 0.0) == (1.0 if "td1" in suffix else 0.0)
         assert settings.get("mixup_alpha", 0.0) == (0.5 if "mix" in suffix else 0.0)
     assert seen == {"": 2 * LABELLED, "_td1": 4 * LABELLED, "_mix0.5": 2 * LABELLED, "_td1_mix0.5": 4 * LABELLED}
+    phases = pd.read_csv(tmp_path / "runs" / PHASE_CSV_NAME).set_index("run_id")
+    per_epoch = {suffix: phases.loc[f"distilled_MLP_from_GPT2_a0.5_b0.5_g0{suffix}", "train_windows_per_epoch"]
+                 for suffix in seen}
+    assert per_epoch == {"": LABELLED, "_td1": 2 * LABELLED, "_mix0.5": LABELLED, "_td1_mix0.5": 2 * LABELLED}
     chosen = min(val, key=val.get)
     assert Path(row["distilled_run"]).name.endswith(f"g0{chosen}")
     assert (row["teacher_data"], row["mixup_alpha"]) == (1.0 if "td1" in chosen else 0.0,
                                                          0.5 if "mix" in chosen else 0.0)
     assert row["teacher_cache_mb"] > 0 and row["distilled_rmse_30"] > 0
+    # both forecast caches (the labelled windows', the teacher-data cover's) are kept for the teacher's next student
+    assert len(list((Path(row["teacher_run"]) / STORE_DIR).glob("*.pt"))) == 2
