@@ -81,7 +81,7 @@ def prompt_width(model: TimeLLM) -> int:
         elif part.name.startswith("lag"):
             width += longest(torch.arange(1, model.seq_len // 2 + 1))
         elif part.name == "events":
-            width += len(builder.tokens.mid_text([EVENT_SEPARATOR + longest_event_text()])[0])
+            width += len(builder.tokens.mid_text([EVENT_SEPARATOR + longest_event_text(builder.event_words)])[0])
         else:
             width += longest(torch.arange(0, PROMPT_VALUE_CEILING + 1))
     return width

@@ -127,6 +127,10 @@ class ModelConfig:
     use_prompt: bool = field(default=True, metadata=flag("0 = drop the prompt prefix (ablation)"))
     event_text: bool = field(default=True, metadata=flag(
         "with --features MS: Time-LLM's prompt states meals, boluses, basal, insulin and carbs on board"))
+    event_words: str = field(default="full", metadata=flag(
+        "wording of the event text: full = as a diabetes log says it ('meal 40 g 20 min ago; ...; insulin on board "
+        "3.9 U; carbs on board 36 g'); terse = the same facts in about half the prompt tokens ('meal 40 20 min; ...; "
+        "insulin 3.9; carbs 36')", choices=("full", "terse")))
     event_channels: bool = field(default=True, metadata=flag(
         "with --features MS: basal, bolus and carbs enter Time-LLM's patch embedding as channels"))
     e_layers: int = field(default=2, metadata=flag("PatchTST encoder layers", minimum=1))

@@ -30,9 +30,10 @@ With ``events=True`` (inputs with basal, bolus and carbs channels, ``--features 
 the window's meals, boluses, basal rate, insulin on board and carbs on board in words (``data_provider/events.py``,
 ``docs/events.md``), e.g. ``...; lags 12 1 24; meal 40 g 20 min ago; basal 0.8 U/h; insulin on board 0.0 U; carbs on
 board 36 g``, and ``basal not logged`` where the inputs' basal-logged channel says no rate is on record (a
-suspended pump reads ``basal 0.0 U/h``). That text has too many shapes for lookup tables, so it is tokenised with
-one batched tokenizer call per batch (mid-text, like the other pieces); it comes after every constant piece, so the
-cached prefix is unchanged.
+suspended pump reads ``basal 0.0 U/h``); ``event_words="terse"`` says the same facts in about half the tokens
+(``meal 40 20 min; basal 0.8; insulin 0.0; carbs 36``). That text has too many shapes for lookup tables, so it is
+tokenised with one batched tokenizer call per batch (mid-text, like the other pieces); it comes after every constant
+piece, so the cached prefix is unchanged.
 
 With the privileged view's horizon channels among the inputs (``--horizon_events``, a distillation teacher's only),
 the prompt ends with the meals and boluses logged within the forecast horizon, e.g. ``...; ahead: meal 50 g in 20
@@ -49,7 +50,7 @@ import torch
 from torch import Tensor
 
 from data_provider.channels import AHEAD, BASAL_LOGGED
-from data_provider.events import event_texts, horizon_texts, summarize_events
+from data_provider.events import EVENT_WORDS, event_texts, horizon_texts, summarize_events
 from utils.cgm import COVARIATES
 from utils.errors import LLMTimeError
 
@@ -213,12 +214,15 @@ class PromptBuilder:
 
     def __init__(self, tokenizer, description: Optional[str], seq_len: int, pred_len: int, top_k: int,
                  scaler: tuple[float, float], events: bool = False, channels: Sequence[str] = ("glucose",),
-                 scaler_mean: Optional[Sequence[float]] = None, scaler_std: Optional[Sequence[float]] = None) -> None:
+                 scaler_mean: Optional[Sequence[float]] = None, scaler_std: Optional[Sequence[float]] = None,
+                 event_words: str = "full") -> None:
         if not 0 <= top_k <= seq_len // 2:
             raise LLMTimeError(f"--top_k {top_k} must be between 0 (no lags) and seq_len // 2 = {seq_len // 2}")
+        if event_words not in EVENT_WORDS:
+            raise LLMTimeError(f"--event_words must be one of {', '.join(EVENT_WORDS)}, got {event_words!r}")
         self.mean, self.std = float(scaler[0]), float(scaler[1])
         self.top_k = top_k
-        self.events = events
+        self.events, self.event_words = events, event_words
         if events:
             missing = [name for name in COVARIATES if name not in channels]
             if missing:
@@ -276,7 +280,8 @@ class PromptBuilder:
             if not bool(torch.isfinite(logs).all()):
                 raise LLMTimeError("basal, bolus or carbs inputs contain NaN or inf: fill unlogged events with 0")
             logged = None if self.logged_index is None else logs[..., 3]
-            stats.events = event_texts(summarize_events(logs[..., 0], logs[..., 1], logs[..., 2], logged))
+            stats.events = event_texts(summarize_events(logs[..., 0], logs[..., 1], logs[..., 2], logged),
+                                       self.event_words)
         if self.horizon_index is not None:  # the horizon's logs ride on the window's last pred_len points
             ahead = x[:, -self.pred_len:, self.horizon_index].detach().cpu().double()
             ahead = ahead * self.horizon_std + self.horizon_mean

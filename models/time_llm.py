@@ -103,7 +103,8 @@ class TimeLLM(Forecaster):
         self.prompt = (
             PromptBuilder(tokenizer, description if m.prompt_domain else None, data_cfg.seq_len,
                           data_cfg.pred_len, m.top_k, scaler.glucose, events=data_cfg.covariates and m.event_text,
-                          channels=channels, scaler_mean=scaler.mean, scaler_std=scaler.std)
+                          channels=channels, scaler_mean=scaler.mean, scaler_std=scaler.std,
+                          event_words=m.event_words)
             if m.use_prompt else None
         )
         self._prototype_cache: tuple[tuple, dict[str, object]] | None = None

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineArgumentParser(prog="python -m scripts.benchmark", description="LLM-TIME efficiency benchmark")
     m = p.add_argument_group("model (defaults: the reference configuration)")
     add_config_flags(m, ModelConfig, only=("model", "llm_model", "llm_weights", "llm_path", "llm_layers",
-                                           "prompt_domain", "use_prompt", *ARCHITECTURE_FIELDS))
+                                           "prompt_domain", "use_prompt", "event_words", *ARCHITECTURE_FIELDS))
     add_config_flags(m, BenchTarget, only=("checkpoint", "levers_off", "compile"))
     d = p.add_argument_group("data")
     add_config_flags(d, DataConfig, only=("data", "root_path", "patients", "seq_len", "pred_len"),

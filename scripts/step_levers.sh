@@ -2,7 +2,8 @@
 # Cheaper training and inference steps, each measured in one run against the step it replaces, on the default
 # run's Time-LLM (MiniLM real weights, inputs MS, no dataset description, first layer only, 5 lags, fp32 unless the
 # CPU computes bf16 natively): the last layer at the patch positions only (patch_readout) against the whole
-# sequence; a prompt without its lags against 5 lags; 1 layer against 2 and all 6; batch 64 and 128 against 32; one thread
+# sequence; a prompt without its lags against 5 lags; the terse event text against the full one; 1 layer against 2
+# and all 6; batch 64 and 128 against 32; one thread
 # against two; and the straightforward reference code path (every lever off). Rows go to OUT/benchmark.csv, the
 # summary table is printed at the end; docs/results/benchmark_cpu.md quotes them as same-run ratios.
 # Usage: bash scripts/step_levers.sh [OUT] [ROUNDS]   (default: the repository's checkpoints/bench_steps, 1 round;
@@ -19,6 +20,7 @@ for _ in $(seq "$rounds"); do
   bench --label default_b32
   bench --levers_off patch_readout --label full_last_layer_b32
   bench --top_k 0 --label nolags_b32
+  bench --event_words terse --label terse_events_b32
   bench --llm_layers 2 --label layers2_b32
   bench --llm_layers 6 --label layers6_b32
   bench --batch 64 --label default_b64

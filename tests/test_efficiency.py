@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -32,10 +33,10 @@ def splits():
     return build_splits(DATA)
 
 
-def tiny_student(folders, splits) -> TimeLLM:
+def tiny_student(folders, splits, data=DATA, **model) -> TimeLLM:
     torch.manual_seed(0)
-    cfg = ModelConfig(llm_model="BERT", llm_path=str(folders["bert"]), **TINY)
-    return TimeLLM(cfg, DATA, splits.scaler, splits.description)
+    cfg = ModelConfig(llm_model="BERT", llm_path=str(folders["bert"]), **TINY, **model)
+    return TimeLLM(cfg, data, splits.scaler, splits.description)
 
 
 def windows(splits, n: int = 32) -> torch.Tensor:
@@ -94,6 +95,18 @@ def test_onnx_student_matches_torch_at_any_batch_size(tiny_backbones, splits, tm
     with torch.no_grad():
         for batch in (1, 5, 24):
             torch.testing.assert_close(runner(x[:batch]), model(x[:batch]), atol=1e-4, rtol=0)
+
+
+def test_a_terse_event_text_student_exports_with_a_narrower_prompt(tiny_backbones, tmp_path):
+    data = replace(DATA, covariates=True)  # meals, insulin and basal as channels and prompt text
+    splits = build_splits(data)
+    x = windows(splits, 8)
+    full = export_onnx(tiny_student(tiny_backbones, splits, data).eval(), x[:4], tmp_path / "full.onnx")
+    model = tiny_student(tiny_backbones, splits, data, event_words="terse").eval()
+    runner = export_onnx(model, x[:4], tmp_path / "terse.onnx")
+    assert runner.width < full.width  # the fixed prompt width leaves room for the longest terse text only
+    with torch.no_grad():
+        torch.testing.assert_close(runner(x), model(x), atol=1e-4, rtol=0)
 
 
 def test_onnx_refuses_decoder_backbones(tiny_backbones, splits, tmp_path):

@@ -10,6 +10,7 @@ import torch
 from builders import cgm_times, sine_glucose, write_patient_xml
 from data_provider.data_factory import COVARIATES, build_splits
 from data_provider.events import (
+    EVENT_WORDS,
     cob_fraction,
     event_text,
     event_texts,
@@ -71,6 +72,25 @@ def test_nothing_logged_and_unlogged_basal():
     )
 
 
+def test_terse_words_state_the_same_facts_in_fewer_tokens(wordpiece_tokenizer):
+    basal, bolus, carbs = _window()
+    carbs[0, L - 5], bolus[0, L - 5] = 40.0, 4.0
+    summary = summarize_events(basal, bolus, carbs)
+    assert event_text(summary, 0, "terse") == "meal 40 20 min; bolus 4.0 20 min; basal 0.8; insulin 3.9; carbs 36"
+    nothing = summarize_events(*_window(basal=0.0))
+    assert event_text(nothing, 0, "terse") == "none; basal 0.0; insulin 0.0; carbs 0"
+    old_only = _window()
+    old_only[2][0, 0] = 30.0  # a meal 355 min before the origin: logged, but outside the listed 4 hours
+    assert event_text(summarize_events(*old_only), 0, "terse").startswith("none in 4 h; ")
+    assert event_texts(summary, "terse") == [event_text(summary, 0, "terse")]
+    for s in (summary, nothing):
+        full, terse = (len(wordpiece_tokenizer(event_text(s, 0, w), add_special_tokens=False)["input_ids"])
+                       for w in EVENT_WORDS)
+        assert terse < 0.7 * full
+    with pytest.raises(ValueError, match="event words"):
+        event_text(summary, 0, "brief")
+
+
 def test_only_the_two_most_recent_events_within_4_hours_are_listed():
     basal, bolus, carbs = _window()
     for steps_ago, grams in ((6, 30.0), (12, 20.0), (24, 10.0), (60, 50.0)):  # 30, 60, 120 and 300 min ago
@@ -100,9 +120,9 @@ CHANNELS = ("glucose", "basal", "bolus", "carbs", "carried")  # a trailing extra
 MEAN, STD = np.array([140.0, 0.9, 0.1, 1.2, 0.1]), np.array([40.0, 0.3, 0.6, 6.0, 0.3])
 
 
-def _builder(tokenizer, events=True, channels=CHANNELS):
+def _builder(tokenizer, events=True, channels=CHANNELS, event_words="full"):
     return PromptBuilder(tokenizer, "CGM readings of a person with type 1 diabetes.", L, 12, 3, (MEAN[0], STD[0]),
-                         events=events, channels=channels, scaler_mean=MEAN, scaler_std=STD)
+                         events=events, channels=channels, scaler_mean=MEAN, scaler_std=STD, event_words=event_words)
 
 
 def _scaled_batch():
@@ -138,6 +158,16 @@ def test_prompt_tokens_with_events_equal_whole_string_tokenisation(wordpiece_tok
     assert builder.constant_length == plain.constant_length
     assert torch.equal(builder.parts[0][0], plain.parts[0][0])
     assert render(builder.pieces, stats, 0).startswith(render(plain.pieces, plain.statistics(x), 0) + "; meal")
+    # terse words: the same assembly, whole-string tokenisation again, fewer tokens
+    terse = _builder(wordpiece_tokenizer, event_words="terse")
+    terse_ids, terse_lengths = terse(x)
+    terse_texts = [render(terse.pieces, terse.statistics(x), i) for i in range(len(x))]
+    assert terse_texts[1].endswith("; none; basal 0.0; insulin 0.0; carbs 0")
+    for i, text in enumerate(terse_texts):
+        assert terse_ids[i, : terse_lengths[i]].tolist() == wordpiece_tokenizer(text)["input_ids"]
+    assert (terse_lengths < lengths).all()
+    with pytest.raises(LLMTimeError, match="--event_words"):
+        _builder(wordpiece_tokenizer, event_words="brief")
 
 
 def test_events_without_the_covariate_channels_are_user_errors(wordpiece_tokenizer):
