@@ -19,7 +19,7 @@ from comparison.grid import (PRESETS, Cell, Grid, GridFlags, Preset, Variant, ca
 from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
 from configs.flags import check_config
 from configs.identity import identity
-from exp.recipes import DEFAULT_RUN_MODEL, apply_recipe
+from exp.recipes import GRID_TIMELLM_MODEL, apply_recipe
 from utils.cli import split_list
 from utils.errors import LLMTimeError
 
@@ -114,8 +114,8 @@ def standard_cell(base: RunConfig, v: Variant, patients: tuple[str, ...], seed: 
     cfg = cell_config(base, v, patients, seed, recipes=given)
     from models import model_spec  # deferred: the registry loads torch, which --help does not need
 
-    if model_spec(v.model).timellm_family:  # Time-LLM as validation chose it for the default run (exp/recipes.py)
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **DEFAULT_RUN_MODEL))
+    if model_spec(v.model).timellm_family:  # Time-LLM as validation chose it (exp/recipes.py)
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **GRID_TIMELLM_MODEL))
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(
         cfg.data, max_train_windows=_cap(flags, "max_train_windows", train_cap),
         max_val_windows=_cap(flags, "max_val_windows", val_cap)))

@@ -20,8 +20,9 @@ What runs (``python -m scripts.compare_models --standard``, ``--plan`` prints it
   warm-up, schedule, patience, all chosen on validation); a run the cap ends while still improving says "capped";
   Ridge in closed form on every training window, the row a practitioner would pick; every test window scored; bf16
   autocast where the hardware computes it natively (as ``run_main.py`` chooses), fp32 elsewhere;
-- Time-LLM and its variants as validation chose the default run (``exp.recipes.DEFAULT_RUN_MODEL``: MiniLM's first
-  layer, no dataset description), the backbone MiniLM unless ``--backbones`` names another.
+- Time-LLM and its variants as validation chose them (``exp.recipes.GRID_TIMELLM_MODEL``: the default run's MiniLM
+  first layer without the dataset description, with the terse event words), the backbone MiniLM unless
+  ``--backbones`` names another.
 
 What was cut to fit the budget: pooled training instead of one model per patient (``--full`` trains one per patient:
 GPU hours); a window budget per epoch instead of every window (how each family's error moves with more windows is

@@ -51,7 +51,7 @@ from distillation.references import RIDGE_RUN, ridge_columns, ridge_config
 from distillation.report import per_patient_rows
 from distillation.summary import summarise_standard
 from exp.accelerator import native_precision
-from exp.recipes import apply_recipe
+from exp.recipes import GRID_TIMELLM_MODEL, apply_recipe
 from exp.reuse import METRICS_NAME, finished_run, read_json
 from models import model_spec
 from models.backbones import resolve_backbone
@@ -130,8 +130,11 @@ def _standard_config(shared: PipelineConfig, seed: int, fields: dict, student: t
     epochs = train.train_epochs
     data = dataclasses.replace(cfg.data, patients=list(STANDARD_PATIENTS), covariates=True,
                                max_train_windows=STANDARD_WINDOWS[0], max_val_windows=STANDARD_WINDOWS[1])
-    return dataclasses.replace(cfg, data=data, model=dataclasses.replace(cfg.model, prompt_domain=False), train=train,
-                               teacher_epochs=epochs, student_epochs=epochs, distill_epochs=epochs)
+    # the grids' Time-LLM prompt (exp/recipes.py), each phase with its own layers
+    model = dataclasses.replace(cfg.model, prompt_domain=GRID_TIMELLM_MODEL["prompt_domain"],
+                                event_words=GRID_TIMELLM_MODEL["event_words"])
+    return dataclasses.replace(cfg, data=data, model=model, train=train, teacher_epochs=epochs, student_epochs=epochs,
+                               distill_epochs=epochs)
 
 
 def adopt_teacher(cfg: PipelineConfig, runs: Path) -> Optional[Path]:

@@ -157,8 +157,8 @@ def test_standard_grid_has_its_rows_seeds_recipes_and_budgets(tmp_path):
         # one budget for every gradient-trained row: windows per epoch, epoch cap and validation windows
         assert {k: getattr(cfg.train, k) for k in recipe.fields()} == {**recipe.fields(), "train_epochs": standard.EPOCHS}
         assert (cfg.data.max_train_windows, cfg.data.max_val_windows) == (standard.TRAIN_PER_EPOCH, standard.VAL_WINDOWS)
-        if model_spec(cfg.model.model).timellm_family:  # as the default run builds it
-            assert (cfg.model.llm_layers, cfg.model.prompt_domain) == (1, False)
+        if model_spec(cfg.model.model).timellm_family:  # as the default run builds it, with the terse event words
+            assert (cfg.model.llm_layers, cfg.model.prompt_domain, cfg.model.event_words) == (1, False, "terse")
     dlinear, timellm = _cell(grid, "DLinear (MS)").config, _cell(grid, "TimeLLM (MS)").config
     assert dlinear.train.learning_rate == model_spec("DLinear").recipe.learning_rate == 1e-3
     assert dlinear.train.batch_size == 64
