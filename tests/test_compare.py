@@ -162,7 +162,7 @@ def test_standard_grid_has_its_rows_seeds_recipes_and_budgets(tmp_path):
     dlinear, timellm = _cell(grid, "DLinear (MS)").config, _cell(grid, "TimeLLM (MS)").config
     assert dlinear.train.learning_rate == model_spec("DLinear").recipe.learning_rate == 1e-3
     assert dlinear.train.batch_size == 64
-    assert timellm.train.learning_rate == model_spec("TimeLLM").recipe.learning_rate == 3e-3
+    assert timellm.train.learning_rate == model_spec("TimeLLM").recipe.learning_rate == 9e-4
     assert timellm.train.warmup_steps == model_spec("TimeLLM").recipe.warmup_steps
     assert (timellm.data.max_train_windows, timellm.train.train_epochs) == (dlinear.data.max_train_windows,
                                                                             dlinear.train.train_epochs)
