@@ -21,6 +21,8 @@ from configs.identity import OUTSIDE_IDENTITY
 # torch refuses one past 2**64 after the data have loaded; a negative seed is a typo.
 SEED_RANGE = dict(minimum=0, maximum=2**32 - 1, why="NumPy's seed range")
 NO_CAP = "0 on the command line = no cap"
+# The wordings of Time-LLM's event text (data_provider/events.py writes them)
+EVENT_WORDS = ("full", "terse")
 
 
 @dataclass
@@ -130,7 +132,7 @@ class ModelConfig:
     event_words: str = field(default="full", metadata=flag(
         "wording of the event text: full = as a diabetes log says it ('meal 40 g 20 min ago; ...; insulin on board "
         "3.9 U; carbs on board 36 g'); terse = the same facts in about half the prompt tokens ('meal 40 20 min; ...; "
-        "insulin 3.9; carbs 36')", choices=("full", "terse")))
+        "insulin 3.9; carbs 36')", choices=EVENT_WORDS))
     event_channels: bool = field(default=True, metadata=flag(
         "with --features MS: basal, bolus and carbs enter Time-LLM's patch embedding as channels"))
     e_layers: int = field(default=2, metadata=flag("PatchTST encoder layers", minimum=1))

@@ -35,6 +35,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from configs.schema import EVENT_WORDS
 from utils.cgm import STEP_MINUTES  # input index j lies (L - 1 - j) * STEP_MINUTES before the origin
 
 INSULIN_PEAK_MIN = 75.0
@@ -128,10 +129,9 @@ def _units(tenths: int) -> str:
     return f"{tenths // 10}.{tenths % 10}"
 
 
-# The wordings of the event text (ModelConfig.event_words): the same facts, in the same order, either as a diabetes
-# log would say them ("full") or in about half the prompt tokens ("terse": no units, no "ago"/"on board", one word per
-# quantity), since every prompt token is paid for in every window's pass through the backbone.
-EVENT_WORDS = ("full", "terse")
+# The wordings of the event text (ModelConfig.event_words, EVENT_WORDS): the same facts, in the same order, either as
+# a diabetes log would say them ("full") or in about half the prompt tokens ("terse": no units, no "ago"/"on board",
+# one word per quantity), since every prompt token is paid for in every window's pass through the backbone.
 
 
 def event_text(s: EventSummary, i: int, words: str = "full") -> str:

@@ -70,14 +70,14 @@ class TeacherOutputs:
         self.tag, self.data, self.seed = tag, data, seed
         self.cache: Optional[TeacherCache] = None
         # forecast-only caches are kept in the teacher's run folder for the other students (teacher_cache.stored)
-        self.store = (run_dir, checkpoint_digest(run_dir)) if run_dir is not None and not layers else None
+        self.store = run_dir if not layers else None
 
     def _build(self, dataset: WindowDataset) -> TeacherCache:
         build = functools.partial(TeacherCache.build, self.teacher, dataset, self.layers, self.batch_size,
                                   self.autocast)
         if self.store is None:
             return build()
-        return stored(build, self.store[0], dataset, self.store[1], self.autocast, self.batch_size)
+        return stored(build, self.store, dataset, checkpoint_digest(self.store), self.autocast, self.batch_size)
 
     def objective(self, candidate: Candidate, used: LayerPairs) -> Objective:
         """The distillation objective of one candidate, reading only the teacher layers it maps; with mixup, its

@@ -111,8 +111,8 @@ def standard_configs(shared: PipelineConfig, out: Optional[str] = None, csv: Opt
     """The preset's pipeline settings, seed by seed, kind by kind and student by student (teacher first needed, then
     reused): ``shared`` (the settings the command line gives every pair: latency repeats, --int8) with the preset's
     teacher kind, student, patients, windows, recipe, seed and ``search`` (loss-weight grid, teacher-data shares and
-    mixup alphas, as flag text), in ``precision`` (default: bf16 where the hardware computes it natively, else fp32, as the standard
-    comparison chooses). Every config searches on its own seed's validation windows."""
+    mixup alphas, as flag text), in ``precision`` (default: bf16 where the hardware computes it natively, else fp32,
+    as the standard comparison chooses). Every config searches on its own seed's validation windows."""
     csv = csv or Path(out or STANDARD_RUNS) / POOLED_CSV
     precision = precision or native_precision()
     search = {**search, **({"grid": parse_grid(search["grid"])} if "grid" in search else {})}
@@ -212,8 +212,9 @@ def rates(model: str, layers: int) -> tuple[float, float]:
     """(training, inference) windows/s of a run on the 2-core CPU: a model without a language model at its registry
     rate; a backbone model of ``layers`` layers at Time-LLM's, slowed as ``DEPTH_SLOWDOWN`` says for the nearest
     measured depth at or above it (the deepest measured beyond that)."""
-    if lm_free_model(model) is not None:
-        rate = model_spec(lm_free_model(model)).rate
+    lm_free = lm_free_model(model)
+    if lm_free is not None:
+        rate = model_spec(lm_free).rate
         return rate.train, rate.infer
     depth = min((d for d in DEPTH_SLOWDOWN if d >= layers), default=max(DEPTH_SLOWDOWN))
     train, infer = DEPTH_SLOWDOWN[depth]

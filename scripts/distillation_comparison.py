@@ -48,9 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"12 bundled patients, seeds 2021-2023 (loss weights {STANDARD_SEARCH['grid']}, teacher data "
                         f"{STANDARD_SEARCH['teacher_data']} and mixup {STANDARD_SEARCH['mixup_alpha']} searched per "
                         "seed unless --grid / --teacher_data / --mixup_alpha say otherwise), --features MS, TimeLLM "
-                        "recipe, a "
-                        f"Ridge (MS) reference per seed; run folders in --out (default {STANDARD_RUNS}), the pooled "
-                        f"rows in --csv (default <out>/{POOLED_CSV}) with rows.csv and summary.csv/.md beside them")
+                        "recipe, a Ridge (MS) reference per seed; run folders in --out (default "
+                        f"{STANDARD_RUNS}), the pooled rows in --csv (default <out>/{POOLED_CSV}) with rows.csv and "
+                        "summary.csv/.md beside them")
     add_config_flags(p, StandardRun)
     p.add_argument("--epochs", type=int, default=10, help="epoch budget of every phase (teacher, baseline, distilled)")
     p.add_argument("--paths", nargs="+", default=None, metavar="ROW=DIR",
