@@ -46,7 +46,7 @@ from distillation.config import PipelineConfig, lm_free_model
 from distillation.pipeline import run_pipeline
 from distillation.references import ridge_reference
 from distillation.retime import retime_csv
-from distillation.standard import (COMPARISON_RUNS, STANDARD_SEEDS, adopt_teacher, plan_text, standard_seeds,
+from distillation.standard import (STANDARD_SEEDS, plan_text, resolve_levers, standard_seeds,
                                    write_standard_reports)
 from distillation.summary import cell, table
 from models.backbones import BACKBONES, resolve_backbone
@@ -281,11 +281,9 @@ class StandardRun:
         "trains nothing"))
     seeds: Optional[str] = field(default=None, metadata=flag(
         f"with --standard: run only these of its seeds (default all: {','.join(map(str, STANDARD_SEEDS))}); each "
-        "seed searches its own loss weights, so processes given different seeds share the work in any order (same "
-        "--out and --csv); with --retime, time only these seeds' rows"))
-    comparison_runs: str = field(default=COMPARISON_RUNS, metadata=flag(
-        "with --standard: the standard comparison's run folders; its finished TimeLLM (MS) run of a seed, if there, "
-        "is that seed's teacher (same settings) instead of training it again"))
+        f"seed searches its own loss weights, the later seeds with the teacher data and mixup seed {STANDARD_SEEDS[0]} "
+        "chose, so their rows wait for its rows (a process given another seed skips them; same --out and --csv); "
+        "with --retime, time only these seeds' rows"))
 
 
 def run_standard(configs: list[PipelineConfig], run: StandardRun) -> int:
@@ -313,20 +311,28 @@ def run_standard(configs: list[PipelineConfig], run: StandardRun) -> int:
 
     failures: list[dict[str, Any]] = []
     referenced: set[int] = set()
-    for k, cfg in enumerate(configs, 1):  # each seed searches its own weights, so the seeds need not wait on another
+    waiting = 0
+    for k, cfg in enumerate(configs, 1):  # seed-major: a later seed's row comes after the first seed's it waits for
         if cfg.train.seed not in seeds:
+            continue
+        ready = resolve_levers(cfg, configs)
+        if ready is None:
+            waiting += 1
+            print(f"=== pair {k}/{len(configs)} (seed {cfg.train.seed}) waits: its teacher data and mixup are those "
+                  f"seed {cfg.levers_from} chooses for the same kind and student, whose row has not finished",
+                  flush=True)
             continue
         if cfg.train.seed not in referenced:  # closed form, seconds: the bar the deployable student is held to
             print(f"reference (seed {cfg.train.seed}): Ridge (MS) -> {ridge_reference(cfg)}", flush=True)
             referenced.add(cfg.train.seed)
-        adopted = adopt_teacher(cfg, Path(run.comparison_runs))
-        if adopted is not None:
-            print(f"teacher (seed {cfg.train.seed}): the standard comparison's finished run {adopted}, same "
-                  "settings", flush=True)
-        failures += run_pairs([cfg], first=k, total=len(configs))
+        failures += run_pairs([ready], first=k, total=len(configs))
         if pooled.is_file() and pooled.stat().st_size:
             report()
     write_failures(pooled, failures)
-    print(report(), end="")
-    print(f"rows: {pooled}")
-    return 1 if failures else 0
+    if pooled.is_file() and pooled.stat().st_size or not waiting:
+        print(report(), end="")
+        print(f"rows: {pooled}")
+    if waiting:
+        print(f"{waiting} row(s) wait for seed {STANDARD_SEEDS[0]}'s rows: run the same command again once they have "
+              "finished", file=sys.stderr)
+    return 1 if failures or waiting else 0

@@ -17,7 +17,7 @@ from configs.flags import check_config, flag, internal
 from configs.identity import digest, settings
 from data_provider.data_factory import validate as check_data
 from data_provider.datasets import patient_ids
-from distillation.candidates import Candidate, parse_levels, search_space
+from distillation.candidates import Candidate, parse_levels, search_space, usable
 from distillation.losses import LayerPairs, LossWeights, format_layer_map, parse_grid, uniform_layer_map
 from models import MODELS, model_uses_llm
 from models.backbones import WEIGHT_CHOICES, BackboneRow, backbone_names, resolve_backbone, safe_name
@@ -84,6 +84,11 @@ class PipelineConfig:
         "mixup: blend the windows of each training batch in pairs, inputs and targets (teacher forecast, and truth "
         "where both are labelled) with one weight ~ Beta(ALPHA, ALPHA), seeded by --seed. 0 = off; several values "
         "(e.g. 0,0.2) are candidates chosen on validation (distillation/mixup.py)"))
+    levers: Optional[tuple[float, float]] = field(default=None, metadata=internal(
+        "(teacher-data share, mixup alpha) another seed's search chose: each weight candidate with a teacher-forecast "
+        "term trains with them, the others plain, instead of searching --teacher_data x --mixup_alpha"))
+    levers_from: Optional[int] = field(default=None, metadata=internal(
+        "the seed whose search chooses ``levers`` (the standard report's later seeds); None = this row searches them"))
     layer_map: Optional[LayerPairs] = field(default=None, metadata=internal(
         "parsed from --layer_map; None = the uniform mapping"))
     init_from_baseline: bool = field(default=False, metadata=flag("start the distilled student from the baseline"))
@@ -119,7 +124,11 @@ class PipelineConfig:
     @property
     def search_space(self) -> list[Candidate]:
         """The distilled students the search trains: each usable pair of candidate weights, teacher-data share and
-        mixup alpha (``distillation/candidates.py``); with both levers at 0, one per weight candidate."""
+        mixup alpha (``distillation/candidates.py``); with both levers at 0, one per weight candidate. With
+        ``levers`` set, one per weight candidate: those with a teacher-forecast term with the levers, the rest plain."""
+        if self.levers is not None:
+            return list(dict.fromkeys(Candidate(w, *self.levers) if usable(w, *self.levers) else Candidate(w)
+                                      for w in self.candidates))
         return search_space(self.candidates, parse_levels(self.teacher_data, "teacher_data"),
                             parse_levels(self.mixup_alpha, "mixup_alpha"))
 

@@ -4,7 +4,8 @@ Teacher: Time-LLM on MiniLM (6 layers, real weights), events as prompt text and 
 trained with the TimeLLM recipe (``exp/recipes.py``), in bf16 autocast where the hardware computes it natively
 (else fp32), in three kinds (``TEACHER_KINDS``):
 
-- standard: the students' inputs; the standard comparison's ``TimeLLM (MS)`` row, with the same settings;
+- standard: the students' inputs (deeper than the standard comparison's ``TimeLLM (MS)``, MiniLM's first layer on
+  fresh draws: a teacher trained on one fixed labelled set, so that teacher data can lie beyond it);
 - privileged: also the meals, boluses and basal logged within the forecast horizon (``--teacher-view privileged``),
   which no history-only student can know: the ceiling a student chases;
 - ridge: forecasting the correction to a closed-form ridge regression (``--teacher-base ridge``), so the teacher
@@ -22,21 +23,20 @@ Sized for two CPU cores as the standard comparison is (``comparison/standard.py`
   on every test window of every patient; the report has one row per (kind, student), seed and patient (``rows.csv``,
   from the pooled runs' per-patient scores) and compares distilled with alone patient by patient;
 - the search is run on validation for every seed, kind and student over ``STANDARD_SEARCH``: loss weights that
-  include the truth-only (1, 0, 0) ("no distillation" can win; the baseline's run then stands for it), teacher-data
-  shares and mixup alphas (0 among them: neither lever can be forced on). Each seed chooses its
-  own, and the seeds are independent runs (``--seeds`` splits them between processes in any order).
+  include the truth-only (1, 0, 0) ("no distillation" can win; the baseline's run then stands for it), and at the
+  first seed (``LEVER_SEED``) teacher-data shares and mixup alphas (0 among them: neither lever can be forced on).
+  Each later seed chooses its own weights, with the levers the first seed chose for the same kind and student
+  (``resolve_levers``): its rows wait for that seed's (``--seeds`` runs the first seed and the others as they can).
 
 Every (kind, student, seed) is one ``PipelineConfig`` (pooled CSV ``pooled.csv``: one row each); the students of a
 kind and seed share the teacher's run folder and settings, so each teacher trains once per seed and the later
-students reuse it (``exp/reuse.py``); when the standard comparison has already finished its ``TimeLLM (MS)`` run of
-that seed (same settings), that run is the standard teacher (``adopt_teacher``). ``plan_text`` lists the runs and a
-rough upper bound on the time they take, without loading data.
+students reuse it (``exp/reuse.py``). ``plan_text`` lists the runs and a rough upper bound on the time they take,
+without loading data.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from pathlib import Path
 from typing import Callable, Mapping, Optional
 
@@ -44,9 +44,11 @@ import pandas as pd
 
 from comparison.costs import COHORT_TEST, COHORT_TRAIN
 from distillation.answers import standard_markdown
-from distillation.config import (PipelineConfig, baseline_stands_for, lm_free_model, patient_groups, phase_configs,
-                                 run_names, teacher_kind)
+from distillation.candidates import Candidate
+from distillation.config import (PipelineConfig, baseline_stands_for, config_key, lm_free_model, patient_groups,
+                                 phase_configs, run_names, teacher_kind)
 from distillation.losses import parse_grid
+from distillation.pipeline import finished_row
 from distillation.references import RIDGE_RUN, ridge_columns, ridge_config
 from distillation.report import per_patient_rows
 from distillation.summary import summarise_standard
@@ -62,7 +64,6 @@ from utils.io import atomic_path, write_text
 # Run folders (checkpoints, predictions) and, unless --csv names another file, the pooled rows with the reports
 # beside them; the published report is written where its command's --csv says (docs/distillation.md).
 STANDARD_RUNS = "checkpoints/distill_standard"
-COMPARISON_RUNS = "checkpoints/compare/standard"  # the standard comparison's run folders (its default --out)
 STANDARD_PATIENTS = [str(p) for p in range(1001, 1013)]  # the 12 bundled patients, pooled
 STANDARD_SEEDS = (2021, 2022, 2023)
 STANDARD_WINDOWS = (2_000, 1_000)  # training / validation windows per epoch: the standard comparison's Time-LLM budget
@@ -82,6 +83,11 @@ TEACHER_KINDS = {"standard": {"teacher_view": "standard", "teacher_base": None},
 # nor (0.2, 0.8, 0)); each lever stays a choice between off and one setting. Per row: 4 distilled students trained
 # (weights (0.5, 0.5, 0) x teacher data 0/1 x mixup 0/0.2) and the baseline standing for (1, 0, 0), against 10.
 STANDARD_SEARCH = {"grid": "0.5,0.5,0;1,0,0", "teacher_data": "0,1", "mixup_alpha": "0,0.2"}
+# The levers (teacher-data share, mixup alpha) are searched at the first seed only, for each kind and student; every
+# later seed takes the levers of that seed's best distilled student (lowest validation loss) and searches the loss
+# weights on its own validation windows: distilled with those levers, or the student alone. That halves the
+# distilled students trained, and no seed is held to weights another seed chose.
+LEVER_SEED = STANDARD_SEEDS[0]
 # Speeds on this project's 2-core CPU, as the comparison plans with them: Time-LLM on MiniLM's first layer (the rate
 # in its registry entry), slowed by backbone depth as measured for 1, 2 and 6 MiniLM layers in one benchmark run
 # (docs/results/benchmark_cpu.md, windows/s training / inference: 26.7 / 362.0, 18.9 / 120.9, 10.4 / 30.9); a depth
@@ -133,27 +139,50 @@ def _standard_config(shared: PipelineConfig, seed: int, fields: dict, student: t
     # the grids' Time-LLM prompt (exp/recipes.py), each phase with its own layers
     model = dataclasses.replace(cfg.model, prompt_domain=GRID_TIMELLM_MODEL["prompt_domain"],
                                 event_words=GRID_TIMELLM_MODEL["event_words"])
-    return dataclasses.replace(cfg, data=data, model=model, train=train, teacher_epochs=epochs, student_epochs=epochs,
-                               distill_epochs=epochs)
+    cfg = dataclasses.replace(cfg, data=data, model=model, train=train, teacher_epochs=epochs, student_epochs=epochs,
+                              distill_epochs=epochs)
+    if seed != LEVER_SEED and not all(c.plain for c in cfg.search_space):
+        cfg = dataclasses.replace(cfg, levers_from=LEVER_SEED)
+    return cfg
 
 
-def adopt_teacher(cfg: PipelineConfig, runs: Path) -> Optional[Path]:
-    """Put the standard comparison's finished ``TimeLLM (MS)`` run of this seed into the teacher's run folder when
-    its result-relevant settings are exactly the teacher's (the preset makes them so for the standard kind), so the
-    report's teacher is that row's very run and is not trained twice. Returns the run adopted; None when the
-    teacher's folder already holds a finished run or ``runs`` has none to give (the pipeline then trains it)."""
+def same_row(a: PipelineConfig, b: PipelineConfig) -> bool:
+    """Whether two of the preset's configs are the same teacher kind and student (seeds aside)."""
+    fields = ("teacher_view", "teacher_base", "student", "student_layers", "student_weights")
+    return all(getattr(a, f) == getattr(b, f) for f in fields)
+
+
+def searched_losses(cfg: PipelineConfig) -> Optional[dict[Candidate, float]]:
+    """The best validation loss of each distilled student ``cfg``'s search trained (those the baseline stands for
+    left out), in search order; None until its pooled row is written, i.e. its search has finished."""
     (tag, patients), = patient_groups(cfg)
-    configs = phase_configs(cfg, tag, patients)
-    teacher = configs["teacher"]
-    target = Path(teacher.checkpoints) / run_names(configs, cfg.candidates[0], cfg.init_from_baseline)["teacher"]
-    if finished_run(target, teacher) is not None or not Path(runs).is_dir():
+    phases = phase_configs(cfg, tag, patients)
+    if finished_row(cfg.csv_path, config_key(cfg, phases)) is None:
         return None
-    for run in sorted(Path(runs).iterdir()):
-        if run.is_dir() and finished_run(run, teacher) is not None:
-            shutil.rmtree(target, ignore_errors=True)  # an unfinished teacher of its own: the finished one wins
-            shutil.copytree(run, target, ignore=shutil.ignore_patterns("last.pt", "tensorboard"))
-            return run
-    return None
+    losses = {}
+    for c in cfg.search_space:
+        if baseline_stands_for(cfg, c):
+            continue
+        run = Path(phases["distilled"].checkpoints) / run_names(phases, c, cfg.init_from_baseline)["distilled"]
+        metrics = read_json(run / METRICS_NAME)
+        if metrics is None:
+            return None
+        losses[c] = float(metrics["fit"]["best_val_loss"])
+    return losses
+
+
+def resolve_levers(cfg: PipelineConfig, configs: list[PipelineConfig]) -> Optional[PipelineConfig]:
+    """``cfg`` ready to run: as it is when it searches its own levers; at a later seed, with the teacher-data share
+    and mixup alpha of the best distilled student (lowest validation loss, the first on ties) of the same kind and
+    student at seed ``cfg.levers_from``; None while that seed's row has not finished."""
+    if cfg.levers_from is None or cfg.levers is not None:
+        return cfg
+    first = next(c for c in configs if c.train.seed == cfg.levers_from and same_row(c, cfg))
+    losses = searched_losses(first)
+    if not losses:
+        return None
+    best = min(losses, key=losses.__getitem__)
+    return dataclasses.replace(cfg, levers=(best.teacher_data, best.mixup_alpha))
 
 
 def pair_of(cfg: PipelineConfig) -> str:
@@ -184,13 +213,18 @@ def planned_runs(configs: list[PipelineConfig]) -> pd.DataFrame:
                               "windows": labelled, **model, "cache": cache_windows(cfg) if phase == "teacher" else 0,
                               "cache_kept": not any(c.weights.gamma for c in cfg.search_space),
                               "run": str(Path(phases[phase].checkpoints) / names[phase])})
-            for c in cfg.search_space:
+            # a later seed's levers are the first seed's choice, not known before it runs: costed at the widest
+            later = cfg.levers_from is not None and cfg.levers is None
+            widest = max(c.teacher_data for c in cfg.search_space)
+            for c in ([Candidate(w) for w in cfg.candidates] if later else cfg.search_space):
                 stands_in = baseline_stands_for(cfg, c)
                 name = names["baseline"] if stands_in else run_names(phases, c, cfg.init_from_baseline)["distilled"]
-                lines.append({**line, "phase": "distilled", "weights": c.describe(),
-                              "epochs": phases["distilled"].train.train_epochs,
-                              "windows": round(labelled * (1 + c.teacher_data)), **student,
-                              "run": str(Path(phases["distilled"].checkpoints) / name)})
+                chosen = later and not stands_in
+                lines.append({**line, "phase": "distilled", "epochs": phases["distilled"].train.train_epochs,
+                              "weights": c.describe() + (f", seed {cfg.levers_from}'s levers" if chosen else ""),
+                              "windows": round(labelled * (1 + (widest if chosen else c.teacher_data))), **student,
+                              "run": str(Path(phases["distilled"].checkpoints) / name) + ("_<levers>" if chosen
+                                                                                           else "")})
     runs = pd.DataFrame(lines)
     runs["reused"] = runs.duplicated("run")
     return runs
@@ -271,8 +305,11 @@ def plan_text(configs: list[PipelineConfig]) -> str:
         f"runs under {first.out}/runs; reference: Ridge (MS) on every training window, once per seed",
         "search (validation, for every seed, kind and student): weights " + "; ".join(
             str(w.as_tuple()) for w in first.grid) + f"; teacher data {first.teacher_data} x the labelled windows; "
-        f"mixup alpha {first.mixup_alpha}; up to {max(len(c.search_space) for c in configs)} candidates per row; "
-        "INT8 student: " + ("on" if first.int8 else "off (--int8 0)"),
+        f"mixup alpha {first.mixup_alpha}; up to {len(first.search_space)} candidates per row" + (
+            f" at seed {LEVER_SEED}; each later seed searches the weights with the teacher data and mixup seed "
+            f"{LEVER_SEED} chose for the same kind and student (its rows wait for that row)"
+            if any(c.levers_from is not None for c in configs) else "")
+        + "; INT8 student: " + ("on" if first.int8 else "off (--int8 0)"),
         f"training runs: {len(trained)} ({', '.join(f'{n} {p}' for p, n in trained['phase'].value_counts().items())}"
         f"); teacher runs named {len(teachers)} times, trained {int((~teachers['reused']).sum())} (once per kind and "
         "seed, then reused); each student's baseline trained once per seed for every kind",

@@ -45,9 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--standard", action="store_true",
                    help="the standard report: a MiniLM (6 layers) teacher, standard, privileged and on a ridge base, "
                         "-> MiniLM:1, MiniLM:2, BERT-tiny (random) and MLP, each alone and distilled; pooled over the "
-                        f"12 bundled patients, seeds 2021-2023 (loss weights {STANDARD_SEARCH['grid']}, teacher data "
-                        f"{STANDARD_SEARCH['teacher_data']} and mixup {STANDARD_SEARCH['mixup_alpha']} searched per "
-                        "seed unless --grid / --teacher_data / --mixup_alpha say otherwise), --features MS, TimeLLM "
+                        f"12 bundled patients, seeds 2021-2023 (loss weights {STANDARD_SEARCH['grid']} searched per seed, "
+                        f"teacher data {STANDARD_SEARCH['teacher_data']} and mixup {STANDARD_SEARCH['mixup_alpha']} "
+                        "at seed 2021, unless --grid / --teacher_data / --mixup_alpha say otherwise), --features MS, "
+                        "TimeLLM "
                         "recipe, a Ridge (MS) reference per seed; run folders in --out (default "
                         f"{STANDARD_RUNS}), the pooled rows in --csv (default <out>/{POOLED_CSV}) with rows.csv and "
                         "summary.csv/.md beside them")

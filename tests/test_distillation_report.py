@@ -7,6 +7,7 @@ Nothing here trains: the plan reads only the bundled cohort's patient ids.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -17,19 +18,18 @@ from scipy.stats import wilcoxon
 
 from distillation import cli, compare, pipeline
 from distillation.config import (DEFAULT_GRID, PipelineConfig, baseline_stands_for, config_key, patient_groups,
-                                 phase_configs, teacher_kind)
+                                 phase_configs, run_names, teacher_kind)
 from distillation.losses import LossWeights, distillation_loss, parse_grid
 from distillation.phases import continuing
 from distillation.pipeline import finished_row
 from distillation.retime import retime_csv
-from distillation.standard import (adopt_teacher, STANDARD_PATIENTS, STANDARD_SEARCH, STANDARD_SEEDS,
+from distillation.standard import (STANDARD_PATIENTS, STANDARD_SEARCH, STANDARD_SEEDS,
                                    STANDARD_STUDENTS, STANDARD_WINDOWS, estimate_hours, planned_runs, rates,
-                                   standard_configs)
+                                   resolve_levers, standard_configs)
 from distillation.answers import standard_markdown
 from distillation.summary import summarise_standard
 from exp.accelerator import native_precision
 from exp.objective import masked_mse
-from exp.reuse import mark_finished
 from models import model_spec
 from scripts import distillation_comparison
 from utils.errors import LLMTimeError
@@ -181,6 +181,9 @@ def test_standard_plan_pools_twelve_patients_three_seeds_one_teacher_per_kind(ca
     assert all(c.weights is None and TRUTH_ONLY in c.candidates for c in configs)
     assert [len(c.candidates) for c in configs[:4]] == [2, 2, 2, 2]
     assert [len(c.search_space) for c in configs[:4]] == [5, 5, 5, 5]
+    # the levers are searched at the first seed; the later seeds wait for its choice, kind by kind and student by
+    # student
+    assert all((c.levers_from is None) == (c.train.seed == STANDARD_SEEDS[0]) and c.levers is None for c in configs)
     runs = planned_runs(configs)
     rows = runs[runs["phase"] == "baseline"]
     assert len(rows) == 3 * 4 * 3 and set(rows["patient"]) == {"+".join(STANDARD_PATIENTS)}
@@ -196,6 +199,8 @@ def test_standard_plan_pools_twelve_patients_three_seeds_one_teacher_per_kind(ca
     assert distillation_comparison.main(["--standard", "--plan"]) == 0
     out = capsys.readouterr().out
     assert "36 pooled rows" in out and "432 per-patient rows" in out and "trained 9 (once per kind and seed" in out
+    # 4 distilled students per row at the first seed, 1 (with that seed's levers) at each later one
+    assert "training runs: 96 (72 distilled" in out and "seed 2021's levers" in out
 
 
 def test_the_plan_costs_each_run_at_its_own_models_measured_speed():
@@ -216,10 +221,10 @@ def test_the_plan_costs_each_run_at_its_own_models_measured_speed():
 
 
 def test_every_seed_searches_its_own_weights(tmp_path, monkeypatch, capsys):
-    """The pipeline's search runs once per teacher kind, student and seed, each time over the whole grid (loss
-    weights x teacher-data shares x mixup alphas, 0 among them) with that seed's settings; --seeds runs a later seed
-    without waiting on another. The search is stubbed (it records its call and stops the pair) and the Ridge
-    reference too, so nothing trains. --seeds outside the preset is a one-line error."""
+    """The pipeline's search runs once per teacher kind and student at the first seed over the whole grid (loss
+    weights x teacher-data shares x mixup alphas, 0 among them) with that seed's settings; a later seed waits for
+    that seed's row (its levers), unless no lever is searched. The search is stubbed (it records its call and stops
+    the pair) and the Ridge reference too, so nothing trains. --seeds outside the preset is a one-line error."""
     calls = []
 
     def search(group, *rest):
@@ -234,12 +239,12 @@ def test_every_seed_searches_its_own_weights(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(pipeline, "search_weights", search)
     monkeypatch.setattr(compare, "write_standard_reports", lambda *a, **k: "")
     monkeypatch.setattr(compare, "ridge_reference", lambda cfg: tmp_path / "ridge")
-    flags = ["--standard", "--csv", str(tmp_path / "pooled.csv"), "--out", str(tmp_path), "--comparison-runs",
-             str(tmp_path / "none")]
-    assert distillation_comparison.main(flags) == 1  # every pair stopped at the stub
-    assert sorted(c[:4] for c in calls) == sorted((seed, kind, student, layers) for seed in STANDARD_SEEDS
+    flags = ["--standard", "--csv", str(tmp_path / "pooled.csv"), "--out", str(tmp_path)]
+    assert distillation_comparison.main(flags) == 1  # every pair stopped at the stub, the later seeds' wait
+    assert sorted(c[:4] for c in calls) == sorted((STANDARD_SEEDS[0], kind, student, layers)
                                                   for kind in ("standard", "privileged", "ridge")
                                                   for student, layers, _ in STANDARD_STUDENTS)
+    assert "24 row(s) wait for seed 2021's rows" in capsys.readouterr().err
     assert all(c[0] == c[5] for c in calls)  # the distilled students train with the row's own seed
     space = {c[4] for c in calls if c[2:4] == ("MiniLM", 1)}
     assert len(space) == 1  # one search per seed and kind, the same candidates each time
@@ -247,11 +252,10 @@ def test_every_seed_searches_its_own_weights(tmp_path, monkeypatch, capsys):
     assert {(s, a) for _, s, a in levers} == {(0.0, 0.0), (1.0, 0.0), (0.0, 0.2), (1.0, 0.2)}
     assert {w for w, _, _ in levers} == set(parse_grid(STANDARD_SEARCH["grid"]))
     calls.clear()
-    assert distillation_comparison.main([*flags, "--seeds", "2023"]) == 1
-    assert [c[0] for c in calls] == [2023] * 12
+    assert distillation_comparison.main([*flags, "--seeds", "2023"]) == 1 and not calls
     calls.clear()  # the command line narrows the preset's search: the loss weights alone
     assert distillation_comparison.main([*flags, "--seeds", "2022", "--teacher-data", "0", "--mixup-alpha", "0"]) == 1
-    assert all(c.plain for call in calls for c in call[4]) and len(calls[0][4]) == 2
+    assert all(c.plain for call in calls for c in call[4]) and len(calls[0][4]) == 2 and len(calls) == 12
     calls.clear()  # ... or widens it: the pipeline's whole weight grid
     assert distillation_comparison.main([*flags, "--seeds", "2022", "--grid", DEFAULT_GRID, "--teacher-data", "0",
                                          "--mixup-alpha", "0"]) == 1
@@ -317,29 +321,32 @@ def test_an_interrupted_teacher_or_baseline_continues_a_distilled_run_restarts(t
     assert continuing(run_dir, other, None).train.resume is False  # other settings: start afresh, never mix
 
 
-def test_the_comparisons_finished_teacher_run_is_adopted_only_with_the_same_settings(tmp_path):
-    """The standard comparison's TimeLLM (MS) run of a seed becomes that seed's teacher when its result settings are
-    the teacher's; a run with other settings, or an unfinished one, is left alone."""
+
+
+def test_a_later_seed_takes_the_levers_of_the_first_seeds_best_distilled_student(tmp_path):
+    """A later seed's row waits until the first seed's row of the same kind and student is written; then it searches
+    the loss weights with the levers of that seed's distilled student of lowest validation loss (the first on ties;
+    the baseline's loss, standing for (1, 0, 0), is not a lever choice), so its candidates are that one and the
+    student alone."""
     args = distillation_comparison.build_parser().parse_args(["--standard"])
-    cfg = standard_configs(distillation_comparison.shared_config(args), out=str(tmp_path / "distill"))[0]
-    teacher = phase_configs(cfg, *patient_groups(cfg)[0])["teacher"]
-    runs = tmp_path / "compare"
-
-    def fake_run(name, config, finished=True):
-        run = runs / name
+    configs = standard_configs(distillation_comparison.shared_config(args), out=str(tmp_path),
+                               csv=tmp_path / "pooled.csv")
+    first = next(c for c in configs if c.student == "MLP" and c.teacher_view == "privileged")
+    later = next(c for c in configs if c.train.seed == 2022 and c.student == "MLP" and c.teacher_view == "privileged")
+    assert resolve_levers(first, configs) is first and resolve_levers(later, configs) is None  # nothing finished
+    phases = phase_configs(first, *patient_groups(first)[0])
+    losses = {(0.0, 0.0): 0.30, (0.0, 0.2): 0.25, (1.0, 0.0): 0.25, (1.0, 0.2): 0.40}
+    for c in first.search_space:
+        if baseline_stands_for(first, c):
+            continue
+        run = Path(phases["distilled"].checkpoints) / run_names(phases, c, False)["distilled"]
         run.mkdir(parents=True)
-        write_json(run / "config.json", {**config.to_dict(), "model_id": "compare", "des": "standard"})
-        (run / "checkpoint.pt").write_bytes(b"weights")
-        if finished:
-            mark_finished(run, {"summary": {"rmse_30": 20.0}})
-
-    other = dataclasses.replace(teacher, train=dataclasses.replace(teacher.train, seed=2022))
-    fake_run("A_other_seed", other)
-    fake_run("B_unfinished", teacher, finished=False)
-    assert adopt_teacher(cfg, runs) is None  # nothing with the teacher's settings has finished
-    fake_run("C_same", teacher)
-    assert adopt_teacher(cfg, runs) == runs / "C_same"
-    target = tmp_path / "distill" / "runs"
-    assert len(list(target.glob("*/teacher_MiniLM/metrics.json"))) == 1
-    assert adopt_teacher(cfg, runs) is None  # already there: nothing copied twice
-    assert adopt_teacher(cfg, tmp_path / "absent") is None
+        write_json(run / "metrics.json", {"fit": {"best_val_loss": losses[(c.teacher_data, c.mixup_alpha)]}})
+    assert resolve_levers(later, configs) is None  # the runs are there, but the first seed's row is not written
+    append_row(first.csv_path, {"config_key": config_key(first, phases), "seed": 2021})
+    ready = resolve_levers(later, configs)
+    assert ready.levers == (0.0, 0.2) and ready.train.seed == 2022
+    assert [(c.weights, c.teacher_data, c.mixup_alpha) for c in ready.search_space] == [
+        (LossWeights(0.5, 0.5, 0.0), 0.0, 0.2), (TRUTH_ONLY, 0.0, 0.0)]
+    later_phases = phase_configs(ready, *patient_groups(ready)[0])
+    assert config_key(ready, later_phases) != config_key(later, later_phases)  # the row records the levers it used
