@@ -72,12 +72,17 @@ def parse_budgets(text: Optional[str]) -> list[str]:
     return budgets
 
 
-def budget_config(base: RunConfig, v: Variant, budget: str, seed: int, patients: tuple[str, ...]) -> RunConfig:
+def budget_config(base: RunConfig, v: Variant, budget: str, seed: int, patients: tuple[str, ...],
+                  one_pass: Optional[int] = None) -> RunConfig:
     """One cell's configuration: the row's model and recipe, the budget as windows per epoch (Ridge: the windows
-    it is fitted on), the fixed validation set, constant learning rate after warm-up, early stopping."""
+    it is fitted on), the fixed validation set, constant learning rate after warm-up, early stopping. ``full`` is
+    ``one_pass`` presentations (the training windows of ``patients``) over the epochs; Ridge then fits on every
+    window."""
     trained = recipe_for(v.model) is not None
-    total = None if budget == FULL else int(budget)
-    per_epoch = None if total is None else (total // EPOCHS if trained else total)
+    if budget == FULL and trained and one_pass is None:
+        raise LLMTimeError("the full budget needs the number of training windows (one_pass)")
+    total = (one_pass if trained else None) if budget == FULL else int(budget)
+    per_epoch = None if total is None else (-(-total // EPOCHS) if trained else total)
     data = dataclasses.replace(base.data, patients=list(patients), max_train_windows=per_epoch,
                                max_val_windows=VAL_WINDOWS)
     train = dataclasses.replace(base.train, seed=seed)
@@ -109,15 +114,24 @@ def build_grid(base: RunConfig, backbone: str, patients: list[str], seeds: list[
                                f"from: {', '.join(v.model_name for v in grid_rows)}")
         grid_rows = [v for v in grid_rows if v.model_name.lower() in wanted]
     group = tuple(patients)
+    one_pass = training_windows(base, group) if FULL in budgets else None
     cells, budget_of = [], {}
     for budget in budgets:
         for seed in seeds:
             for v in grid_rows:
-                cfg = budget_config(base, v, budget, seed, group)
+                cfg = budget_config(base, v, budget, seed, group, one_pass)
                 cell = Cell(v, group, seed, identity(cfg), cfg)
                 cells.append(cell)
                 budget_of[cell.key] = budget
     return Grid("scaling", base, cells, [v.label for v in grid_rows]), budget_of
+
+
+def training_windows(base: RunConfig, patients: tuple[str, ...]) -> int:
+    """How many training windows the study's patients hold: ``full``'s one pass. Counted by building the splits
+    (seconds), since another cohort or data set holds another number."""
+    from data_provider.data_factory import build_splits  # deferred: the data layer loads torch
+
+    return len(build_splits(dataclasses.replace(base.data, patients=list(patients))).train)
 
 
 def base_config(data: str, root_path: Optional[str], llm_path: Optional[str], runs_dir: Path,

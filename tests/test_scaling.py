@@ -4,6 +4,7 @@ the same presentations, cells run budget by budget, and the report says where th
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
@@ -63,6 +64,23 @@ def test_budgets_are_presentations_per_row(tmp_path, fake_engine):
     assert all(c.data.max_val_windows == scaling.VAL_WINDOWS and c.data.covariates and c.data.train_draw == "fresh"
                for c in fake_engine)
     assert isinstance(dlinear[0].train, TrainConfig) and dlinear[0].train.learning_rate == 1e-3  # its recipe's
+
+
+def test_the_full_budget_is_one_pass_over_the_patients_training_windows(monkeypatch):
+    """``full`` spreads one pass (every training window of the study's patients, counted from their splits) over the
+    epochs, rounded up so that no window goes short; Ridge fits on every window."""
+    counted = []
+    monkeypatch.setattr(data_provider.data_factory, "build_splits",
+                        lambda data: counted.append(data.patients) or SimpleNamespace(train=range(101)))
+    base = scaling.base_config("simulated", None, None, Path("runs"), "no")
+    grid, budget_of = scaling.build_grid(base, "MiniLM", ["1001", "1002"], [2021], ["16", scaling.FULL],
+                                         "Ridge,DLinear")
+    assert counted == [["1001", "1002"]]  # counted once, for the study's patients
+    full = {c.variant.model: c.config for c in grid.cells if budget_of[c.key] == scaling.FULL}
+    assert full["DLinear"].data.max_train_windows == 13 and 13 * scaling.EPOCHS >= 101  # ceil(101 / 8)
+    assert full["Ridge"].data.max_train_windows is None
+    grid, _ = scaling.build_grid(base, "MiniLM", ["1001"], [2021], ["16"], "DLinear")
+    assert len(counted) == 1  # no full budget: nothing counted
 
 
 def test_the_report_has_its_columns_charts_and_crossings(tmp_path, fake_engine):
