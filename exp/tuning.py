@@ -174,11 +174,13 @@ def sweep(base: RunConfig, grid: dict[str, list[Any]], out_csv: Path, log=print)
 MAX_EXTENSIONS = 4  # rounds a sweep may grow past its edges before it says its winner is still on one
 
 
-def winner(rows: pd.DataFrame, points: list[dict[str, Any]]) -> dict[str, Any]:
-    """The point of ``points`` with the lowest validation loss among ``rows`` (a sweep CSV's)."""
-    wanted = {json.dumps(p, sort_keys=True) for p in points}
-    mine = rows[rows["point"].isin(wanted)]
-    return json.loads(mine.loc[mine["best_val_loss"].idxmin(), "point"])
+def winner(rows: pd.DataFrame, base: RunConfig, points: list[dict[str, Any]]) -> dict[str, Any]:
+    """The point of ``points`` (settings over ``base``) with the lowest validation loss among ``rows`` (a sweep
+    CSV's), the first on ties. Rows are matched by their configuration's key, as ``sweep`` skips them, so a point
+    another sweep ran under another label (one that swept the schedule at this rate, say) counts here too."""
+    loss = {point_key(RunConfig.from_dict(json.loads(c))): v for c, v in zip(rows["config"], rows["best_val_loss"])}
+    scored = [(loss[key], i) for i, p in enumerate(points) if (key := point_key(with_settings(base, p))) in loss]
+    return points[min(scored)[1]]
 
 
 def beyond_edges(grid: dict[str, list[Any]], best: dict[str, Any]) -> dict[str, list[Any]]:
@@ -209,7 +211,7 @@ def extend_to_interior(base: RunConfig, grid: dict[str, list[Any]], out_csv: Pat
     edge."""
     rows = sweep(base, grid, out_csv, log)
     for _ in range(MAX_EXTENSIONS):
-        grown = beyond_edges(grid, winner(rows, grid_points(grid)))
+        grown = beyond_edges(grid, winner(rows, base, grid_points(grid)))
         valid = {}
         for key, values in grown.items():
             try:
@@ -222,7 +224,7 @@ def extend_to_interior(base: RunConfig, grid: dict[str, list[Any]], out_csv: Pat
         grid = {**grid, **valid}
         log("winner on an edge: extending " + ", ".join(f"{k} to {v[-1]}" for k, v in valid.items()))
         rows = sweep(base, grid, out_csv, log)
-    best = winner(rows, grid_points(grid))
+    best = winner(rows, base, grid_points(grid))
     notes = [f"{key}: the winner {best[key]} is still on an edge of {sorted(set(values))}"
              for key, values in beyond_edges(grid, best).items()]
     return rows, grid, notes
