@@ -71,10 +71,13 @@ def test_a_winner_on_an_edge_grows_the_grid_until_it_is_interior(tmp_path, monke
 def test_a_point_another_sweep_ran_counts_in_the_winner(tmp_path, monkeypatch, capsys):
     """A schedule sweep ran the recipe's rate (labelled by its schedule); a rate sweep over the same settings reuses
     that row and counts its loss: here it is the best, so the grid 3e-4,1e-3,3e-3 has an interior winner and does
-    not grow."""
+    not grow. Another model's row with the same label (PatchTST at 3e-3, far lower) is not this sweep's."""
     import exp.tuning
 
     def fake_point(cfg, splits):
+        if cfg.model.model == "PatchTST":
+            return {"best_val_loss": 0.01, "best_epoch": 1, "epochs_run": 1, "verdict": "converged",
+                    "history": "[]", "seconds": 0.0}
         loss = {3e-4: 0.3, 1e-3: 0.1, 3e-3: 0.2}.get(cfg.train.learning_rate, 0.05)
         return {"best_val_loss": loss, "best_epoch": 1, "epochs_run": 1, "verdict": "converged", "history": "[]",
                 "seconds": 0.0}
@@ -82,12 +85,13 @@ def test_a_point_another_sweep_ran_counts_in_the_winner(tmp_path, monkeypatch, c
     monkeypatch.setattr(exp.tuning, "run_point", fake_point)
     monkeypatch.setattr(exp.tuning, "build_splits", lambda data: None)
     out = tmp_path / "sweep.csv"
+    assert tune.main(["--model", "PatchTST", "--grid", "learning_rate=3e-3", "--out", str(out)]) == 0
     common = ["--model", "DLinear", "--from_recipe", "1", "--out", str(out)]
     assert tune.main([*common, "--extend_edges", "0", "--grid", "lradj=constant", "--set", "learning_rate=1e-3"]) == 0
     assert tune.main([*common, "--grid", "learning_rate=3e-4,1e-3,3e-3", "--set", "lradj=constant"]) == 0
     printed = capsys.readouterr().out
     assert "learning_rate=0.001: done earlier, skipped" in printed and "extending" not in printed
-    assert len(pd.read_csv(out)) == 3  # the two new rates; 1e-3 was not trained again
+    assert len(pd.read_csv(out)) == 4  # PatchTST's, then DLinear's two new rates; 1e-3 was not trained again
 
 
 def json_log(value: float) -> float:
