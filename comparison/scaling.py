@@ -16,7 +16,8 @@ number of training windows:
 - Ridge is fitted in closed form on as many distinct windows as the budget (the first epoch's draw);
 - rows: Ridge, DLinear, PatchTST, Time-LLM (pretrained MiniLM), Time-LLM (random backbone), Time-LLM w/o LLM and
   LLM2Trsf; Time-LLM as the default run builds and optimises it (``exp.recipes.DEFAULT_RUN_MODEL``: no dataset
-  description, MiniLM's first layer; ``DEFAULT_RUN_TRAIN``: batch 32), so that the study's cells fit 2 CPU cores.
+  description, MiniLM's first layer; ``DEFAULT_RUN_TRAIN``: batch 32), so that the study's cells fit 2 CPU cores,
+  and its LLM-free ablations at batch 32 too (``SCALING_ABLATION_TRAIN``), as the study began with them.
 
 Outputs in ``--out`` (default ``checkpoints/scaling``; the published study: ``--out docs/results/scaling``):
 ``tidy.csv`` and ``per_patient.csv`` as every grid writes them, ``summary.csv`` (``model``, ``budget``, ``seeds``,
@@ -38,7 +39,7 @@ from comparison.grid import Cell, Grid, Variant
 from configs import DataConfig, ModelConfig, RunConfig, TrainConfig
 from configs.flags import check_config
 from configs.identity import identity
-from exp.recipes import DEFAULT_RUN_MODEL, apply_recipe, default_run_train, recipe_for
+from exp.recipes import DEFAULT_RUN_MODEL, SCALING_ABLATION_TRAIN, apply_recipe, default_run_train, recipe_for
 from utils.cgm import NAMED_HORIZONS_MIN
 from utils.cli import split_list
 from utils.errors import LLMTimeError
@@ -88,9 +89,10 @@ def budget_config(base: RunConfig, v: Variant, budget: str, seed: int, patients:
     train = dataclasses.replace(base.train, seed=seed)
     if trained:
         # Time-LLM's rows optimise as the default run does (batch 32: a batch of 128 would take one step per epoch at
-        # the smallest budgets), the other rows with their own recipes
-        train = apply_recipe(train, v.model, {**default_run_train(v.model), "train_epochs": EPOCHS,
-                                              "patience": PATIENCE, "lradj": "constant"})
+        # the smallest budgets), its LLM-free ablations at batch 32 too, the other rows with their own recipes
+        pinned = {**default_run_train(v.model), **SCALING_ABLATION_TRAIN.get(v.model, {})}
+        train = apply_recipe(train, v.model, {**pinned, "train_epochs": EPOCHS, "patience": PATIENCE,
+                                              "lradj": "constant"})
     from models import model_spec  # deferred: the registry loads torch, which --help does not need
 
     timellm = DEFAULT_RUN_MODEL if model_spec(v.model).timellm_family else {}

@@ -59,6 +59,13 @@ GRID_TIMELLM_MODEL = dict(DEFAULT_RUN_MODEL, event_words="terse")
 DEFAULT_RUN_TRAIN = dict(learning_rate=3e-3, batch_size=32, lradj="COS", warmup_steps=20, patience=3)
 
 
+# The scaling study's LLM-free ablations train as they did when the study began, beside its Time-LLM rows at batch 32
+# (DEFAULT_RUN_TRAIN): batch 32 and 20 warm-up steps at the rates of their earlier recipes. Their grid recipes moved to
+# Time-LLM's batch 128, which at the study's smallest budget (125 windows per epoch) would take one step per epoch.
+SCALING_ABLATION_TRAIN = {"TimeLLM_woLLM": dict(learning_rate=3e-3, batch_size=32, warmup_steps=20),
+                          "TimeLLM_LLM2Trsf": dict(learning_rate=1e-3, batch_size=32, warmup_steps=20)}
+
+
 def default_run_train(model: str) -> dict:
     """``DEFAULT_RUN_TRAIN`` for a Time-LLM model (its role in the registry), {} for any other: the default run and the
     scaling study's Time-LLM rows optimise as the layer cut was chosen, the other models by their own recipes."""

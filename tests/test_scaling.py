@@ -137,3 +137,17 @@ def test_the_summary_reads_each_runs_validation_loss_from_its_folder(tmp_path):
     summary = scaling.summarise(rows, {"k1": "8", "k2": "8", "k3": "64"}, ["X"], tmp_path)
     assert summary.set_index("budget")["val_loss_mean"]["8"] == pytest.approx(0.30)
     assert math.isnan(summary.set_index("budget")["val_loss_mean"]["64"])
+
+
+def test_the_llm_free_ablations_keep_the_settings_the_study_began_with():
+    """The study's ablation rows train at batch 32 with their earlier rates whatever the grids' recipes say, beside
+    Time-LLM's batch-32 rows, so the cells already run stay the study's cells."""
+    from exp.recipes import SCALING_ABLATION_TRAIN
+
+    base = scaling.base_config("simulated", None, None, Path("runs"), "no")
+    grid, _ = scaling.build_grid(base, "MiniLM", ["1001"], [2021], ["1000"], "TimeLLM_woLLM,TimeLLM_LLM2Trsf,TimeLLM")
+    train = {c.variant.model_name: c.config.train for c in grid.cells}
+    for model, pinned in SCALING_ABLATION_TRAIN.items():
+        assert {k: getattr(train[model], k) for k in pinned} == pinned
+        assert (train[model].lradj, train[model].train_epochs) == ("constant", scaling.EPOCHS)
+    assert train["TimeLLM"].batch_size == 32
