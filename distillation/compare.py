@@ -46,7 +46,7 @@ from distillation.config import PipelineConfig, lm_free_model
 from distillation.pipeline import run_pipeline
 from distillation.references import ridge_reference
 from distillation.retime import retime_csv
-from distillation.standard import (STANDARD_SEEDS, plan_text, resolve_levers, standard_seeds,
+from distillation.standard import (LEVER_SEED, STANDARD_SEEDS, plan_text, resolve_levers, standard_seeds,
                                    write_standard_reports)
 from distillation.summary import cell, table
 from models.backbones import BACKBONES, resolve_backbone
@@ -281,7 +281,7 @@ class StandardRun:
         "trains nothing"))
     seeds: Optional[str] = field(default=None, metadata=flag(
         f"with --standard: run only these of its seeds (default all: {','.join(map(str, STANDARD_SEEDS))}); each "
-        f"seed searches its own loss weights, the later seeds with the teacher data and mixup seed {STANDARD_SEEDS[0]} "
+        f"seed searches its own loss weights, the later seeds with the teacher data and mixup seed {LEVER_SEED} "
         "chose, so their rows wait for its rows (a process given another seed skips them; same --out and --csv); "
         "with --retime, time only these seeds' rows"))
 
@@ -319,7 +319,7 @@ def run_standard(configs: list[PipelineConfig], run: StandardRun) -> int:
         if ready is None:
             waiting += 1
             print(f"=== pair {k}/{len(configs)} (seed {cfg.train.seed}) waits: its teacher data and mixup are those "
-                  f"seed {cfg.levers_from} chooses for the same kind and student, whose row has not finished",
+                  f"seed {LEVER_SEED} chooses for the same kind and student, whose row has not finished",
                   flush=True)
             continue
         if cfg.train.seed not in referenced:  # closed form, seconds: the bar the deployable student is held to
@@ -333,6 +333,6 @@ def run_standard(configs: list[PipelineConfig], run: StandardRun) -> int:
         print(report(), end="")
         print(f"rows: {pooled}")
     if waiting:
-        print(f"{waiting} row(s) wait for seed {STANDARD_SEEDS[0]}'s rows: run the same command again once they have "
+        print(f"{waiting} row(s) wait for seed {LEVER_SEED}'s rows: run the same command again once they have "
               "finished", file=sys.stderr)
     return 1 if failures or waiting else 0

@@ -87,8 +87,6 @@ class PipelineConfig:
     levers: Optional[tuple[float, float]] = field(default=None, metadata=internal(
         "(teacher-data share, mixup alpha) another seed's search chose: each weight candidate with a teacher-forecast "
         "term trains with them, the others plain, instead of searching --teacher_data x --mixup_alpha"))
-    levers_from: Optional[int] = field(default=None, metadata=internal(
-        "the seed whose search chooses ``levers`` (the standard report's later seeds); None = this row searches them"))
     layer_map: Optional[LayerPairs] = field(default=None, metadata=internal(
         "parsed from --layer_map; None = the uniform mapping"))
     init_from_baseline: bool = field(default=False, metadata=flag("start the distilled student from the baseline"))

@@ -139,11 +139,14 @@ def _standard_config(shared: PipelineConfig, seed: int, fields: dict, student: t
     # the grids' Time-LLM prompt (exp/recipes.py), each phase with its own layers
     model = dataclasses.replace(cfg.model, prompt_domain=GRID_TIMELLM_MODEL["prompt_domain"],
                                 event_words=GRID_TIMELLM_MODEL["event_words"])
-    cfg = dataclasses.replace(cfg, data=data, model=model, train=train, teacher_epochs=epochs, student_epochs=epochs,
-                              distill_epochs=epochs)
-    if seed != LEVER_SEED and not all(c.plain for c in cfg.search_space):
-        cfg = dataclasses.replace(cfg, levers_from=LEVER_SEED)
-    return cfg
+    return dataclasses.replace(cfg, data=data, model=model, train=train, teacher_epochs=epochs, student_epochs=epochs,
+                               distill_epochs=epochs)
+
+
+def waits_for_levers(cfg: PipelineConfig) -> bool:
+    """Whether a preset config takes its teacher data and mixup from ``LEVER_SEED``'s search and has not yet: a later
+    seed's, while the search has levers to choose and none are set."""
+    return cfg.levers is None and cfg.train.seed != LEVER_SEED and not all(c.plain for c in cfg.search_space)
 
 
 def same_row(a: PipelineConfig, b: PipelineConfig) -> bool:
@@ -174,10 +177,10 @@ def searched_losses(cfg: PipelineConfig) -> Optional[dict[Candidate, float]]:
 def resolve_levers(cfg: PipelineConfig, configs: list[PipelineConfig]) -> Optional[PipelineConfig]:
     """``cfg`` ready to run: as it is when it searches its own levers; at a later seed, with the teacher-data share
     and mixup alpha of the best distilled student (lowest validation loss, the first on ties) of the same kind and
-    student at seed ``cfg.levers_from``; None while that seed's row has not finished."""
-    if cfg.levers_from is None or cfg.levers is not None:
+    student at ``LEVER_SEED``; None while that seed's row has not finished."""
+    if not waits_for_levers(cfg):
         return cfg
-    first = next(c for c in configs if c.train.seed == cfg.levers_from and same_row(c, cfg))
+    first = next(c for c in configs if c.train.seed == LEVER_SEED and same_row(c, cfg))
     losses = searched_losses(first)
     if not losses:
         return None
@@ -214,14 +217,14 @@ def planned_runs(configs: list[PipelineConfig]) -> pd.DataFrame:
                               "cache_kept": not any(c.weights.gamma for c in cfg.search_space),
                               "run": str(Path(phases[phase].checkpoints) / names[phase])})
             # a later seed's levers are the first seed's choice, not known before it runs: costed at the widest
-            later = cfg.levers_from is not None and cfg.levers is None
+            later = waits_for_levers(cfg)
             widest = max(c.teacher_data for c in cfg.search_space)
             for c in ([Candidate(w) for w in cfg.candidates] if later else cfg.search_space):
                 stands_in = baseline_stands_for(cfg, c)
                 name = names["baseline"] if stands_in else run_names(phases, c, cfg.init_from_baseline)["distilled"]
                 chosen = later and not stands_in
                 lines.append({**line, "phase": "distilled", "epochs": phases["distilled"].train.train_epochs,
-                              "weights": c.describe() + (f", seed {cfg.levers_from}'s levers" if chosen else ""),
+                              "weights": c.describe() + (f", seed {LEVER_SEED}'s levers" if chosen else ""),
                               "windows": round(labelled * (1 + (widest if chosen else c.teacher_data))), **student,
                               "run": str(Path(phases["distilled"].checkpoints) / name) + ("_<levers>" if chosen
                                                                                            else "")})
@@ -308,7 +311,7 @@ def plan_text(configs: list[PipelineConfig]) -> str:
         f"mixup alpha {first.mixup_alpha}; up to {len(first.search_space)} candidates per row" + (
             f" at seed {LEVER_SEED}; each later seed searches the weights with the teacher data and mixup seed "
             f"{LEVER_SEED} chose for the same kind and student (its rows wait for that row)"
-            if any(c.levers_from is not None for c in configs) else "")
+            if any(map(waits_for_levers, configs)) else "")
         + "; INT8 student: " + ("on" if first.int8 else "off (--int8 0)"),
         f"training runs: {len(trained)} ({', '.join(f'{n} {p}' for p, n in trained['phase'].value_counts().items())}"
         f"); teacher runs named {len(teachers)} times, trained {int((~teachers['reused']).sum())} (once per kind and "

@@ -101,8 +101,12 @@ def finished_points(out_csv: Path) -> set[str]:
     so a sweep written before a change of that rule still resumes instead of training its points again."""
     if not out_csv.is_file():
         return set()
-    rows = pd.read_csv(out_csv, dtype={"key": str})  # hex, as text
-    return {point_key(RunConfig.from_dict(json.loads(config))) for config in rows["config"]}
+    return set(row_keys(pd.read_csv(out_csv, dtype={"key": str})))  # hex, as text
+
+
+def row_keys(rows: pd.DataFrame) -> list[str]:
+    """Each sweep row's point key, recomputed from its saved configuration by today's rule."""
+    return [point_key(RunConfig.from_dict(json.loads(config))) for config in rows["config"]]
 
 
 def validation_rmse(trainer: Trainer, splits: Splits, batch_size: int) -> dict[str, float]:
@@ -178,7 +182,7 @@ def winner(rows: pd.DataFrame, base: RunConfig, points: list[dict[str, Any]]) ->
     """The point of ``points`` (settings over ``base``) with the lowest validation loss among ``rows`` (a sweep
     CSV's), the first on ties. Rows are matched by their configuration's key, as ``sweep`` skips them, so a point
     another sweep ran under another label (one that swept the schedule at this rate, say) counts here too."""
-    loss = {point_key(RunConfig.from_dict(json.loads(c))): v for c, v in zip(rows["config"], rows["best_val_loss"])}
+    loss = dict(zip(row_keys(rows), rows["best_val_loss"]))
     scored = [(loss[key], i) for i, p in enumerate(points) if (key := point_key(with_settings(base, p))) in loss]
     return points[min(scored)[1]]
 

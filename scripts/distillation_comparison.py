@@ -48,8 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"12 bundled patients, seeds 2021-2023 (loss weights {STANDARD_SEARCH['grid']} searched per seed, "
                         f"teacher data {STANDARD_SEARCH['teacher_data']} and mixup {STANDARD_SEARCH['mixup_alpha']} "
                         "at seed 2021, unless --grid / --teacher_data / --mixup_alpha say otherwise), --features MS, "
-                        "TimeLLM "
-                        "recipe, a Ridge (MS) reference per seed; run folders in --out (default "
+                        "TimeLLM recipe, a Ridge (MS) reference per seed; run folders in --out (default "
                         f"{STANDARD_RUNS}), the pooled rows in --csv (default <out>/{POOLED_CSV}) with rows.csv and "
                         "summary.csv/.md beside them")
     add_config_flags(p, StandardRun)

@@ -25,7 +25,7 @@ from distillation.pipeline import finished_row
 from distillation.retime import retime_csv
 from distillation.standard import (STANDARD_PATIENTS, STANDARD_SEARCH, STANDARD_SEEDS,
                                    STANDARD_STUDENTS, STANDARD_WINDOWS, estimate_hours, planned_runs, rates,
-                                   resolve_levers, standard_configs)
+                                   resolve_levers, standard_configs, waits_for_levers)
 from distillation.answers import standard_markdown
 from distillation.summary import summarise_standard
 from exp.accelerator import native_precision
@@ -183,7 +183,7 @@ def test_standard_plan_pools_twelve_patients_three_seeds_one_teacher_per_kind(ca
     assert [len(c.search_space) for c in configs[:4]] == [5, 5, 5, 5]
     # the levers are searched at the first seed; the later seeds wait for its choice, kind by kind and student by
     # student
-    assert all((c.levers_from is None) == (c.train.seed == STANDARD_SEEDS[0]) and c.levers is None for c in configs)
+    assert all(waits_for_levers(c) == (c.train.seed != STANDARD_SEEDS[0]) and c.levers is None for c in configs)
     runs = planned_runs(configs)
     rows = runs[runs["phase"] == "baseline"]
     assert len(rows) == 3 * 4 * 3 and set(rows["patient"]) == {"+".join(STANDARD_PATIENTS)}
