@@ -214,6 +214,13 @@ def cost_line(summary: pd.DataFrame, ref: str) -> str:
     return f"Cost: {ref} has {_cost(by_label.loc[ref])} ({others})."
 
 
+# How a grid's training windows are drawn (DataConfig.train_draw), as its report states it
+DRAW_TEXT = {"fresh": "Training windows per epoch are drawn afresh each epoch from all training windows (seeded, each "
+                  "patient keeping its share); validation windows are one fixed subset, the same every epoch.",
+         "fixed": "Training windows per epoch are one evenly spaced subset, the same every epoch (the earlier "
+                  "protocol, `--train_draw fixed`)."}
+
+
 def standard_markdown(summary: pd.DataFrame, rows: pd.DataFrame, per_patient: pd.DataFrame, grid: Grid,
                       command: str) -> str:
     d = grid.base.data
@@ -230,24 +237,28 @@ def standard_markdown(summary: pd.DataFrame, rows: pd.DataFrame, per_patient: pd
         "",
         "Training: each model's recipe (`exp/recipes.py`, chosen on validation), at most its epochs, stopped early "
         "once validation loss has not improved for the recipe's patience; the best epoch on validation is tested "
-        "once. Windows per epoch are evenly spaced subsamples; the test set is never capped. What was cut to fit "
-        "the budget is listed in `comparison/standard.py`.",
+        f"once. {DRAW_TEXT[d.train_draw]} The test set is never capped. What was cut to fit the budget is listed in "
+        "`comparison/standard.py`.",
         "",
         *recipe_table(grid),
         "",
         "Mean ± sd over seeds (each run's numbers are means over its patients). RMSE/MAE in mg/dL; Clarke A+B in % "
         "of scored readings; converged: runs that early stopping ended (the others were capped: the epoch cap ended "
-        "them with their best epoch among the last `patience`, `exp/curves.py`); best epoch: mean over trained runs; train windows/s: training throughput.",
+        "them with their best epoch among the last `patience`, `exp/curves.py`); best epoch: mean over trained runs; "
+        "windows seen: training-window presentations up to the run's end, mean over trained runs; train windows/s: "
+        "training throughput.",
         "",
-        "| Model | inputs | runs | converged | best epoch | RMSE 30 | RMSE 60 | MAE 30 | MAE 60 | Clarke A+B 30 "
-        "| Clarke A+B 60 | params trainable / total | train windows/s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| Model | inputs | runs | converged | best epoch | windows seen | RMSE 30 | RMSE 60 | MAE 30 | MAE 60 "
+        "| Clarke A+B 30 | Clarke A+B 60 | params trainable / total | train windows/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     body = []
     for _, s in summary.iterrows():
         converged = "–" if np.isnan(s["converged"]) else f"{int(s['converged'])}/{s['runs']}"
         best = "–" if np.isnan(s["best_epoch_mean"]) else f"{s['best_epoch_mean']:.1f}"
-        body.append(f"| {s['model']} | {s['features']} | {s['runs']} | {converged} | {best} | " + _metric_cells(s))
+        seen = "–" if np.isnan(s["train_windows_seen"]) else f"{s['train_windows_seen']:,.0f}"
+        body.append(f"| {s['model']} | {s['features']} | {s['runs']} | {converged} | {best} | {seen} | "
+                    + _metric_cells(s))
     notes = ["", "## Findings", "", *best_lines(summary), *worse_than_persistence(rows),
              *patient_findings(summary, per_patient, grid), "", STANDARD_NOTES]
     return "\n".join(head + body + glucose_table(summary) + notes) + "\n"

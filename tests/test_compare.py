@@ -313,7 +313,8 @@ def _fake_train_and_test(calls):
                "seed": cfg.train.seed, "features": "MS" if cfg.data.covariates else "S", "rmse_30": rmse,
                "rmse_60": 2 * rmse, "mae_30": 1.0, "mae_60": 2.0, "clarke_ab_30": 99.0, "clarke_ab_60": 98.0,
                "trainable_params": 10, "total_params": 20, "best_epoch": 2, "epochs_run": 4,
-               "convergence": "plateau", "train_windows": 100, "test_windows": 50, "train_windows_per_s": 5.0,
+               "convergence": "plateau", "train_windows": 100, "train_windows_seen": 400, "test_windows": 50,
+               "train_windows_per_s": 5.0,
                "test_windows_per_s": 50.0, "wall_seconds": 3.0, "persistence_rmse_30": 30.0,
                "persistence_rmse_60": 50.0}
         metrics = {"per_patient": per, "persistence": {"per_patient": {p: {"rmse_30": 30.0, "rmse_60": 40.0,
@@ -356,7 +357,8 @@ def test_standard_run_writes_rows_reports_as_it_goes_and_reuses_finished_runs(tm
     assert list(summary["model"] + " " + summary["features"]) == [
         "Persistence S", "Persistence MS", "DLinear S", "DLinear MS", "TimeLLM S", "TimeLLM MS", "TimeLLM_woLLM MS"]
     text = (out / "summary.md").read_text()
-    assert "Complete: all 14 planned runs." in text and "| DLinear | MS | 2 | 2/2 | 2.0 |" in text
+    assert "Complete: all 14 planned runs." in text and "| DLinear | MS | 2 | 2/2 | 2.0 | 400 |" in text
+    assert "Training windows per epoch are drawn afresh each epoch from all training windows" in text
     assert ("- TimeLLM (MS) cannot be told apart from DLinear (MS) at 30 min (higher RMSE on 2 of 2 patients, "
             "4.0 mg/dL higher on average, not tested: fewer than 6 patients).") in text
     assert {"wilcoxon_p_30", "p_holm_30", "wilcoxon_p_60", "p_holm_60"} <= set(summary.columns)  # blank: 2 patients
