@@ -214,11 +214,14 @@ def cost_line(summary: pd.DataFrame, ref: str) -> str:
     return f"Cost: {ref} has {_cost(by_label.loc[ref])} ({others})."
 
 
-# How a grid's training windows are drawn (DataConfig.train_draw), as its report states it
-DRAW_TEXT = {"fresh": "Training windows per epoch are drawn afresh each epoch from all training windows (seeded, each "
-                  "patient keeping its share); validation windows are one fixed subset, the same every epoch.",
-         "fixed": "Training windows per epoch are one evenly spaced subset, the same every epoch (the earlier "
-                  "protocol, `--train_draw fixed`)."}
+# How a grid's training windows are drawn (DataConfig.train_draw, one of data_provider.draws.DRAWS), as its report
+# states it
+DRAW_TEXT = {
+    "fresh": "Training windows per epoch are drawn afresh each epoch from all training windows (seeded, each patient "
+             "keeping its share); validation windows are one fixed subset, the same every epoch.",
+    "fixed": "Training windows per epoch are one evenly spaced subset, the same every epoch (the earlier protocol, "
+             "`--train_draw fixed`).",
+}
 
 
 def standard_markdown(summary: pd.DataFrame, rows: pd.DataFrame, per_patient: pd.DataFrame, grid: Grid,

@@ -390,6 +390,13 @@ def test_shards_then_merge_give_the_unsharded_tables(tmp_path, fake_engine, caps
     pd.testing.assert_frame_equal(pd.read_csv(whole / "summary.csv"), pd.read_csv(sharded / "summary.csv"))
 
 
+def test_the_standard_report_can_state_every_training_draw():
+    from comparison.markdown import DRAW_TEXT
+    from data_provider.draws import DRAWS
+
+    assert set(DRAW_TEXT) == set(DRAWS)
+
+
 def test_partial_report_says_what_it_covers(tmp_path, fake_engine):
     out = tmp_path / "out"
     assert cm.main([*SMALL_STANDARD, "--out", str(out), "--shard", "1/6", "--runs-dir", str(tmp_path / "r")]) == 0
