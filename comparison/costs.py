@@ -35,7 +35,8 @@ def estimate_seconds(cell: Cell) -> float:
     train, val, test = window_counts(cell)
     if not spec.gradient_trained:  # fit once in closed form (or nothing), no validation
         return rate.startup + train / rate.train + test / rate.infer
-    return rate.startup + cell.config.train.train_epochs * (train / rate.train + val / rate.infer) + test / rate.infer
+    per_epoch = train / rate.train_rate(cell.config.train.batch_size) + val / rate.infer
+    return rate.startup + cell.config.train.train_epochs * per_epoch + test / rate.infer
 
 
 def plan_text(cells: list[Cell], positions: list[int], total: int, shard: str = "") -> str:
@@ -67,5 +68,6 @@ def plan_text(cells: list[Cell], positions: list[int], total: int, shard: str = 
               "Time-LLM 2.3x faster than fp32; each model's entry in models/__init__.py):"]
     for model in dict.fromkeys(c.config.model.model for c in cells):
         r = model_spec(model).rate
-        lines.append(f"  {model}: {r.train:,.0f} / {r.infer:,.0f} ({r.source})")
+        others = "".join(f", training at batch {b}: {w:,.3g}" for b, w in r.train_at_batch)
+        lines.append(f"  {model}: {r.train:,.0f} / {r.infer:,.0f}{others} ({r.source})")
     return "\n".join(lines)

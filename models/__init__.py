@@ -48,7 +48,9 @@ MODELS: dict[str, ModelSpec] = {
         # at 1e-2 and 0.1601 at 2.7e-4 (capped at 30 epochs, improving by ~0.002 an epoch at the end).
         recipe=Recipe(learning_rate=9e-4, batch_size=128, lradj="plateau", warmup_steps=5, train_epochs=30, patience=3),
         rate=Rate(38, 230, 20, "measured: MiniLM's first layer, one thread, batch 128 (docs/results/schedules.md); "
-                                "inference: benchmark_cpu.md's 1-thread row")),
+                                "inference: benchmark_cpu.md's 1-thread row; batch 32: the scaling study's runs "
+                                "(docs/results/scaling/tidy.csv), median of 9, fp32 on the AVX2 CPU",
+                  train_at_batch=((32, 14),))),
     # The LLM-free ablations train with Time-LLM's optimiser (batch 128, plateau, 5 warm-up steps), their rates
     # grown past their grids' edges on validation (scripts/rate_sweep.sh, docs/results/schedules.md).
     "TimeLLM_woLLM": ModelSpec(
@@ -56,7 +58,8 @@ MODELS: dict[str, ModelSpec] = {
         # 9e-4: 0.1589, against 0.1599 at 3e-3 and 0.1711 at 2.7e-4
         recipe=Recipe(learning_rate=9e-4, batch_size=128, lradj="plateau", warmup_steps=5, train_epochs=30, patience=3),
         rate=Rate(59, 2_800, 10, "measured: the rate sweep, one thread, batch 128, beside other jobs; inference: the "
-                                 "standard grid, seed 2021")),
+                                 "standard grid, seed 2021; batch 32: the scaling study's runs, median of 9",
+                  train_at_batch=((32, 16),))),
     "TimeLLM_LLM2Attn": ModelSpec(
         TimeLLM_LLM2Attn, role="ablation",
         # 9e-4: 0.1773, against 0.2773 at 3e-3 and 0.1916 at 2.7e-4
@@ -69,7 +72,8 @@ MODELS: dict[str, ModelSpec] = {
         recipe=Recipe(learning_rate=2.7e-4, batch_size=128, lradj="plateau", warmup_steps=5, train_epochs=30,
                       patience=3),
         rate=Rate(18, 520, 10, "measured: the rate sweep, one thread, batch 128, beside other jobs; inference: the "
-                               "standard grid, seed 2021")),
+                               "standard grid, seed 2021; batch 32: the scaling study's runs, median of 8",
+                  train_at_batch=((32, 8.5),))),
     "Persistence": ModelSpec(
         Persistence, role="baseline",
         rate=Rate(math.inf, 1_000_000, 1, "estimated from the quick grid")),

@@ -28,10 +28,17 @@ ROLES = ("baseline", "timellm", "ablation", "student")
 class Rate:
     """Per-window speed on this project's 2-core CPU, what a comparison plan estimates a cell's time from."""
 
-    train: float  # training windows/s (a closed-form fit: windows/s of the fit)
+    train: float  # training windows/s at the recipe's batch size (a closed-form fit: windows/s of the fit)
     infer: float  # validation and test windows/s
     startup: float  # seconds to build the model (a language model loads its weights)
     source: str  # measured where, or how it was estimated
+    # Training windows/s measured at other batch sizes, as (batch, windows/s): a grid that trains off the recipe's
+    # batch (the scaling study trains the Time-LLM family at 32) would otherwise be planned at the recipe's speed.
+    train_at_batch: tuple[tuple[int, float], ...] = ()
+
+    def train_rate(self, batch_size: int) -> float:
+        """Training windows/s at ``batch_size``: its measured figure where one exists, else ``train``."""
+        return dict(self.train_at_batch).get(batch_size, self.train)
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,20 @@ def test_standard_grid_runs_seed_major_cheap_first_and_flags_override_recipes(tm
         _grid(tmp_path, "--models", "Ridge,Arima")
 
 
+def test_a_cell_off_its_recipes_batch_is_planned_at_the_rate_measured_for_that_batch(tmp_path):
+    import dataclasses
+
+    rate = model_spec("TimeLLM").rate
+    assert rate.train_rate(rate_batch := model_spec("TimeLLM").recipe.batch_size) == rate.train
+    assert rate.train_rate(32) == dict(rate.train_at_batch)[32] < rate.train
+    assert rate.train_rate(7) == rate.train  # no figure for that batch: the recipe's
+    cell = _grid(tmp_path, "--models", "TimeLLM", "--features", "MS", "--seeds", "5").cells[0]
+    assert cell.config.train.batch_size == rate_batch
+    small = dataclasses.replace(cell, config=dataclasses.replace(
+        cell.config, train=dataclasses.replace(cell.config.train, batch_size=32)))
+    assert estimate_seconds(small) > estimate_seconds(cell)
+
+
 @pytest.mark.parametrize("count", [1, 2, 3, 4])
 def test_shards_cover_the_ordered_grid_exactly_once(tmp_path, count):
     cells = _grid(tmp_path).cells
