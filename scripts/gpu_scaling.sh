@@ -19,13 +19,14 @@ out=docs/results/scaling_gpu
 budget_s=540
 while (($#)); do
   case "$1" in
-    --out) out="$2"; shift 2 ;;
-    --budget-s|--budget_s) budget_s="$2"; shift 2 ;;
+    --out) out="${2:-}"; shift $(($# > 1 ? 2 : 1)) ;;
+    --budget-s|--budget_s) budget_s="${2:-}"; shift $(($# > 1 ? 2 : 1)) ;;
     *) echo "error: unknown argument '$1' (usage: bash scripts/gpu_scaling.sh [--out DIR] [--budget-s SECONDS])" >&2
        exit 2 ;;
   esac
 done
 [[ "$budget_s" =~ ^[0-9]+$ ]] || { echo "error: --budget-s takes whole seconds, got '$budget_s'" >&2; exit 2; }
+[[ -n "$out" ]] || { echo "error: --out takes a folder" >&2; exit 2; }
 
 if ! python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
   echo "no CUDA GPU on this machine: nothing run (the CPU study: python -m scripts.compare_models --scaling)"
@@ -35,13 +36,18 @@ fi
 family=TimeLLM,TimeLLM_random,TimeLLM_woLLM,TimeLLM_LLM2Trsf
 deadline=$((SECONDS + budget_s))
 
-# cells ARGS...: run the scaling cells ARGS names until the deadline; a cell cut short resumes on the next call
+# cells ARGS...: run the scaling cells ARGS names until the deadline; a cell cut short resumes on the next call, and
+# a failure is reported as one (not as the budget) while the later cells still run
 cells() {
-  local left=$((deadline - SECONDS))
+  local left=$((deadline - SECONDS)) status=0
   if ((left < 60)); then echo "skipped, the ${budget_s}-second budget was spent: $*"; return 0; fi
   timeout --signal=INT --kill-after=30 "$left" \
-    python -m scripts.compare_models --scaling --out "$out" --mixed_precision bf16 --shard 1/1 "$@" \
-    || echo "stopped at the ${budget_s}-second budget: $* (the next call continues it)"
+    python -m scripts.compare_models --scaling --out "$out" --mixed_precision bf16 --shard 1/1 "$@" || status=$?
+  case $status in
+    0) ;;
+    124|137) echo "stopped at the ${budget_s}-second budget: $* (the next call continues it)" ;;
+    *) echo "failed with status $status (its error is above): $*" ;;
+  esac
 }
 
 mkdir -p "$out"
