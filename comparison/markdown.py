@@ -88,6 +88,15 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
+def run_time_line(rows: pd.DataFrame) -> str:
+    """The runs' summed wall time and the machines it was measured on (runs from before rows named their machine
+    count as unrecorded), since this project's CPUs differ 2-3x in speed."""
+    machines = (rows["device"] if "device" in rows else pd.Series("", index=rows.index)).fillna("").astype(str)
+    counts = machines.replace("", "machine not recorded").value_counts()
+    where = "; ".join(f"{n} run{'s' * (n != 1)} on {m}" for m, n in counts.items())
+    return f"Run time: {_duration(rows['wall_seconds'].sum())} (sum of the runs' wall times; {where})."
+
+
 def _cap(v: Optional[int]) -> str:
     return "all" if v is None else f"{v:,}"
 
@@ -112,7 +121,7 @@ def legacy_markdown(summary: pd.DataFrame, rows: pd.DataFrame, grid: Grid, comma
         f"test: every window ({int(test_windows):,} in all). Up to {t.train_epochs} epoch(s), batch {t.batch_size} "
         f"(at most {int(steps):,} optimiser steps per run), learning rate {t.learning_rate:g} ({t.lradj} schedule), "
         f"best epoch chosen on validation (patience {t.patience}). "
-        f"Run time: {_duration(rows['wall_seconds'].sum())} (sum of the runs' wall times).",
+        + run_time_line(rows),
         "",
         "Mean ± sd over patients and seeds (sd blank with a single run). RMSE/MAE in mg/dL; Clarke A+B in % of "
         "scored readings; train windows/s is training throughput (blank where nothing is trained).",
@@ -236,7 +245,7 @@ def standard_markdown(summary: pd.DataFrame, rows: pd.DataFrame, per_patient: pd
         f"({int(rows['test_windows'].max()):,}); the per-patient numbers come from that one run. Seeds "
         f"{', '.join(map(str, seeds))}. Inputs: S = glucose only; MS = glucose + basal, bolus and carbs (Time-LLM "
         "reads them as prompt text and as channels unless its row says otherwise). "
-        f"Run time: {_duration(rows['wall_seconds'].sum())} (sum of the runs' wall times).",
+        + run_time_line(rows),
         "",
         "Training: each model's recipe (`exp/recipes.py`, chosen on validation), at most its epochs, stopped early "
         "once validation loss has not improved for the recipe's patience; the best epoch on validation is tested "

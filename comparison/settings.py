@@ -36,16 +36,11 @@ def _cap(flags: GridFlags, name: str, default: Optional[int]) -> Optional[int]:
     return flags.caps.get(name, default)
 
 
-def _precision(flags: GridFlags, preset: Preset) -> str:
-    """--mixed_precision; else on the standard grid bf16 where the hardware computes it natively (as run_main.py
-    chooses) and fp32 elsewhere; else fp32."""
-    if flags.mixed_precision is not None:
-        return flags.mixed_precision
-    if not preset.standard:
-        return SHARED_TRAIN["mixed_precision"]
-    from exp.accelerator import native_precision  # deferred: it loads torch, which --help does not need
-
-    return native_precision()
+def _precision(flags: GridFlags) -> str:
+    """--mixed_precision, else fp32 on every machine: a grid runs for days across sessions and CPUs, and a cell's
+    settings (and so its key and its numbers) must not change with the CPU it resumes on. fp32 is the precision every
+    CPU of this project computes natively; bf16 is one flag away where it pays (``exp.accelerator.native_bf16``)."""
+    return flags.mixed_precision if flags.mixed_precision is not None else SHARED_TRAIN["mixed_precision"]
 
 
 def base_config(flags: GridFlags, preset: Preset, runs_dir: Path) -> RunConfig:
@@ -59,7 +54,7 @@ def base_config(flags: GridFlags, preset: Preset, runs_dir: Path) -> RunConfig:
         raise LLMTimeError(f"--data {data_name} needs --root_path pointing at its XML files")
     where = dict(model_id="compare", des="compare", checkpoints=str(runs_dir),
                  results_csv=str(runs_dir / "results.csv"))
-    precision = _precision(flags, preset)
+    precision = _precision(flags)
     if preset.standard:
         base = RunConfig(**where, data=DataConfig(data=data_name, root_path=flags.root_path,
                                                   train_draw=flags.train_draw),

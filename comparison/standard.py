@@ -18,8 +18,8 @@ What runs (``python -m scripts.compare_models --standard``, ``--plan`` prints it
   windows, stratified by patient, for at most ``EPOCHS`` epochs; best epoch and early stopping on ``VAL_WINDOWS``
   fixed validation windows), each model's own optimiser recipe (``exp/recipes.py``: learning rate, batch size,
   warm-up, schedule, patience, all chosen on validation); a run the cap ends while still improving says "capped";
-  Ridge in closed form on every training window, the row a practitioner would pick; every test window scored; bf16
-  autocast where the hardware computes it natively (as ``run_main.py`` chooses), fp32 elsewhere;
+  Ridge in closed form on every training window, the row a practitioner would pick; every test window scored; fp32
+  on every machine (``--mixed_precision bf16`` opts in), so the grid's cells stay the same across the CPUs it runs on;
 - Time-LLM and its variants as validation chose them (``exp.recipes.GRID_TIMELLM_MODEL``: the default run's MiniLM
   first layer without the dataset description, with the terse event words), the backbone MiniLM unless
   ``--backbones`` names another.

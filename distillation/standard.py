@@ -1,8 +1,8 @@
 """The standard distillation report: three teacher kinds x four students x {alone, distilled}, 12 patients x 3 seeds.
 
 Teacher: Time-LLM on MiniLM (6 layers, real weights), events as prompt text and as channels (``--features MS``),
-trained with the TimeLLM recipe (``exp/recipes.py``), in bf16 autocast where the hardware computes it natively
-(else fp32), in three kinds (``TEACHER_KINDS``):
+trained with the TimeLLM recipe (``exp/recipes.py``), in fp32 on every machine (the report runs across sessions
+and CPUs, and a run's settings must not change with the CPU it resumes on), in three kinds (``TEACHER_KINDS``):
 
 - standard: the students' inputs (deeper than the standard comparison's ``TimeLLM (MS)``, MiniLM's first layer on
   fresh draws: a teacher trained on one fixed labelled set, so that teacher data can lie beyond it);
@@ -52,7 +52,6 @@ from distillation.pipeline import finished_row
 from distillation.references import RIDGE_RUN, ridge_columns, ridge_config
 from distillation.report import per_patient_rows
 from distillation.summary import summarise_standard
-from exp.accelerator import native_precision
 from exp.recipes import GRID_TIMELLM_MODEL, apply_recipe
 from exp.reuse import METRICS_NAME, finished_run, read_json
 from models import model_spec
@@ -117,10 +116,10 @@ def standard_configs(shared: PipelineConfig, out: Optional[str] = None, csv: Opt
     """The preset's pipeline settings, seed by seed, kind by kind and student by student (teacher first needed, then
     reused): ``shared`` (the settings the command line gives every pair: latency repeats, --int8) with the preset's
     teacher kind, student, patients, windows, recipe, seed and ``search`` (loss-weight grid, teacher-data shares and
-    mixup alphas, as flag text), in ``precision`` (default: bf16 where the hardware computes it natively, else fp32,
-    as the standard comparison chooses). Every config searches on its own seed's validation windows."""
+    mixup alphas, as flag text), in ``precision`` (default fp32 on every machine, as
+    the standard comparison chooses). Every config searches on its own seed's validation windows."""
     csv = csv or Path(out or STANDARD_RUNS) / POOLED_CSV
-    precision = precision or native_precision()
+    precision = precision or "no"
     search = {**search, **({"grid": parse_grid(search["grid"])} if "grid" in search else {})}
     return [_standard_config(shared, seed, {**kind, **search}, student, str(csv), out or STANDARD_RUNS, precision)
             for seed in STANDARD_SEEDS for kind in TEACHER_KINDS.values() for student in STANDARD_STUDENTS]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import socket
 import warnings
 from pathlib import Path
@@ -143,6 +144,28 @@ def native_precision() -> str:
     """The mixed precision a run defaults to when nothing asks for one: 'bf16' where ``native_bf16``, else 'no'
     (fp32), so no default ever pays for emulated bf16."""
     return "bf16" if native_bf16() else "no"
+
+
+def device_name() -> str:
+    """The machine a run's times were measured on, for its results row: the GPU's name, or the CPU's model with the
+    instruction set that decides its speed here (AMX, AVX512-BF16, AVX-512, AVX2), since this project's CPUs differ
+    by 2-3x and a wall time means nothing without it."""
+    if torch.cuda.is_available():
+        return f"GPU: {torch.cuda.get_device_name()}"
+    try:
+        return cpu_description(Path("/proc/cpuinfo").read_text(), os.cpu_count())
+    except OSError:
+        return f"CPU: {platform.processor() or platform.machine()}"
+
+
+def cpu_description(cpuinfo: str, cores: Optional[int]) -> str:
+    """``device_name`` for a CPU described by the text of /proc/cpuinfo, e.g. 'CPU: AMD EPYC 7B13, AVX2, 2 cores'."""
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+                 platform.machine())
+    flags = set(next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), []))
+    isa = next((name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX-512"),
+                                          ("avx2", "AVX2")) if flag in flags), "no AVX2")
+    return f"CPU: {model}, {isa}, {cores} cores"
 
 
 def cpu_bf16_pays(cpuinfo: str) -> bool:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from data_provider.data_factory import Splits, build_splits, fit_windows, make_loader, windows_per_epoch
+from exp.accelerator import device_name
 from exp.checkpoint import load_checkpoint, model_from_state, save_checkpoint
 from configs import RunConfig
 from configs.identity import identity
@@ -318,6 +319,7 @@ def results_row(
         "wall_seconds": round(wall_seconds, 1),
         "mixed_precision": cfg.train.mixed_precision,
         "deepspeed": cfg.train.use_deepspeed,
+        "device": device_name(),  # the machine that finished the run: its times are this machine's
         # the settings that most often tell runs apart; config_hash (also in run_id) covers all of them
         "features": "MS" if cfg.data.covariates else "S",
         "seq_len": cfg.data.seq_len,

@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         defaults=dict.fromkeys(("batch_size", "learning_rate", "patience", "mixed_precision")),
         notes={"batch_size": f"default 32; {recipe}", "learning_rate": f"default 1e-3; {recipe}",
                "patience": f"default 3; {recipe}",
-               "mixed_precision": "default no; with --standard bf16 where the hardware computes it natively, else no"})
+               "mixed_precision": "default no (fp32 on every CPU, so a grid resumed on another machine keeps its cells)"})
     p.add_argument(*spellings("runs_dir"), default=None,
                    help="run folders (default checkpoints/compare/<out folder name>)")
     return p
@@ -129,14 +129,13 @@ def scaling_grid(args: argparse.Namespace, runs_dir: Path):
     """The scaling study's grid (``comparison.scaling``) from the flags, and each cell's budget."""
     from comparison import scaling
     from comparison.grid import PRESETS, choose_patients, parse_seeds
-    from comparison.settings import backbone_names
+    from comparison.settings import SHARED_TRAIN, backbone_names
     from data_provider.data_factory import dataset_name
-    from exp.accelerator import native_precision
 
     backbones = backbone_names(grid_flags(args))
     if len(backbones) > 1:
         raise LLMTimeError("--scaling studies one backbone: pass a single --backbones name")
-    precision = args.mixed_precision or native_precision()
+    precision = args.mixed_precision or SHARED_TRAIN["mixed_precision"]  # fp32, as every grid: see settings
     base = scaling.base_config(dataset_name(args.data), args.root_path, args.llm_path, runs_dir, precision)
     patients = choose_patients(args.patients, PRESETS["standard"], base.data)
     seeds = parse_seeds(args.seeds, PRESETS["standard"])

@@ -20,7 +20,6 @@ from comparison.settings import build_grid
 from comparison.stats import family, outcome, paired, statement, statements, verdict
 from comparison.summary import findings, summarise, worse_than_persistence
 from comparison.tables import finished_keys, merge
-from exp.accelerator import native_bf16
 from models import model_spec
 from models.base import Forecaster
 from scripts import compare_models as cm
@@ -145,11 +144,10 @@ def test_standard_grid_has_its_rows_seeds_recipes_and_budgets(tmp_path):
     assert {c.seed for c in grid.cells} == {2021, 2022, 2023}
     assert {c.patients for c in grid.cells} == {tuple(str(p) for p in range(1001, 1013))}  # pooled, all 12
     assert len({c.key for c in grid.cells}) == len(grid.cells)
-    precision = "bf16" if native_bf16() else "no"
     for cell in grid.cells:
         cfg, v = cell.config, cell.variant
         assert cfg.data.covariates == (v.features == "MS") and cfg.train.seed == cell.seed
-        assert cfg.train.mixed_precision == precision and cfg.model.prompt_domain is False
+        assert cfg.train.mixed_precision == "no" and cfg.model.prompt_domain is False
         recipe = model_spec(cfg.model.model).recipe
         if recipe is None:  # Persistence, Ridge: nothing to train, every window
             assert (cfg.data.max_train_windows, cfg.data.max_val_windows) == (None, None)
@@ -513,3 +511,14 @@ def test_a_launcher_splits_the_grid_over_its_processes(tmp_path):
     assert not set(shards[0]["cell_key"]) & set(shards[1]["cell_key"])
     assert cm.main([*grid, "--merge"]) == 0
     assert len(pd.read_csv(out / "tidy.csv")) == 4
+
+
+def test_run_time_names_the_machines_the_runs_were_timed_on():
+    """A grid resumed across sessions runs on CPUs 2-3x apart in speed: its summed run time says which ran what."""
+    from comparison.markdown import run_time_line
+
+    rows = pd.DataFrame({"wall_seconds": [600.0, 1200.0, 1800.0],
+                         "device": ["CPU: AMD EPYC 7B13, AVX2, 2 cores", None, "CPU: AMD EPYC 7B13, AVX2, 2 cores"]})
+    assert run_time_line(rows) == ("Run time: 60.0 min (sum of the runs' wall times; 2 runs on CPU: AMD EPYC 7B13, "
+                                   "AVX2, 2 cores; 1 run on machine not recorded).")
+    assert "3 runs on machine not recorded" in run_time_line(rows.drop(columns="device"))

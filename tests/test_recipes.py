@@ -77,3 +77,14 @@ def test_bf16_is_a_default_only_where_it_measured_faster():
     assert cpu_bf16_pays("vendor_id : AuthenticAMD\nflags : avx512f avx512_bf16")
     assert not cpu_bf16_pays("vendor_id : GenuineIntel\nflags : avx512f avx512_bf16")  # measured slower there
     assert not cpu_bf16_pays("vendor_id : GenuineIntel\nflags : avx2 fma")
+
+
+def test_a_run_names_the_cpu_its_times_were_measured_on():
+    """Wall times differ 2-3x between this project's CPUs: each results row says which one ran it."""
+    from exp.accelerator import cpu_description
+
+    amx = "model name : Intel(R) Xeon(R) Processor\nflags : avx2 avx512f avx512_bf16 amx_bf16\n"
+    assert cpu_description(amx, 2) == "CPU: Intel(R) Xeon(R) Processor, AMX, 2 cores"
+    zen4 = "model name : AMD EPYC 9B14\nflags : avx2 avx512f avx512_bf16\n"
+    assert cpu_description(zen4, 2) == "CPU: AMD EPYC 9B14, AVX512-BF16, 2 cores"
+    assert cpu_description("model name : AMD EPYC 7B13\nflags : fma avx2\n", 2) == "CPU: AMD EPYC 7B13, AVX2, 2 cores"

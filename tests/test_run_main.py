@@ -217,7 +217,8 @@ def test_launcher_mixed_precision_is_used_and_recorded(tmp_path, monkeypatch):
     assert run_main.main(args) == 0
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert json.loads((run_dir / "config.json").read_text())["train"]["mixed_precision"] == "bf16"
-    assert pd.read_csv(tmp_path / "results.csv").iloc[-1]["mixed_precision"] == "bf16"
+    row = pd.read_csv(tmp_path / "results.csv").iloc[-1]
+    assert row["mixed_precision"] == "bf16" and row["device"].startswith(("CPU: ", "GPU: "))
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp8")
     with pytest.raises(LLMTimeError, match="launcher's mixed precision fp8 is not supported"):
         _config()
