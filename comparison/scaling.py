@@ -225,6 +225,7 @@ def crossings(summary: pd.DataFrame, horizon: int) -> list[str]:
 
 def write_report(out: Path, grid: Grid, budget_of: dict[str, str], command: str) -> str:
     """summary.csv, summary.md and the two charts from the finished cells in ``out``."""
+    from comparison.markdown import run_time_line
     from comparison.report import grid_rows
     from utils.io import atomic_path, write_text
     from utils.plots import plot_scaling
@@ -252,7 +253,7 @@ def write_report(out: Path, grid: Grid, budget_of: dict[str, str], command: str)
         f"{EPOCHS}` fresh windows per epoch for at most {EPOCHS} epochs, early stopping with patience {PATIENCE} on "
         f"{VAL_WINDOWS:,} fixed validation windows, constant learning rate after warm-up; Ridge is fitted on `budget` "
         "distinct windows. Capped: runs the epoch cap ended with their best epoch among the last "
-        f"{PATIENCE} ({capped} of {done}); their point would move with a larger budget.", "",
+        f"{PATIENCE} ({capped} of {done}); their point would move with a larger budget. " + run_time_line(found), "",
         "Validation loss: the mean best validation loss (scaled MSE, the number budgets are chosen on).", "",
         "| model | budget | seeds | validation loss | RMSE 30 | RMSE 60 | capped | windows seen |",
         "|---|---|---|---|---|---|---|---|",

@@ -94,7 +94,7 @@ def test_the_report_has_its_columns_charts_and_crossings(tmp_path, fake_engine):
     assert ridge16["train_windows_seen"] == 16  # a closed-form fit: the distinct windows it was fitted on
     assert ridge16["rmse_30_sd"] == pytest.approx(math.sqrt(0.005))
     text = (out / "summary.md").read_text()
-    assert "Complete" in text and "capped" in text
+    assert "Complete" in text and "capped" in text and "(sum of the runs' wall times; " in text
     assert "**Worse than persistence**: DLinear (MS) at budget 16." in text  # 48.3 against 45 at 60 min
     assert "- 30 min: Ridge (MS) and DLinear (MS) cross between budgets 16 and 64; DLinear (MS) is ahead at 64" in text
     assert (out / "scaling_30.png").stat().st_size > 0 and (out / "scaling_60.png").stat().st_size > 0
