@@ -149,10 +149,13 @@ def base_config(data: str, root_path: Optional[str], llm_path: Optional[str], ru
 def summarise(rows_: pd.DataFrame, budget_of: dict[str, str], labels: list[str],
               runs_dir: Optional[Path] = None) -> pd.DataFrame:
     """One line per row and budget: seeds run, RMSE mean and sd over seeds, runs capped, windows seen, and the mean
-    best validation loss (read from each run's ``metrics.json`` under ``runs_dir``), the number a budget is chosen
-    on: test RMSE never chooses anything."""
+    best validation loss (the row's ``best_val_loss``, else its run's ``metrics.json`` under ``runs_dir``; with the
+    number of runs it is known for), the number a budget is chosen on: test RMSE never chooses anything."""
+    recorded = (pd.to_numeric(rows_["best_val_loss"], errors="coerce") if "best_val_loss" in rows_
+                else pd.Series(np.nan, index=rows_.index))
     rows_ = rows_.assign(budget=rows_["cell_key"].map(budget_of),
-                         val_loss=[validation_loss(runs_dir, r) for r in rows_["run_id"]])
+                         val_loss=[v if pd.notna(v) else validation_loss(runs_dir, r)
+                                   for v, r in zip(recorded, rows_["run_id"])])
     out = []
     for label in labels:
         for budget in dict.fromkeys(budget_of.values()):
@@ -168,6 +171,7 @@ def summarise(rows_: pd.DataFrame, budget_of: dict[str, str], labels: list[str],
                 rec[f"rmse_{h}_sd"] = values.std(ddof=1) if len(g) > 1 else np.nan
                 rec[f"persistence_rmse_{h}"] = pd.to_numeric(g[f"persistence_rmse_{h}"], errors="coerce").mean()
             rec["val_loss_mean"] = g["val_loss"].mean()
+            rec["val_loss_runs"] = int(g["val_loss"].notna().sum())
             out.append(rec)
     return pd.DataFrame(out)
 
@@ -254,10 +258,11 @@ def write_report(out: Path, grid: Grid, budget_of: dict[str, str], command: str)
         f"{VAL_WINDOWS:,} fixed validation windows, constant learning rate after warm-up; Ridge is fitted on `budget` "
         "distinct windows. Capped: runs the epoch cap ended with their best epoch among the last "
         f"{PATIENCE} ({capped} of {done}); their point would move with a larger budget. " + run_time_line(found), "",
-        "Validation loss: the mean best validation loss (scaled MSE, the number budgets are chosen on).", "",
+        "Validation loss: the mean best validation loss (scaled MSE, the number budgets are chosen on); \"(k of n)\" "
+        "where k of the n runs recorded it (the first runs' rows did not, and their folders are gone).", "",
         "| model | budget | seeds | validation loss | RMSE 30 | RMSE 60 | capped | windows seen |",
         "|---|---|---|---|---|---|---|---|",
-        *(f"| {r['model']} | {r['budget']} | {r['seeds']} | {r['val_loss_mean']:.4f} | {_cell(r, 30)} | "
+        *(f"| {r['model']} | {r['budget']} | {r['seeds']} | {_val_loss(r)} | {_cell(r, 30)} | "
           f"{_cell(r, 60)} | {r['capped']} | {r['train_windows_seen']:,.0f} |" for _, r in summary.iterrows()),
         "", f"Persistence on the same test windows: {summary['persistence_rmse_30'].mean():.2f} / "
         f"{summary['persistence_rmse_60'].mean():.2f} mg/dL.", *worse_than_persistence(summary), "",
@@ -277,6 +282,13 @@ def worse_than_persistence(summary: pd.DataFrame) -> list[str]:
     worse = [f"{r['model']} at budget {r['budget']}" for _, r in summary.iterrows()
              if any(r[f"rmse_{h}_mean"] > r[f"persistence_rmse_{h}"] for h in NAMED_HORIZONS_MIN)]
     return ["", f"**Worse than persistence**: {', '.join(worse)}."] if worse else []
+
+
+def _val_loss(r: pd.Series) -> str:
+    known = int(r.get("val_loss_runs", r["seeds"]))
+    if not known:
+        return "–"
+    return f"{r['val_loss_mean']:.4f}" + (f" ({known} of {r['seeds']})" if known < r["seeds"] else "")
 
 
 def _cell(r: pd.Series, h: int) -> str:

@@ -123,9 +123,10 @@ def test_plan_lists_every_cell(capsys):
         scaling.parse_budgets("0")
 
 
-def test_the_summary_reads_each_runs_validation_loss_from_its_folder(tmp_path):
+def test_the_summary_reads_each_runs_validation_loss_from_its_row_or_folder(tmp_path):
     """Budgets are chosen on validation: the summary's val_loss_mean is the mean of the runs' best validation
-    losses from their metrics.json, and a run whose folder is not at hand counts as unknown, not as zero."""
+    losses, from the row where it recorded one, else from the run's metrics.json; a run with neither counts as
+    unknown, not as zero, and the summary says over how many runs the mean was taken."""
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "metrics.json").write_text('{"fit": {"best_val_loss": 0.25}}')
     (tmp_path / "b").mkdir()
@@ -134,9 +135,14 @@ def test_the_summary_reads_each_runs_validation_loss_from_its_folder(tmp_path):
                          "rmse_30": [1.0, 2.0, 3.0], "rmse_60": [2.0, 3.0, 4.0], "persistence_rmse_30": [5.0] * 3,
                          "persistence_rmse_60": [6.0] * 3, "capped": [False] * 3, "train_windows_seen": [8] * 3,
                          "train_windows_per_epoch": [1] * 3, "epochs_run": [8] * 3})
-    summary = scaling.summarise(rows, {"k1": "8", "k2": "8", "k3": "64"}, ["X"], tmp_path)
-    assert summary.set_index("budget")["val_loss_mean"]["8"] == pytest.approx(0.30)
-    assert math.isnan(summary.set_index("budget")["val_loss_mean"]["64"])
+    summary = scaling.summarise(rows, {"k1": "8", "k2": "8", "k3": "64"}, ["X"], tmp_path).set_index("budget")
+    assert summary["val_loss_mean"]["8"] == pytest.approx(0.30) and summary["val_loss_runs"]["8"] == 2
+    assert math.isnan(summary["val_loss_mean"]["64"]) and summary["val_loss_runs"]["64"] == 0
+    recorded = rows.assign(best_val_loss=[None, 0.45, 0.5], cell_key=["k1", "k2", "k3"])  # a row's own value wins
+    summary = scaling.summarise(recorded, {"k1": "8", "k2": "8", "k3": "8"}, ["X"], tmp_path).iloc[0]
+    assert summary["val_loss_mean"] == pytest.approx((0.25 + 0.45 + 0.5) / 3) and summary["val_loss_runs"] == 3
+    half = scaling.summarise(recorded, {"k1": "8", "k2": "8", "k3": "8"}, ["X"], tmp_path / "elsewhere").iloc[0]
+    assert half["val_loss_runs"] == 2 and scaling._val_loss(half) == "0.4750 (2 of 3)"
 
 
 def test_the_llm_free_ablations_keep_the_settings_the_study_began_with():
