@@ -258,8 +258,9 @@ def write_report(out: Path, grid: Grid, budget_of: dict[str, str], command: str)
         f"{VAL_WINDOWS:,} fixed validation windows, constant learning rate after warm-up; Ridge is fitted on `budget` "
         "distinct windows. Capped: runs the epoch cap ended with their best epoch among the last "
         f"{PATIENCE} ({capped} of {done}); their point would move with a larger budget. " + run_time_line(found), "",
-        "Validation loss: the mean best validation loss (scaled MSE, the number budgets are chosen on); \"(k of n)\" "
-        "where k of the n runs recorded it (the first runs' rows did not, and their folders are gone).", "",
+        "Validation loss: the mean best validation loss (scaled MSE, the number budgets are chosen on)"
+        + ("; \"(k of n)\": only k of the n runs recorded it (in their row or their run folder)."
+           if (summary["val_loss_runs"] < summary["seeds"]).any() else "."), "",
         "| model | budget | seeds | validation loss | RMSE 30 | RMSE 60 | capped | windows seen |",
         "|---|---|---|---|---|---|---|---|",
         *(f"| {r['model']} | {r['budget']} | {r['seeds']} | {_val_loss(r)} | {_cell(r, 30)} | "

@@ -116,8 +116,8 @@ def standard_configs(shared: PipelineConfig, out: Optional[str] = None, csv: Opt
     """The preset's pipeline settings, seed by seed, kind by kind and student by student (teacher first needed, then
     reused): ``shared`` (the settings the command line gives every pair: latency repeats, --int8) with the preset's
     teacher kind, student, patients, windows, recipe, seed and ``search`` (loss-weight grid, teacher-data shares and
-    mixup alphas, as flag text), in ``precision`` (default fp32 on every machine, as
-    the standard comparison chooses). Every config searches on its own seed's validation windows."""
+    mixup alphas, as flag text), in ``precision`` (default fp32 on every machine, as the standard
+    comparison chooses). Every config searches on its own seed's validation windows."""
     csv = csv or Path(out or STANDARD_RUNS) / POOLED_CSV
     precision = precision or "no"
     search = {**search, **({"grid": parse_grid(search["grid"])} if "grid" in search else {})}
