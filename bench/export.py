@@ -48,6 +48,7 @@ from torch import Tensor, nn
 from bench.latency import batch1_latency_ms
 from bench.throughput import batch_throughput
 from data_provider.events import longest_event_text
+from exp.accelerator import cpu_flags
 from models.backbones import FAMILIES
 from models.prompt import EVENT_SEPARATOR
 from models.time_llm import TimeLLM
@@ -182,18 +183,6 @@ INT8_CALIBRATION_WINDOWS = 256  # validation windows the calibration runs on (sp
 # x86 features whose int8 dot products accumulate in 32 bits (no 16-bit saturation): full-range weights are safe
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 INT8_RANGES = ("auto", "full", "reduced")
-
-
-def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
-    """The CPU's feature flags as Linux lists them (empty where the file is absent or has no flags line)."""
-    try:
-        text = Path(cpuinfo).read_text(errors="replace")
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.partition(":")[2].split())
-    return frozenset()
 
 
 def int8_range(requested: str = "auto", flags: Optional[frozenset[str]] = None) -> str:

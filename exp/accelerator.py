@@ -160,12 +160,25 @@ def device_name() -> str:
 
 def cpu_description(cpuinfo: str, cores: Optional[int]) -> str:
     """``device_name`` for a CPU described by the text of /proc/cpuinfo, e.g. 'CPU: AMD EPYC 7B13, AVX2, 2 cores'."""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
-                 platform.machine())
-    flags = set(next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), []))
+    model = _cpuinfo_field(cpuinfo, "model name") or platform.machine()
+    flags = frozenset(_cpuinfo_field(cpuinfo, "flags").split())
     isa = next((name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX-512"),
                                           ("avx2", "AVX2")) if flag in flags), "no AVX2")
     return f"CPU: {model}, {isa}, {cores} cores"
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them (empty where the file is absent or has no flags line)."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    return frozenset(_cpuinfo_field(text, "flags").split())
+
+
+def _cpuinfo_field(cpuinfo: str, name: str) -> str:
+    """The value of the first ``name : value`` line of /proc/cpuinfo's text ('' where there is none)."""
+    return next((line.partition(":")[2].strip() for line in cpuinfo.splitlines() if line.startswith(name)), "")
 
 
 def cpu_bf16_pays(cpuinfo: str) -> bool:

@@ -9,11 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from bench.export import (OnnxForecaster, calibrated_int8, cpu_flags, export_onnx, forecast_error_mgdl, int8_range,
+from bench.export import (OnnxForecaster, calibrated_int8, export_onnx, forecast_error_mgdl, int8_range,
                          quantisable_ops, quantize_onnx_int8)
 from bench.footprint import parameter_counts
 from bench.latency import batch1_latency_ms, latency_ms
 from bench.run import run_benchmark
+from exp.accelerator import cpu_flags
 from bench.settings import BenchSettings
 from data_provider.data_factory import build_splits, make_loader, subset
 from builders import TINY
