@@ -46,8 +46,8 @@ from distillation.config import PipelineConfig, lm_free_model
 from distillation.pipeline import run_pipeline
 from distillation.references import ridge_reference
 from distillation.retime import retime_csv
-from distillation.standard import (LEVER_SEED, STANDARD_SEEDS, plan_text, resolve_levers, standard_seeds,
-                                   write_standard_reports)
+from distillation.standard import (LEVER_SEED, STANDARD_SEEDS, TEACHER_KINDS, kind_of, plan_text, resolve_levers,
+                                   standard_kinds, standard_seeds, write_standard_reports)
 from distillation.summary import cell, table
 from models.backbones import BACKBONES, resolve_backbone
 from utils.errors import LLMTimeError
@@ -284,6 +284,10 @@ class StandardRun:
         f"seed searches its own loss weights, the later seeds with the teacher data and mixup seed {LEVER_SEED} "
         "chose, so their rows wait for its rows (a process given another seed skips them; same --out and --csv); "
         "with --retime, time only these seeds' rows"))
+    kinds: Optional[str] = field(default=None, metadata=flag(
+        f"with --standard: run only these teacher kinds (default all: {','.join(TEACHER_KINDS)}), e.g. one kind per "
+        "process on a machine with cores to spare: processes that reach the same run (a student's baseline, the "
+        "Ridge reference) take turns, the second reusing the first's (same --out and --csv)"))
 
 
 def run_standard(configs: list[PipelineConfig], run: StandardRun) -> int:
@@ -292,6 +296,7 @@ def run_standard(configs: list[PipelineConfig], run: StandardRun) -> int:
     skipped; ``--seeds`` some seeds only), the reports rewritten after every pair so a stopped run leaves a partial
     report that says what it covers."""
     seeds = standard_seeds(run.seeds)
+    kinds = standard_kinds(run.kinds)
     pooled = configs[0].csv_path
     report = functools.partial(write_standard_reports, pooled, pair_label, planned=len(configs),
                                student=student_label)
@@ -313,7 +318,7 @@ def run_standard(configs: list[PipelineConfig], run: StandardRun) -> int:
     referenced: set[int] = set()
     waiting = 0
     for k, cfg in enumerate(configs, 1):  # seed-major: a later seed's row comes after the first seed's it waits for
-        if cfg.train.seed not in seeds:
+        if cfg.train.seed not in seeds or kind_of(cfg) not in kinds:
             continue
         ready = resolve_levers(cfg, configs)
         if ready is None:

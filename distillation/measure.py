@@ -16,6 +16,7 @@ from exp.reuse import METRICS_NAME
 from utils.errors import LLMTimeError
 
 MB = 1e6
+PREDICTIONS_NAME = "predictions.csv"  # a run's scored test forecasts (exp/evaluation.py writes them)
 PREDICTION_COLUMNS = ("patient", "timestamp", "horizon_min", "truth", "forecast")
 AGREEMENT_MGDL = 10.0
 
@@ -42,7 +43,7 @@ def agreement(teacher_run: Path, student_run: Path, minutes: int, tolerance: flo
 def predictions(run_dir: Path) -> pd.DataFrame:
     """A run's scored test forecasts (predictions.csv). Every finished run scored some, so a missing, empty or
     header-only file means the folder was damaged since: one line saying how to have the run made again."""
-    path = Path(run_dir) / "predictions.csv"
+    path = Path(run_dir) / PREDICTIONS_NAME
     fix = f"delete {Path(run_dir) / METRICS_NAME} so that the run is trained again"
     try:
         frame = pd.read_csv(path, dtype={"patient": str})

@@ -25,6 +25,7 @@ from exp.reuse import EXTRA_SETTINGS_NAME, METRICS_NAME, changed_settings, mark_
 from exp.run import RunResult, reused_result, train_and_test
 from models import build_model
 from utils.io import write_json
+from utils.results import locked
 from utils.seed import seed_everything
 
 
@@ -42,18 +43,19 @@ def train_phase(
     model is the plain student (a distilled run's projections are left in its checkpoint only), in eval mode.
     """
     run_dir = Path(cfg.checkpoints) / name
-    phase = _reuse(run_dir, cfg, splits, extra)
-    if phase is not None:
-        return phase
-    cfg = continuing(run_dir, cfg, extra)  # train_and_test removes the old outputs, the marks of a finished run
-    result = train_and_test(cfg, objective=make_objective(), splits=splits, model=build(), name=name)
-    model = result.model
-    if isinstance(model, DistillStudent):
-        _strip_projections(run_dir)
-        model = model.student
-    if extra is not None:  # what the run learnt from beyond its RunConfig: beside config.json, and in it for readers
-        write_json(run_dir / EXTRA_SETTINGS_NAME, extra)
-        write_json(run_dir / "config.json", {**(read_json(run_dir / "config.json") or {}), "distillation": extra})
+    with locked(run_dir):  # a second report process that reaches this phase waits for it, then reuses it
+        phase = _reuse(run_dir, cfg, splits, extra)
+        if phase is not None:
+            return phase
+        cfg = continuing(run_dir, cfg, extra)  # train_and_test removes the old outputs, the marks of a finished run
+        result = train_and_test(cfg, objective=make_objective(), splits=splits, model=build(), name=name)
+        model = result.model
+        if isinstance(model, DistillStudent):
+            _strip_projections(run_dir)
+            model = model.student
+        if extra is not None:  # what the run learnt beyond its RunConfig: beside config.json, and in it for readers
+            write_json(run_dir / EXTRA_SETTINGS_NAME, extra)
+            write_json(run_dir / "config.json", {**(read_json(run_dir / "config.json") or {}), "distillation": extra})
     return replace(result, model=model.eval())
 
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from bench.latency import latency_ms
 from data_provider.data_factory import Splits
+from distillation.candidates import Candidate
 from distillation.config import config_key, role_label, teacher_kind
 from distillation.group import Group
 from distillation.losses import backbone_depth, format_layer_map
@@ -126,8 +127,29 @@ def report_row(
         "teacher_kind": teacher_kind(configs),
         "teacher_data": search.candidate.teacher_data,  # the chosen candidate's share of teacher-only windows
         "mixup_alpha": search.candidate.mixup_alpha,
+        "search_val_mse": format_losses(search.losses),
+        "search_test_rmse": ";".join(f"{c.label()}={r30:.4f}/{r60:.4f}" for c, (r30, r60) in search.tests.items()),
     })
     return row
+
+
+def format_losses(losses: dict[Candidate, float]) -> str:
+    """'a0.5_b0.5_g0=0.1432;a0.5_b0.5_g0_td1=0.1401': each searched distilled student's run-folder label and best
+    validation MSE, so a later seed can take this seed's levers from the CSV after the run folders are gone."""
+    return ";".join(f"{c.label()}={loss:.6g}" for c, loss in losses.items())
+
+
+def parse_losses(text: Any, space: list[Candidate]) -> Optional[dict[Candidate, float]]:
+    """``format_losses`` read back onto the candidates of ``space`` (search order); None when the column is empty
+    or names a candidate ``space`` lacks (a row of another search)."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    by_label = {c.label(): c for c in space}
+    pairs = [item.split("=", 1) for item in text.split(";")]
+    if any(len(p) != 2 or p[0] not in by_label for p in pairs):
+        return None
+    found = {by_label[label]: float(value) for label, value in pairs}
+    return {c: found[c] for c in space if c in found}
 
 
 def accuracy_columns(teacher: RunResult, baseline: RunResult, distilled: RunResult) -> dict[str, Any]:

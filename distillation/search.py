@@ -11,7 +11,7 @@ against ``--max-cache-mb`` before anything trains.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -53,6 +53,10 @@ class Search:
     cache: Optional[TeacherCache]  # on the labelled windows; None when no candidate needed it
     candidate: Candidate  # the chosen one: its weights, teacher-data share and mixup alpha
     data_cache: Optional[TeacherCache] = None  # on the teacher-data windows; None when none was searched
+    # best validation loss of each distilled student trained (those the baseline stands for left out), search order
+    losses: dict[Candidate, float] = field(default_factory=dict)
+    # and its test RMSE at 30 and 60 min: reported (each lever's effect on test), never used to choose
+    tests: dict[Candidate, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def caches(self) -> list[TeacherCache]:
@@ -186,5 +190,8 @@ def search_weights(
         candidates.append((candidate, phase))
     chosen, phase = min(candidates, key=lambda c: c[1].fit["best_val_loss"])  # first wins ties
     seconds = sum(float(run.fit["train_seconds"]) for _, run in candidates if run is not baseline)
+    trained = [(c, run) for c, run in candidates if run is not baseline]
     return Search(chosen.weights, phase, pairs, seconds, outputs.cache, chosen,
-                  data.cache if data is not None else None)
+                  data.cache if data is not None else None,
+                  {c: float(run.fit["best_val_loss"]) for c, run in trained},
+                  {c: (float(run.row["rmse_30"]), float(run.row["rmse_60"])) for c, run in trained})

@@ -50,7 +50,8 @@ from distillation.config import (PipelineConfig, baseline_stands_for, config_key
 from distillation.losses import parse_grid
 from distillation.pipeline import finished_row
 from distillation.references import RIDGE_RUN, ridge_columns, ridge_config
-from distillation.report import per_patient_rows
+from distillation.measure import PREDICTIONS_NAME
+from distillation.report import PHASES, parse_losses, per_patient_rows
 from distillation.summary import summarise_standard
 from exp.recipes import GRID_TIMELLM_MODEL, apply_recipe
 from exp.reuse import METRICS_NAME, finished_run, read_json
@@ -68,9 +69,11 @@ STANDARD_SEEDS = (2021, 2022, 2023)
 STANDARD_WINDOWS = (2_000, 1_000)  # training / validation windows per epoch: the standard comparison's Time-LLM budget
 POOLED_CSV = "pooled.csv"  # the pipeline's rows: one per kind, student and seed
 ROWS_CSV = "rows.csv"  # one per kind, student, seed and patient
-# (student, its first N layers, its weights); the teacher is MiniLM with all 6 layers and real weights
-STANDARD_STUDENTS = (("MiniLM", 1, "pretrained"), ("MiniLM", 2, "pretrained"), ("BERT-tiny", None, "random"),
-                     ("MLP", None, None))
+RUN_TIMES_CSV = "run_times.csv"  # wall seconds of every finished run of the report, kept when its folder is gone
+# (student, its first N layers, its weights); the teacher is MiniLM with all 6 layers and real weights. Cheapest
+# first: a report stopped part-way through a teacher kind has its deployable students (the MLP) before the costly ones
+STANDARD_STUDENTS = (("MLP", None, None), ("BERT-tiny", None, "random"), ("MiniLM", 1, "pretrained"),
+                     ("MiniLM", 2, "pretrained"))
 TEACHER = "MiniLM"
 # teacher kind -> what it sets on the preset's PipelineConfig (the teacher's view and base; never the students')
 TEACHER_KINDS = {"standard": {"teacher_view": "standard", "teacher_base": None},
@@ -108,6 +111,24 @@ def standard_seeds(text: Optional[str]) -> tuple[int, ...]:
         raise LLMTimeError(f"--seeds must be some of the standard report's seeds {', '.join(map(str, STANDARD_SEEDS))}"
                            f", got {text!r}")
     return tuple(s for s in STANDARD_SEEDS if s in wanted)
+
+
+def standard_kinds(text: Optional[str]) -> tuple[str, ...]:
+    """The teacher kinds ``--kinds`` picks out of TEACHER_KINDS (all of them when not given), in the preset's order."""
+    if text is None:
+        return tuple(TEACHER_KINDS)
+    wanted = {k.strip() for k in text.split(",") if k.strip()}
+    unknown = sorted(wanted - set(TEACHER_KINDS))
+    if unknown or not wanted:
+        raise LLMTimeError(f"--kinds must be some of the standard report's teacher kinds {', '.join(TEACHER_KINDS)}, "
+                           f"got {text!r}")
+    return tuple(k for k in TEACHER_KINDS if k in wanted)
+
+
+def kind_of(cfg: PipelineConfig) -> str:
+    """The teacher kind (a TEACHER_KINDS key) of one of the preset's configs."""
+    return next(name for name, fields in TEACHER_KINDS.items()
+                if all(getattr(cfg, f) == v for f, v in fields.items()))
 
 
 def standard_configs(shared: PipelineConfig, out: Optional[str] = None, csv: Optional[Path] = None,
@@ -159,8 +180,12 @@ def searched_losses(cfg: PipelineConfig) -> Optional[dict[Candidate, float]]:
     left out), in search order; None until its pooled row is written, i.e. its search has finished."""
     (tag, patients), = patient_groups(cfg)
     phases = phase_configs(cfg, tag, patients)
-    if finished_row(cfg.csv_path, config_key(cfg, phases)) is None:
+    row = finished_row(cfg.csv_path, config_key(cfg, phases))
+    if row is None:
         return None
+    recorded = parse_losses(row.get("search_val_mse"), cfg.search_space)
+    if recorded is not None:  # the row's record outlives its run folders (git-ignored, lost with the machine)
+        return recorded
     losses = {}
     for c in cfg.search_space:
         if baseline_stands_for(cfg, c):
@@ -341,8 +366,7 @@ def write_standard_reports(pooled_csv: Path, label: Callable[[pd.Series], str], 
         raise LLMTimeError(f"{pooled_csv} does not exist: run the standard report first")
     pooled = pd.read_csv(pooled_csv, dtype={"patient": str})
     pooled = pooled.drop_duplicates("config_key", keep="last")
-    rows = pd.DataFrame([{**r, **ridge_columns(row["teacher_run"], r["patient"])}
-                         for row in pooled.to_dict("records") for r in per_patient_rows(row)])
+    rows = pd.DataFrame(patient_rows(pooled, pooled_csv.parent / ROWS_CSV))
     with atomic_path(pooled_csv.parent / ROWS_CSV) as tmp:
         rows.to_csv(tmp, index=False)
     summary = summarise_standard(rows, label, student)
@@ -353,7 +377,7 @@ def write_standard_reports(pooled_csv: Path, label: Callable[[pd.Series], str], 
                if planned is not None and len(pooled) < planned else
                f"Complete: all {len(pooled)} planned pooled rows (teacher kind x student x seed).\n\n"
                if planned is not None else "")
-    hours, runs = training_hours(pooled)
+    hours, runs = training_hours(pooled, pooled_csv.parent / RUN_TIMES_CSV)
     cost = (f"Run time: {hours:.1f} h, the sum of the wall times of the {runs} finished runs of these rows' seeds "
             "(teachers, students alone, every distilled student the search trained, the Ridge reference); a teacher "
             "taken from the standard comparison counts there too.\n\n")
@@ -362,10 +386,40 @@ def write_standard_reports(pooled_csv: Path, label: Callable[[pd.Series], str], 
     return text
 
 
-def training_hours(pooled: pd.DataFrame) -> tuple[float, int]:
-    """(hours, runs): the wall time of every finished run folder in the rows' seed folders (each pipeline row's runs
-    share its seed's folder, so the search's students are counted too, and a shared teacher once)."""
-    folders = {Path(run).parent for run in pooled["teacher_run"]}
-    walls = [metrics["summary"]["wall_seconds"] for folder in sorted(folders) for run in sorted(folder.iterdir())
-             if (metrics := read_json(run / METRICS_NAME)) is not None]
-    return sum(walls) / 3600, len(walls)
+def patient_rows(pooled: pd.DataFrame, kept_csv: Path) -> list[dict]:
+    """The per-patient rows of every pooled row: from its run folders while they hold its scores and forecasts, else
+    the rows an earlier report wrote to ``kept_csv`` (rows.csv: the record that outlives the git-ignored run folders,
+    which a new machine does not have)."""
+    kept = pd.read_csv(kept_csv, dtype={"patient": str, "config_key": str}) if (
+        kept_csv.is_file() and kept_csv.stat().st_size) else pd.DataFrame(columns=["config_key"])
+    out: list[dict] = []
+    for row in pooled.to_dict("records"):
+        if all((Path(row[f"{phase}_run"]) / name).is_file() for phase in PHASES for name in (METRICS_NAME,
+                                                                                             PREDICTIONS_NAME)):
+            out += [{**r, **ridge_columns(row["teacher_run"], r["patient"])} for r in per_patient_rows(row)]
+            continue
+        earlier = kept[kept["config_key"] == row["config_key"]]
+        if earlier.empty:
+            raise LLMTimeError(f"row {row['config_key']} of the pooled CSV has neither its run folders "
+                               f"({Path(row['teacher_run']).parent}) nor its per-patient rows in {kept_csv}: run the "
+                               "report's command again to retrain it, after removing that row")
+        out += earlier.to_dict("records")
+    return out
+
+
+def training_hours(pooled: pd.DataFrame, ledger: Path) -> tuple[float, int]:
+    """(hours, runs): the wall time of every finished run in the rows' seed folders (each pipeline row's runs share
+    its seed's folder, so the search's students are counted too, and a shared teacher once). The times found in run
+    folders are added to ``ledger`` (run -> seconds, beside the pooled CSV), which keeps those of folders since lost."""
+    folders = {str(Path(run).parent) for run in pooled["teacher_run"]}
+    walls = dict(pd.read_csv(ledger, dtype={"run": str}).set_index("run")["wall_seconds"]) if (
+        ledger.is_file() and ledger.stat().st_size) else {}
+    for folder in sorted(map(Path, folders)):
+        for run in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if (metrics := read_json(run / METRICS_NAME)) is not None:
+                walls[str(run)] = float(metrics["summary"]["wall_seconds"])
+    with atomic_path(ledger) as tmp:
+        pd.DataFrame({"run": list(walls), "wall_seconds": list(walls.values())}).sort_values("run").to_csv(
+            tmp, index=False)
+    mine = [w for run, w in walls.items() if str(Path(run).parent) in folders]
+    return sum(mine) / 3600, len(mine)

@@ -38,7 +38,7 @@ from utils.cgm import NAMED_HORIZONS_MIN
 from utils.io import write_json
 from utils.metrics import summary_row
 from utils.errors import LLMTimeError
-from utils.results import append_row, check_appendable
+from utils.results import append_row, check_appendable, locked
 from utils.seed import seed_everything
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -167,10 +167,16 @@ def train_and_test(
     seed_everything(cfg.train.seed)
     splits = splits or build_splits(cfg.data)
     run_dir = Path(cfg.checkpoints) / (name or run_name(cfg))
-    if reuse:
+    if not reuse:
+        return _fit_and_test(cfg, objective, splits, model, run_dir, t_start)
+    with locked(run_dir):  # a second grid process on the same run waits for it, then reuses it
         done = reused_result(run_dir, cfg, splits)
-        if done is not None:
-            return done
+        return done if done is not None else _fit_and_test(cfg, objective, splits, model, run_dir, t_start)
+
+
+def _fit_and_test(cfg: RunConfig, objective: Optional[Objective], splits: Splits, model: Optional[nn.Module],
+                  run_dir: Path, t_start: float) -> RunResult:
+    """``train_and_test``'s training, selection and scoring into ``run_dir``, on splits already built after seeding."""
     if model is None:
         model = build_model(cfg.model, cfg.data, splits.scaler, splits.description)
     results_csv = prepare_run_dir(run_dir, cfg)

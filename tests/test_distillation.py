@@ -6,6 +6,8 @@ on one CPU thread: on a shared machine, multi-threaded passes of models this sma
 
 from __future__ import annotations
 
+import shutil
+
 from pathlib import Path
 
 import pandas as pd
@@ -340,6 +342,16 @@ def test_pooled_rows_split_into_per_patient_rows(tiny_backbones, tmp_path):
     assert f"Run time: {sum(walls) / 3600:.1f} h, the sum of the wall times of the 3 finished runs" in text
     assert "covers 1 of the 9 planned pooled rows" in write_standard_reports(pooled_csv, compare.pair_label, planned=9)
     assert "Complete: all 1 planned pooled rows" in write_standard_reports(pooled_csv, compare.pair_label, planned=1)
+    # a new machine has the committed CSVs but not the git-ignored run folders: the report stands on its rows.csv
+    # and its run-time ledger, and says the same
+    before = pd.read_csv(tmp_path / "runs" / "rows.csv", dtype={"patient": str})
+    complete = write_standard_reports(pooled_csv, compare.pair_label, planned=1)
+    shutil.rmtree(Path(pooled.iloc[0]["teacher_run"]).parent)
+    assert write_standard_reports(pooled_csv, compare.pair_label, planned=1) == complete
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "runs" / "rows.csv", dtype={"patient": str}), before)
+    (tmp_path / "runs" / "rows.csv").unlink()  # neither folders nor rows: a one-line error, not a report without it
+    with pytest.raises(LLMTimeError, match="has neither its run folders"):
+        write_standard_reports(pooled_csv, compare.pair_label)
 
 
 def test_dry_run_trains_nothing_and_bad_flags_exit_2(cohort, tiny_backbones, tmp_path, capsys):

@@ -7,6 +7,7 @@ Nothing here trains: the plan reads only the bundled cohort's patient ids.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,6 +23,7 @@ from distillation.config import (DEFAULT_GRID, PipelineConfig, baseline_stands_f
 from distillation.losses import LossWeights, distillation_loss, parse_grid
 from distillation.phases import continuing
 from distillation.pipeline import finished_row
+from distillation.report import format_losses, parse_losses
 from distillation.retime import retime_csv
 from distillation.standard import (STANDARD_PATIENTS, STANDARD_SEARCH, STANDARD_SEEDS,
                                    STANDARD_STUDENTS, STANDARD_WINDOWS, estimate_hours, planned_runs, rates,
@@ -174,7 +176,7 @@ def test_standard_plan_pools_twelve_patients_three_seeds_one_teacher_per_kind(ca
     assert all(c.train.recipe.startswith("TimeLLM") and c.model.prompt_domain is False for c in configs)
     assert {c.train.mixed_precision for c in configs} == {"no"}  # fp32 on every CPU: runs resume across machines
     assert [(c.student, c.student_layers, c.student_weights) for c in configs[:4]] == [
-        ("MiniLM", 1, "pretrained"), ("MiniLM", 2, "pretrained"), ("BERT-tiny", None, "random"), ("MLP", None, None)]
+        ("MLP", None, None), ("BERT-tiny", None, "random"), ("MiniLM", 1, "pretrained"), ("MiniLM", 2, "pretrained")]
     # every seed searches the whole grid (weights reused from another seed can lose to the student alone): the two
     # weights validation ever chose, each with teacher data 0/1 and mixup 0/0.2, the truth-only one without levers
     assert all(c.weights is None and TRUTH_ONLY in c.candidates for c in configs)
@@ -258,7 +260,7 @@ def test_every_seed_searches_its_own_weights(tmp_path, monkeypatch, capsys):
     calls.clear()  # ... or widens it: the pipeline's whole weight grid
     assert distillation_comparison.main([*flags, "--seeds", "2022", "--grid", DEFAULT_GRID, "--teacher-data", "0",
                                          "--mixup-alpha", "0"]) == 1
-    assert {c.weights for c in calls[0][4]} == set(parse_grid(DEFAULT_GRID))
+    assert {c.weights for c in next(c for c in calls if c[2] == "MiniLM")[4]} == set(parse_grid(DEFAULT_GRID))
     capsys.readouterr()
     assert distillation_comparison.main([*flags, "--seeds", "2024"]) == 2
     assert "--seeds must be some of the standard report's seeds 2021, 2022, 2023, got '2024'" in capsys.readouterr().err
@@ -349,3 +351,38 @@ def test_a_later_seed_takes_the_levers_of_the_first_seeds_best_distilled_student
         (LossWeights(0.5, 0.5, 0.0), 0.0, 0.2), (TRUTH_ONLY, 0.0, 0.0)]
     later_phases = phase_configs(ready, *patient_groups(ready)[0])
     assert config_key(ready, later_phases) != config_key(later, later_phases)  # the row records the levers it used
+    # The run folders are git-ignored and gone on a new machine: the pooled row's record of the search decides alone
+    searched = {c: losses[(c.teacher_data, c.mixup_alpha)] for c in first.search_space
+                if not baseline_stands_for(first, c)}
+    shutil.rmtree(Path(phases["distilled"].checkpoints))
+    assert resolve_levers(later, configs) is None  # neither folders nor a record
+    first.csv_path.unlink()
+    append_row(first.csv_path, {"config_key": config_key(first, phases), "seed": 2021,
+                                "search_val_mse": format_losses(searched)})
+    assert resolve_levers(later, configs).levers == (0.0, 0.2)
+    assert parse_losses(format_losses(searched), first.search_space) == searched
+    assert parse_losses("a9_b9_g9=0.1", first.search_space) is None  # another search's record is not read as this one
+
+
+def test_kinds_runs_some_teacher_kinds_only(tmp_path, monkeypatch, capsys):
+    """--kinds narrows the standard report to some teacher kinds (one process per kind on a machine with cores to
+    spare); an unknown kind is a one-line error."""
+    kinds = []
+
+    def search(group, *rest):
+        kinds.append(teacher_kind(group.configs))
+        raise LLMTimeError("stop after the search")
+
+    monkeypatch.setattr(pipeline, "build_splits", lambda data: SimpleNamespace(train=[], val=[], test=[]))
+    monkeypatch.setattr(pipeline, "view_splits", lambda teacher, student, splits: splits)
+    monkeypatch.setattr(pipeline, "train_references", lambda *a: (None, None, 1))
+    monkeypatch.setattr(pipeline, "search_weights", search)
+    monkeypatch.setattr(compare, "write_standard_reports", lambda *a, **k: "")
+    monkeypatch.setattr(compare, "ridge_reference", lambda cfg: tmp_path / "ridge")
+    flags = ["--standard", "--csv", str(tmp_path / "pooled.csv"), "--out", str(tmp_path), "--seeds", "2021"]
+    assert distillation_comparison.main([*flags, "--kinds", "privileged,ridge"]) == 1
+    assert kinds == ["privileged"] * 4 + ["ridge"] * 4
+    capsys.readouterr()
+    assert distillation_comparison.main([*flags, "--kinds", "oracle"]) == 2
+    assert "--kinds must be some of the standard report's teacher kinds standard, privileged, ridge, got 'oracle'" \
+        in capsys.readouterr().err

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from dataclasses import replace
 
 import pytest
@@ -20,6 +21,7 @@ from exp.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from exp.reuse import EXTRA_SETTINGS_NAME, finished_run
 from exp.run import train_and_test
 from exp.trainer import Trainer
+from utils.results import locked
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +89,30 @@ def test_train_and_test_reuses_without_training(finished, monkeypatch):
     assert all(torch.equal(rebuilt[k], v) for k, v in state.items())
     with pytest.raises(AssertionError, match="trained again"):  # other settings: trains (here: refuses to)
         train_and_test(_with(cfg, learning_rate=cfg.train.learning_rate / 2), reuse=True)
+
+
+def test_two_processes_on_one_run_take_turns_and_the_second_reuses(finished, tmp_path):
+    """A grid run by two processes at once (``--kinds`` per process): the one that reaches a run second waits for the
+    first to finish it, then reuses it, instead of training into the same folder at the same time."""
+    cfg, _ = finished
+    cfg = replace(cfg, checkpoints=str(tmp_path / "runs"))
+    fits = []
+    real_fit = Trainer.fit
+
+    def counted(self, *args, **kwargs):
+        fits.append(1)
+        return real_fit(self, *args, **kwargs)
+
+    results = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Trainer, "fit", counted)
+        run_dir = tmp_path / "runs" / "shared"
+        with locked(run_dir):  # another process is training this run
+            second = threading.Thread(target=lambda: results.append(train_and_test(cfg, name="shared", reuse=True)))
+            second.start()
+            second.join(timeout=2.0)
+            assert second.is_alive() and not fits  # waits; trains nothing meanwhile
+            first = train_and_test(cfg, name="shared")  # the holder trains it
+        second.join(timeout=120)
+    assert not second.is_alive() and len(fits) == 1  # the waiting one reused the finished run
+    assert results[0].run_dir == first.run_dir and results[0].row == first.row

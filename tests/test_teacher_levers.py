@@ -253,7 +253,8 @@ def _search(cfg, splits, teacher_model, tmp_path, val_loss):
 
     def train_phase(run_cfg, name, own, build, make_objective, extra):
         trained[name] = SimpleNamespace(splits=own, extra=extra, objective=make_objective(), seed=run_cfg.train.seed)
-        return SimpleNamespace(fit={"best_val_loss": val_loss(name), "train_seconds": 1.0}, run_dir=Path(name))
+        return SimpleNamespace(fit={"best_val_loss": val_loss(name), "train_seconds": 1.0}, run_dir=Path(name),
+                               row={"rmse_30": 20.0 + val_loss(name), "rmse_60": 30.0 + val_loss(name)})
 
     group = Group(cfg, "1001", configs, splits, teacher, baseline)
     with pytest.MonkeyPatch.context() as patch:
@@ -272,6 +273,9 @@ def test_the_search_tries_every_share_and_alpha_per_seed_and_can_choose_neither(
     found, trained = _search(cfg, splits, teacher, tmp_path, plain_wins)
     assert found.candidate == space[0] and (found.candidate.teacher_data, found.candidate.mixup_alpha) == (0.0, 0.0)
     assert len(trained) == 4  # (1, 0, 0) is the baseline's own objective: its run stands for it
+    # every trained candidate's validation loss and test RMSE are kept for the row (each lever's effect, reported)
+    assert list(found.losses) == list(found.tests) == [c for c in space if c.weights.beta]
+    assert found.tests[space[0]] == (20.1, 30.1) and found.losses[space[0]] == 0.1
     names = {c.label(): n for n in trained for c in space if n.endswith(c.label())}
     td = trained[names["a0.5_b0.5_g0_td1"]]
     assert isinstance(td.splits.train, TeacherDataWindows) and td.extra["teacher_data"] == 1.0
