@@ -19,6 +19,8 @@ from typing import Callable, Optional
 import numpy as np
 import pandas as pd
 
+from distillation.candidates import Candidate
+from distillation.losses import LossWeights
 from distillation.summary import (cell, details_markdown, no_distillation_chosen, outcome, pair_name, table)
 from utils.cgm import NAMED_HORIZONS_MIN
 from utils.stats import ALPHA, PairedTest, holm, paired_test, significant
@@ -138,6 +140,44 @@ def teacher_lines(summary: pd.DataFrame) -> list[str]:
     return lines
 
 
+def lever_lines(rows: pd.DataFrame, label: Callable[[pd.Series], str]) -> list[str]:
+    """Each searched candidate of every (teacher kind, student, seed) with its validation MSE and test RMSE (mean over
+    patients), the student alone beside them as (1, 0, 0): what each lever (teacher data, mixup, the teacher's soft
+    targets) did on validation, where the choice was made, and on test, which only reports it. Rows written before
+    the search was recorded (no ``search_val_mse``) are left out."""
+    if "search_val_mse" not in rows:
+        return []
+    out = []
+    for _, group in rows.groupby("config_key", sort=False):
+        first = group.iloc[0]
+        if not isinstance(first["search_val_mse"], str):
+            continue
+        base = {"teacher_kind": first.get("teacher_kind", "standard"), "pair": label(first), "seed": first["seed"]}
+        tests = dict(item.split("=", 1) for item in str(first.get("search_test_rmse") or "").split(";") if "=" in item)
+        chosen = Candidate(LossWeights(first["alpha"], first["beta"], first["gamma"]),
+                           float(first.get("teacher_data") or 0.0), float(first.get("mixup_alpha") or 0.0)).label()
+        alone = Candidate(LossWeights(1.0, 0.0, 0.0)).label()  # the baseline's objective: its run stands for it
+        out.append({**base, "candidate": "alone (1, 0, 0)", "val": first["baseline_val_mse"],
+                    "test_30": group["baseline_rmse_30"].mean(), "test_60": group["baseline_rmse_60"].mean(),
+                    "chosen": "yes" if chosen == alone else ""})
+        for item in first["search_val_mse"].split(";"):
+            name, val = item.split("=", 1)
+            t30, t60 = (float(v) for v in tests[name].split("/")) if name in tests else (np.nan, np.nan)
+            out.append({**base, "candidate": name, "val": float(val), "test_30": t30, "test_60": t60,
+                        "chosen": "yes" if name == chosen else ""})
+    if not out:
+        return []
+    cols = [("teacher_kind", "teacher kind"), ("pair", "pair"), ("seed", "seed"), ("candidate", "candidate"),
+            ("val", "validation MSE (scaled)"), ("test_30", "test RMSE30"), ("test_60", "test RMSE60"),
+            ("chosen", "chosen on validation")]
+    frame = pd.DataFrame(out).assign(val=lambda f: f["val"].map(lambda v: f"{v:.4f}"), seed=lambda f: f["seed"].map(str))
+    return (["## Each lever on validation and on test", "",
+             "Every distilled student the search trained (a: weight of the truth, b: of the teacher's forecasts, g: of "
+             "its hidden states; td1: the teacher's forecasts of as many unlabelled windows again; mix0.2: mixup of "
+             "windows, alpha 0.2) beside the student alone. Validation chose; the test figures (mean over patients) "
+             "only report what each lever did.", ""] + table(frame, cols) + [""])
+
+
 def standard_markdown(summary: pd.DataFrame, rows: Optional[pd.DataFrame] = None,
                       label: Optional[Callable[[pd.Series], str]] = None) -> str:
     """The report below its title: (a), (b) when the per-patient ``rows`` (and the ``label`` that named the pairs)
@@ -146,4 +186,6 @@ def standard_markdown(summary: pd.DataFrame, rows: Optional[pd.DataFrame] = None
     if rows is not None and label is not None:
         lines += deployable_answer(best_deployable(summary, rows, label), summary)
     lines += teacher_lines(summary) + details_markdown(summary)
+    if rows is not None and label is not None:
+        lines += [""] + lever_lines(rows, label)
     return "\n".join(lines).rstrip() + "\n"

@@ -335,6 +335,11 @@ def test_pooled_rows_split_into_per_patient_rows(tiny_backbones, tmp_path):
     scored = pd.read_csv(Path(pooled.iloc[0]["teacher_run"]) / "predictions.csv").query("horizon_min == 30")
     assert rows["scored_30"].sum() == len(scored)  # every scored test target, once
     assert "better on" in text and (tmp_path / "runs" / "summary.csv").is_file() and "Partial" not in text
+    # each searched candidate on validation and test, beside the student alone; one of them is the choice
+    levers = text[text.index("## Each lever on validation and on test"):]
+    distilled = float(pooled.iloc[0]["search_val_mse"].split("=")[1])
+    assert "| alone (1, 0, 0) |" in levers and f"| a0.5_b0.5_g0 | {distilled:.4f} |" in levers
+    assert levers.count("| yes |") == 1
     # its run time: the teacher, the baseline and the one distilled student the grid trained ((1, 0, 0) is the
     # baseline's run), each run's own wall time
     walls = [pd.read_json(Path(pooled.iloc[0][f"{phase}_run"]) / "metrics.json", typ="series")["summary"]
