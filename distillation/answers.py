@@ -21,6 +21,7 @@ import pandas as pd
 
 from distillation.candidates import Candidate
 from distillation.losses import LossWeights
+from distillation.report import read_by_label
 from distillation.summary import (cell, details_markdown, no_distillation_chosen, outcome, pair_name, table)
 from utils.cgm import NAMED_HORIZONS_MIN
 from utils.stats import ALPHA, PairedTest, holm, paired_test, significant
@@ -150,18 +151,18 @@ def lever_lines(rows: pd.DataFrame, label: Callable[[pd.Series], str]) -> list[s
     out = []
     for _, group in rows.groupby("config_key", sort=False):
         first = group.iloc[0]
-        if not isinstance(first["search_val_mse"], str):
+        losses = read_by_label(first["search_val_mse"])
+        if losses is None:
             continue
         base = {"teacher_kind": first.get("teacher_kind", "standard"), "pair": label(first), "seed": first["seed"]}
-        tests = dict(item.split("=", 1) for item in str(first.get("search_test_rmse") or "").split(";") if "=" in item)
+        tests = read_by_label(first.get("search_test_rmse")) or {}
         chosen = Candidate(LossWeights(first["alpha"], first["beta"], first["gamma"]),
                            float(first.get("teacher_data") or 0.0), float(first.get("mixup_alpha") or 0.0)).label()
         alone = Candidate(LossWeights(1.0, 0.0, 0.0)).label()  # the baseline's objective: its run stands for it
         out.append({**base, "candidate": "alone (1, 0, 0)", "val": first["baseline_val_mse"],
                     "test_30": group["baseline_rmse_30"].mean(), "test_60": group["baseline_rmse_60"].mean(),
                     "chosen": "yes" if chosen == alone else ""})
-        for item in first["search_val_mse"].split(";"):
-            name, val = item.split("=", 1)
+        for name, val in losses.items():
             t30, t60 = (float(v) for v in tests[name].split("/")) if name in tests else (np.nan, np.nan)
             out.append({**base, "candidate": name, "val": float(val), "test_30": t30, "test_60": t60,
                         "chosen": "yes" if name == chosen else ""})

@@ -128,28 +128,39 @@ def report_row(
         "teacher_data": search.candidate.teacher_data,  # the chosen candidate's share of teacher-only windows
         "mixup_alpha": search.candidate.mixup_alpha,
         "search_val_mse": format_losses(search.losses),
-        "search_test_rmse": ";".join(f"{c.label()}={r30:.4f}/{r60:.4f}" for c, (r30, r60) in search.tests.items()),
+        "search_test_rmse": by_candidate({c: f"{r30:.4f}/{r60:.4f}" for c, (r30, r60) in search.tests.items()}),
     })
     return row
 
 
+def by_candidate(values: dict[Candidate, str]) -> str:
+    """'a0.5_b0.5_g0=...;a0.5_b0.5_g0_td1=...': one value per searched candidate, named by its run-folder label, as
+    the row's search columns record them (``read_by_label`` reads them back)."""
+    return ";".join(f"{c.label()}={value}" for c, value in values.items())
+
+
+def read_by_label(text: Any) -> Optional[dict[str, str]]:
+    """A ``by_candidate`` column as label -> value text, in its order; None when it is empty or malformed."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    pairs = [item.split("=", 1) for item in text.split(";")]
+    return None if any(len(p) != 2 for p in pairs) else dict(pairs)
+
+
 def format_losses(losses: dict[Candidate, float]) -> str:
-    """'a0.5_b0.5_g0=0.1432;a0.5_b0.5_g0_td1=0.1401': each searched distilled student's run-folder label and best
-    validation MSE, so a later seed can take this seed's levers from the CSV after the run folders are gone."""
-    return ";".join(f"{c.label()}={loss:.6g}" for c, loss in losses.items())
+    """Each searched distilled student's best validation MSE (``by_candidate``), so a later seed can take this seed's
+    levers from the CSV after the run folders are gone."""
+    return by_candidate({c: f"{loss:.6g}" for c, loss in losses.items()})
 
 
 def parse_losses(text: Any, space: list[Candidate]) -> Optional[dict[Candidate, float]]:
     """``format_losses`` read back onto the candidates of ``space`` (search order); None when the column is empty
     or names a candidate ``space`` lacks (a row of another search)."""
-    if not isinstance(text, str) or not text.strip():
-        return None
+    found = read_by_label(text)
     by_label = {c.label(): c for c in space}
-    pairs = [item.split("=", 1) for item in text.split(";")]
-    if any(len(p) != 2 or p[0] not in by_label for p in pairs):
+    if found is None or any(label not in by_label for label in found):
         return None
-    found = {by_label[label]: float(value) for label, value in pairs}
-    return {c: found[c] for c in space if c in found}
+    return {c: float(found[c.label()]) for c in space if c.label() in found}
 
 
 def accuracy_columns(teacher: RunResult, baseline: RunResult, distilled: RunResult) -> dict[str, Any]:

@@ -189,8 +189,8 @@ def search_weights(
         )
         candidates.append((candidate, phase))
     chosen, phase = min(candidates, key=lambda c: c[1].fit["best_val_loss"])  # first wins ties
-    seconds = sum(float(run.fit["train_seconds"]) for _, run in candidates if run is not baseline)
     trained = [(c, run) for c, run in candidates if run is not baseline]
+    seconds = sum(float(run.fit["train_seconds"]) for _, run in trained)
     return Search(chosen.weights, phase, pairs, seconds, outputs.cache, chosen,
                   data.cache if data is not None else None,
                   {c: float(run.fit["best_val_loss"]) for c, run in trained},

@@ -221,6 +221,17 @@ def test_the_plan_costs_each_run_at_its_own_models_measured_speed():
     assert estimate_hours(runs, configs) < estimate_hours(runs.assign(model="MiniLM", layers=6), configs)
 
 
+def _stub_search(monkeypatch, tmp_path, search) -> None:
+    """The standard report with nothing trained: data, teacher and baseline stubbed, ``search`` standing for the
+    validation search (it records its call and stops the pair), no report written, the Ridge reference a path."""
+    monkeypatch.setattr(pipeline, "build_splits", lambda data: SimpleNamespace(train=[], val=[], test=[]))
+    monkeypatch.setattr(pipeline, "view_splits", lambda teacher, student, splits: splits)
+    monkeypatch.setattr(pipeline, "train_references", lambda *a: (None, None, 1))
+    monkeypatch.setattr(pipeline, "search_weights", search)
+    monkeypatch.setattr(compare, "write_standard_reports", lambda *a, **k: "")
+    monkeypatch.setattr(compare, "ridge_reference", lambda cfg: tmp_path / "ridge")
+
+
 def test_every_seed_searches_its_own_weights(tmp_path, monkeypatch, capsys):
     """The pipeline's search runs once per teacher kind and student at the first seed over the whole grid (loss
     weights x teacher-data shares x mixup alphas, 0 among them) with that seed's settings; a later seed waits for
@@ -234,12 +245,7 @@ def test_every_seed_searches_its_own_weights(tmp_path, monkeypatch, capsys):
                       tuple(cfg.search_space), configs["distilled"].train.seed))
         raise LLMTimeError("stop after the search")
 
-    monkeypatch.setattr(pipeline, "build_splits", lambda data: SimpleNamespace(train=[], val=[], test=[]))
-    monkeypatch.setattr(pipeline, "view_splits", lambda teacher, student, splits: splits)
-    monkeypatch.setattr(pipeline, "train_references", lambda *a: (None, None, 1))
-    monkeypatch.setattr(pipeline, "search_weights", search)
-    monkeypatch.setattr(compare, "write_standard_reports", lambda *a, **k: "")
-    monkeypatch.setattr(compare, "ridge_reference", lambda cfg: tmp_path / "ridge")
+    _stub_search(monkeypatch, tmp_path, search)
     flags = ["--standard", "--csv", str(tmp_path / "pooled.csv"), "--out", str(tmp_path)]
     assert distillation_comparison.main(flags) == 1  # every pair stopped at the stub, the later seeds' wait
     assert sorted(c[:4] for c in calls) == sorted((STANDARD_SEEDS[0], kind, student, layers)
@@ -373,12 +379,7 @@ def test_kinds_runs_some_teacher_kinds_only(tmp_path, monkeypatch, capsys):
         kinds.append(teacher_kind(group.configs))
         raise LLMTimeError("stop after the search")
 
-    monkeypatch.setattr(pipeline, "build_splits", lambda data: SimpleNamespace(train=[], val=[], test=[]))
-    monkeypatch.setattr(pipeline, "view_splits", lambda teacher, student, splits: splits)
-    monkeypatch.setattr(pipeline, "train_references", lambda *a: (None, None, 1))
-    monkeypatch.setattr(pipeline, "search_weights", search)
-    monkeypatch.setattr(compare, "write_standard_reports", lambda *a, **k: "")
-    monkeypatch.setattr(compare, "ridge_reference", lambda cfg: tmp_path / "ridge")
+    _stub_search(monkeypatch, tmp_path, search)
     flags = ["--standard", "--csv", str(tmp_path / "pooled.csv"), "--out", str(tmp_path), "--seeds", "2021"]
     assert distillation_comparison.main([*flags, "--kinds", "privileged,ridge"]) == 1
     assert kinds == ["privileged"] * 4 + ["ridge"] * 4
