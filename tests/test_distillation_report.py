@@ -151,6 +151,11 @@ def test_summary_says_how_busy_the_machine_was_when_speed_was_measured():
                                                 compare.pair_label))
     assert "on 2 CPU cores: other jobs shared the CPU, so the latencies and the speed-ups" in busy
     assert "load average" not in standard_markdown(summarise_standard(_rows(diffs), compare.pair_label))
+    # seeds timed in different sessions: one loaded seed makes the pair's speed indicative, not the mean of the two
+    mixed = summarise_standard(_rows(diffs, seeds=2).assign(load_average_1min=[0.6, 3.0] * 3, cpu_count=2),
+                               compare.pair_label)
+    assert mixed.iloc[0]["load_average_1min"] == 3.0
+    assert "load average of 3.0-3.0 on 2 CPU cores: other jobs shared the CPU" in standard_markdown(mixed)
 
 
 def test_summary_says_plainly_when_distillation_lost_or_pairs_are_too_few():
