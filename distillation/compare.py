@@ -218,7 +218,8 @@ def run_pairs(configs: Sequence[PipelineConfig], first: int = 1, total: Optional
     for k, c in enumerate(configs, first):
         kind = " (privileged)" if c.teacher_view == "privileged" else ""
         kind += " (on ridge)" if c.teacher_base == "ridge" else ""
-        print(f"=== pair {k}/{total or len(configs)}: {c.teacher}{kind} -> {c.student}"
+        student = member_label(c.student, c.student_layers) if c.student_layers else c.student  # MiniLM-L1, not MiniLM
+        print(f"=== pair {k}/{total or len(configs)}: {c.teacher}{kind} -> {student}"
               + (f" (seed {c.train.seed})" if total else ""), flush=True)
         try:
             run_pipeline(c)

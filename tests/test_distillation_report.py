@@ -392,3 +392,14 @@ def test_kinds_runs_some_teacher_kinds_only(tmp_path, monkeypatch, capsys):
     assert distillation_comparison.main([*flags, "--kinds", "oracle"]) == 2
     assert "--kinds must be some of the standard report's teacher kinds standard, privileged, ridge, got 'oracle'" \
         in capsys.readouterr().err
+
+
+def test_a_pairs_progress_line_names_the_students_cut_depth(monkeypatch, capsys):
+    # MiniLM-L1 and MiniLM-L2 are different rows: the line a long run prints must tell them apart
+    monkeypatch.setattr(compare, "run_pipeline", lambda cfg: None)
+    args = distillation_comparison.build_parser().parse_args(["--standard", "--plan"])
+    configs = standard_configs(distillation_comparison.shared_config(args))[:4]
+    assert compare.run_pairs(configs, total=36) == []
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("=== pair")]
+    assert [line.split("-> ")[1] for line in lines] == [
+        "MLP (seed 2021)", "BERT-tiny (seed 2021)", "MiniLM-L1 (seed 2021)", "MiniLM-L2 (seed 2021)"]
