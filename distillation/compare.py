@@ -46,8 +46,8 @@ from distillation.config import PipelineConfig, lm_free_model
 from distillation.pipeline import run_pipeline
 from distillation.references import ridge_reference
 from distillation.retime import retime_csv
-from distillation.standard import (LEVER_SEED, STANDARD_SEEDS, TEACHER_KINDS, kind_of, plan_text, resolve_levers,
-                                   standard_kinds, standard_seeds, write_standard_reports)
+from distillation.standard import (LEVER_SEED, STANDARD_SEEDS, TEACHER_KINDS, kind_of, pair_of, plan_text,
+                                   resolve_levers, standard_kinds, standard_seeds, write_standard_reports)
 from distillation.summary import cell, table
 from models.backbones import BACKBONES, resolve_backbone
 from utils.errors import LLMTimeError
@@ -218,8 +218,7 @@ def run_pairs(configs: Sequence[PipelineConfig], first: int = 1, total: Optional
     for k, c in enumerate(configs, first):
         kind = " (privileged)" if c.teacher_view == "privileged" else ""
         kind += " (on ridge)" if c.teacher_base == "ridge" else ""
-        student = member_label(c.student, c.student_layers) if c.student_layers else c.student  # MiniLM-L1, not MiniLM
-        print(f"=== pair {k}/{total or len(configs)}: {c.teacher}{kind} -> {student}"
+        print(f"=== pair {k}/{total or len(configs)}: {pair_of(c)}{kind}"  # named as the plan names it: MiniLM→MiniLM-L1
               + (f" (seed {c.train.seed})" if total else ""), flush=True)
         try:
             run_pipeline(c)

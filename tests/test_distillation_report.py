@@ -401,5 +401,6 @@ def test_a_pairs_progress_line_names_the_students_cut_depth(monkeypatch, capsys)
     configs = standard_configs(distillation_comparison.shared_config(args))[:4]
     assert compare.run_pairs(configs, total=36) == []
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("=== pair")]
-    assert [line.split("-> ")[1] for line in lines] == [
-        "MLP (seed 2021)", "BERT-tiny (seed 2021)", "MiniLM-L1 (seed 2021)", "MiniLM-L2 (seed 2021)"]
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        "MiniLM→MLP (seed 2021)", "MiniLM→BERT-tiny (random) (seed 2021)", "MiniLM→MiniLM-L1 (seed 2021)",
+        "MiniLM→MiniLM-L2 (seed 2021)"]
