@@ -23,6 +23,7 @@ from distillation.losses import backbone_depth, format_layer_map
 from distillation.measure import agreement, agreement_of, checkpoint_mb, predictions, size_mb
 from distillation.search import Search
 from exp.reuse import METRICS_NAME, read_json
+from exp.accelerator import device_name
 from exp.run import RunResult
 from exp.trainer import count_parameters
 from utils.cgm import NAMED_HORIZONS_MIN
@@ -50,8 +51,9 @@ def measure_latency(splits: Splits, teacher: nn.Module, student: nn.Module, repe
 
 
 def machine_load() -> dict[str, Any]:
-    """How busy the machine is as latencies are taken: other jobs inflate the ms (less so the speed-ups)."""
-    return {"load_average_1min": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count()}
+    """Which machine takes the latencies and how busy it is: other jobs inflate the ms (less so the speed-ups), and
+    this project's CPUs differ 2-3x in speed."""
+    return {"load_average_1min": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count(), "timed_on": device_name()}
 
 
 def report_row(
@@ -129,8 +131,24 @@ def report_row(
         "mixup_alpha": search.candidate.mixup_alpha,
         "search_val_mse": format_losses(search.losses),
         "search_test_rmse": by_candidate({c: f"{r30:.4f}/{r60:.4f}" for c, (r30, r60) in search.tests.items()}),
+        **convergence_columns(teacher, baseline, distilled),
+        "trained_on": trained_on(teacher, baseline, distilled),
     })
     return row
+
+
+def trained_on(*runs: RunResult) -> str:
+    """The machines the runs were trained on ('; ' between several): a report's rows may span sessions on different
+    CPUs, whose float results differ in the last digits and whose times differ 2-3x."""
+    return "; ".join(dict.fromkeys(str(r.row["device"]) for r in runs if r.row.get("device"))) or "unknown"
+
+
+def convergence_columns(teacher: RunResult, baseline: RunResult, distilled: RunResult) -> dict[str, str]:
+    """Each phase's early-stopping verdict (``exp.curves``: 'converged', 'capped' or 'not trained'), as its run
+    recorded it, so the report can count the runs the epoch cap ended while still improving after the run folders
+    are gone."""
+    return {f"{phase}_convergence": str(run.row.get("convergence", "unknown"))
+            for phase, run in zip(PHASES, (teacher, baseline, distilled))}
 
 
 def by_candidate(values: dict[Candidate, str]) -> str:

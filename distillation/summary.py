@@ -42,6 +42,7 @@ MEANS = ["teacher_rmse_30", "teacher_rmse_60", "retention_30", "retention_60", "
 WORST = ["load_average_1min"]
 WITH_SD = {"teacher_rmse": "teacher_rmse", "alone_rmse": "baseline_rmse", "distilled_rmse": "distilled_rmse"}
 INT8_LATENCY, FLOAT_LATENCY = "INT8 ONNX Runtime", "PyTorch float32"
+PHASE_NAMES = {"teacher": "teacher", "baseline": "student alone", "distilled": "distilled student"}
 
 
 def summarise_standard(rows: pd.DataFrame, label: Callable[[pd.Series], str],
@@ -95,7 +96,36 @@ def pair_record(group: pd.DataFrame) -> dict[str, Any]:
     chosen = group.drop_duplicates(["group", "seed"]) if pooled else group
     rec["chosen_alpha_beta_gamma"] = "; ".join(
         f"{'' if pooled else f'{r.patient}/'}s{r.seed}: {chosen_text(r)}" for r in chosen.itertuples())
+    rec.update(capped_runs(chosen))
+    rec.update({col: machines(group, col) for col in ("trained_on", "timed_on")})
     return rec
+
+
+def machines(group: pd.DataFrame, col: str) -> str:
+    """The machines named in ``col`` over a pair's rows ('; ' between several), '' where none was recorded."""
+    names = group[col].dropna().astype(str).str.split("; ").explode() if col in group else pd.Series(dtype=str)
+    return "; ".join(sorted(set(names) - {"", "unknown"}))
+
+
+def capped_runs(chosen: pd.DataFrame) -> dict[str, Any]:
+    """How many of a pair's runs (teacher, student alone, chosen distilled student; once per seed, the distilled one
+    not again when the search chose the student alone) the epoch cap ended while still improving: ``runs_checked``
+    runs with a recorded verdict (rows finished before ``<phase>_convergence`` existed have none), ``capped`` of
+    them capped, named in ``capped_which`` as 'seed phase'. A capped run's figure would still move with more epochs."""
+    checked, unrecorded, capped = 0, 0, []
+    for _, r in chosen.iterrows():
+        for phase in ("teacher", "baseline", "distilled"):
+            if phase == "distilled" and r.get("distilled_run") == r.get("baseline_run"):
+                continue
+            verdict = r.get(f"{phase}_convergence")
+            if not isinstance(verdict, str) or verdict == "unknown":
+                unrecorded += 1
+                continue
+            checked += 1
+            if verdict == "capped":
+                capped.append(f"s{r['seed']} {PHASE_NAMES[phase]}")
+    return {"runs_checked": checked, "runs_unrecorded": unrecorded, "capped": len(capped),
+            "capped_which": "; ".join(capped)}
 
 
 def deployed(group: pd.DataFrame) -> dict[str, Any]:
@@ -189,8 +219,9 @@ def details_markdown(summary: pd.DataFrame) -> list[str]:
             ("persistence_rmse_60", "persistence RMSE60"), ("retention_30", "retention30"),
             ("agreement_30", "agree30 %"), ("speedup_b1", "speed-up (b1)"), ("size_reduction_pct", "size -%"),
             ("onnx_size_mb", "ONNX MiB"), ("int8_mib", "INT8 MiB"), ("latency_b1_ms", "ms (b1)"),
-            ("int8_max_abs_diff_mgdl", "INT8 max |Δ| mg/dL"), ("int8_kept_float", "INT8 ops left float")]
-    shown = summary.assign(int8_kept_float=[
+            ("int8_max_abs_diff_mgdl", "INT8 max |Δ| mg/dL"), ("int8_kept_float", "INT8 ops left float"),
+            ("capped_of", "runs capped")]
+    shown = summary.assign(capped_of=[capped_cell(r) for _, r in summary.iterrows()], int8_kept_float=[
         f"{kept:.3g} of {ops:.3g}" if pd.notna(kept) and pd.notna(ops) else None  # means over seeds: "7.67 of 12"
         for kept, ops in zip(summary["int8_float_ops"], summary["int8_ops"])])
     lines = table(shown, cols) + [""]
@@ -201,6 +232,7 @@ def details_markdown(summary: pd.DataFrame) -> list[str]:
                   f"{cores.min():.0f} CPU cores" + (": other jobs shared the CPU, so the latencies and the speed-ups "
                   "built from them are noisy and only indicative; time them on an idle machine before quoting them."
                   if busy else "."), ""]
+    lines += machine_lines(summary)
     for _, r in summary.iterrows():
         lines.append(f"### {pair_name(r)} (patients {r['patients']}; seeds {r['seeds']})")
         chosen = str(r.get("chosen_alpha_beta_gamma", ""))
@@ -209,11 +241,39 @@ def details_markdown(summary: pd.DataFrame) -> list[str]:
                 ": (1, 0, 0) is the student's own objective, so the search preferred no distillation and the "
                 "distilled row is the baseline's run." if no_distillation_chosen(r) else "."))
         lines += [f"- {line}" for line in verdicts(r, family_size(summary))]
+        if capped_which := str(r.get("capped_which") or "").replace("nan", ""):
+            lines.append(f"- Capped (the epoch cap ended it while validation loss was still falling, so its figure "
+                         f"would still move with more epochs): {capped_which}.")
         lines.append("")
     if summary["pair"].str.contains(r"\(random\)").any():
         lines.append("Pairs marked (random) use an untrained student backbone: they measure the architecture, not a "
                      "pretrained language model.")
     return lines
+
+
+def machine_lines(summary: pd.DataFrame) -> list[str]:
+    """Which machines trained the rows and took their latencies: float results differ in the last digits from one
+    CPU to another, and speed 2-3x, so a report whose rows span sessions says so."""
+    named = {col: sorted({m for v in summary.get(col, pd.Series(dtype=str)).dropna().astype(str)
+                          for m in v.split("; ") if m}) for col in ("trained_on", "timed_on")}
+    if not named["trained_on"] and not named["timed_on"]:
+        return []
+    unnamed = int((summary.get("trained_on", pd.Series("", index=summary.index)).fillna("") == "").sum())
+    return [f"Trained on {', '.join(named['trained_on']) or 'machines not recorded'}; latencies taken on "
+            f"{', '.join(named['timed_on']) or 'machines not recorded'}"
+            + (f" ({unnamed} pair(s) only have rows finished before the machine was recorded)" if unnamed else "")
+            + ".", ""]
+
+
+def capped_cell(r: pd.Series) -> str:
+    """'1 of 9': the pair's capped runs of those with a recorded verdict, and how many have none ('not recorded':
+    rows finished before the verdict was kept)."""
+    checked, missing = r.get("runs_checked"), r.get("runs_unrecorded")
+    if checked is None or pd.isna(checked):
+        return "-"
+    if not checked:
+        return "not recorded"
+    return f"{int(r['capped'])} of {int(checked)}" + (f" ({int(missing)} not recorded)" if missing else "")
 
 
 def cell(v: Any) -> str:

@@ -270,6 +270,12 @@ def test_pipeline_end_to_end_writes_a_complete_row(cohort, tiny_backbones, tmp_p
     assert row["onnx_size_mb"] > 0 and 0 <= row["int8_float_ops"] <= row["int8_ops"] and row["int8_ops"] > 0
     assert row["int8_weight_range"] in ("full", "reduced")
     assert row["load_average_1min"] >= 0 and row["cpu_count"] >= 1
+    # the machine (CPU and its instruction set) that trained the runs and took the latencies, and each run's
+    # early-stopping verdict as its metrics.json records it, so the report can count capped runs without the folders
+    assert row["trained_on"].startswith("CPU: ") and row["timed_on"] == row["trained_on"]
+    for phase in ("teacher", "baseline", "distilled"):
+        verdict = pd.read_json(Path(row[f"{phase}_run"]) / "metrics.json", typ="series")["convergence"]["verdict"]
+        assert row[f"{phase}_convergence"] == verdict and verdict in ("converged", "capped")
 
     # the distilled checkpoint reloads as a plain TimeLLM student and scores the same
     again = evaluate_saved(row["distilled_run"])
@@ -286,8 +292,8 @@ def test_pipeline_end_to_end_writes_a_complete_row(cohort, tiny_backbones, tmp_p
     assert retime_csv(csv, repeats=2, threads=1, int8=True) == 1
     timed = pd.read_csv(csv, dtype={"patient": str}).iloc[0]
     speed = {"teacher_latency_b1_ms", "student_latency_b1_ms", "teacher_latency_b64_ms", "student_latency_b64_ms",
-             "speedup_b1", "speedup_b64", "int8_latency_b1_ms", "load_average_1min", "cpu_count", "int8_size_mb"}
-    assert all(timed[c] > 0 for c in speed - {"load_average_1min"})
+             "speedup_b1", "speedup_b64", "int8_latency_b1_ms", "load_average_1min", "cpu_count", "int8_size_mb", "timed_on"}
+    assert all(timed[c] > 0 for c in speed - {"load_average_1min", "timed_on"})
     assert timed["speedup_b1"] == pytest.approx(timed["teacher_latency_b1_ms"] / timed["student_latency_b1_ms"],
                                                 rel=1e-2)
     assert timed["int8_max_abs_diff_mgdl"] == pytest.approx(row["int8_max_abs_diff_mgdl"], abs=0.01)

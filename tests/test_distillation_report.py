@@ -111,10 +111,39 @@ def test_summary_states_wins_mean_difference_and_wilcoxon():
     assert "30 min: the teacher beat persistence: better on 12 of 12 patients" in text
     assert "| INT8 ops left float |" in text
     pair_row = [line for line in text.splitlines() if line.startswith("| standard | MiniLM")][0]
-    assert pair_row.endswith("| - |")  # no INT8 figures here
+    assert pair_row.endswith("| - | not recorded |")  # no INT8 figures here, nor early-stopping verdicts
     int8 = standard_markdown(summarise_standard(_rows(diffs).assign(int8_float_ops=[8, 7] * 6, int8_ops=12),
                                                 compare.pair_label))
     assert "| 7.5 of 12 |" in int8  # the mean over the rows, as every other cell
+
+
+def test_summary_counts_capped_runs_once_per_seed_and_names_the_machines():
+    """Each seed's teacher, student alone and distilled student count once (one pooled run: ``group``, not once per
+    patient row), the distilled one not again when the search chose the student alone; a capped run is named; rows
+    from before the verdicts were recorded are counted as such, never as converged."""
+    rows = _rows([-1.0, -0.5, -2.0, 0.3, -0.7, -1.5], seeds=2).assign(
+        group="1001+1002+1003", teacher_convergence="converged", baseline_convergence="converged",
+        distilled_convergence=lambda d: np.where(d["seed"] == 2022, "capped", "converged"),
+        baseline_run=lambda d: "runs/s" + d["seed"].astype(str) + "/baseline",
+        distilled_run=lambda d: np.where(d["seed"] == 2021, d["baseline_run"], "runs/s2022/distilled"),
+        trained_on=lambda d: np.where(d["seed"] == 2021, "CPU: AMD EPYC, AVX2, 2 cores",
+                                      "CPU: Intel Xeon, AMX, 2 cores"),
+        timed_on="CPU: Intel Xeon, AMX, 2 cores")
+    summary = summarise_standard(rows, compare.pair_label)
+    r = summary.iloc[0]
+    assert (r["runs_checked"], r["runs_unrecorded"], r["capped"]) == (5, 0, 1)
+    assert r["capped_which"] == "s2022 distilled student"
+    text = standard_markdown(summary)
+    assert "| runs capped |" in text and text.count("| 1 of 5 |") == 1
+    assert "- Capped (the epoch cap ended it while validation loss was still falling" in text
+    assert ("Trained on CPU: AMD EPYC, AVX2, 2 cores, CPU: Intel Xeon, AMX, 2 cores; latencies taken on CPU: Intel "
+            "Xeon, AMX, 2 cores.") in text
+    older = summarise_standard(rows.assign(teacher_convergence=lambda d: d["teacher_convergence"].where(
+        d["seed"] == 2022)), compare.pair_label).iloc[0]  # seed 2021's row finished before verdicts were kept
+    assert (older["runs_checked"], older["runs_unrecorded"], older["capped"]) == (4, 1, 1)
+    assert "| 1 of 4 (1 not recorded) |" in standard_markdown(summarise_standard(
+        rows.assign(teacher_convergence=lambda d: d["teacher_convergence"].where(d["seed"] == 2022)),
+        compare.pair_label))
 
 
 def test_summary_pairs_patients_over_their_seeds_and_gives_the_seed_sd():
