@@ -21,7 +21,7 @@ import pandas as pd
 
 from distillation.candidates import Candidate
 from distillation.losses import LossWeights
-from distillation.report import read_by_label
+from distillation.report import read_by_label, read_test_rmse
 from distillation.summary import (cell, details_markdown, no_distillation_chosen, outcome, pair_name, table)
 from utils.cgm import NAMED_HORIZONS_MIN
 from utils.stats import ALPHA, PairedTest, holm, paired_test, significant
@@ -155,7 +155,7 @@ def lever_lines(rows: pd.DataFrame, label: Callable[[pd.Series], str]) -> list[s
         if losses is None:
             continue
         base = {"teacher_kind": first.get("teacher_kind", "standard"), "pair": label(first), "seed": first["seed"]}
-        tests = read_by_label(first.get("search_test_rmse")) or {}
+        tests = read_test_rmse(first.get("search_test_rmse"))
         chosen = Candidate(LossWeights(first["alpha"], first["beta"], first["gamma"]),
                            float(first.get("teacher_data") or 0.0), float(first.get("mixup_alpha") or 0.0)).label()
         alone = Candidate(LossWeights(1.0, 0.0, 0.0)).label()  # the baseline's objective: its run stands for it
@@ -163,7 +163,7 @@ def lever_lines(rows: pd.DataFrame, label: Callable[[pd.Series], str]) -> list[s
                     "test_30": group["baseline_rmse_30"].mean(), "test_60": group["baseline_rmse_60"].mean(),
                     "chosen": "yes" if chosen == alone else ""})
         for name, val in losses.items():
-            t30, t60 = (float(v) for v in tests[name].split("/")) if name in tests else (np.nan, np.nan)
+            t30, t60 = tests.get(name, (np.nan, np.nan))
             out.append({**base, "candidate": name, "val": float(val), "test_30": t30, "test_60": t60,
                         "chosen": "yes" if name == chosen else ""})
     if not out:

@@ -130,7 +130,7 @@ def report_row(
         "teacher_data": search.candidate.teacher_data,  # the chosen candidate's share of teacher-only windows
         "mixup_alpha": search.candidate.mixup_alpha,
         "search_val_mse": format_losses(search.losses),
-        "search_test_rmse": by_candidate({c: f"{r30:.4f}/{r60:.4f}" for c, (r30, r60) in search.tests.items()}),
+        "search_test_rmse": format_test_rmse(search.tests),
         **convergence_columns(teacher, baseline, distilled),
         "trained_on": trained_on(teacher, baseline, distilled),
     })
@@ -179,6 +179,19 @@ def parse_losses(text: Any, space: list[Candidate]) -> Optional[dict[Candidate, 
     if found is None or any(label not in by_label for label in found):
         return None
     return {c: float(found[c.label()]) for c in space if c.label() in found}
+
+
+def format_test_rmse(tests: dict[Candidate, tuple[float, float]]) -> str:
+    """Each searched distilled student's test RMSE at 30 and 60 min ('r30/r60', ``by_candidate``): reported beside
+    the validation losses that chose, never used to choose."""
+    return by_candidate({c: f"{r30:.4f}/{r60:.4f}" for c, (r30, r60) in tests.items()})
+
+
+def read_test_rmse(text: Any) -> dict[str, tuple[float, float]]:
+    """``format_test_rmse`` read back: label -> (RMSE30, RMSE60); empty when the column is empty or malformed."""
+    found = read_by_label(text) or {}
+    cells = {label: value.split("/") for label, value in found.items()}
+    return {label: (float(v[0]), float(v[1])) for label, v in cells.items() if len(v) == 2}
 
 
 def accuracy_columns(teacher: RunResult, baseline: RunResult, distilled: RunResult) -> dict[str, Any]:

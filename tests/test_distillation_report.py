@@ -23,7 +23,7 @@ from distillation.config import (DEFAULT_GRID, PipelineConfig, baseline_stands_f
 from distillation.losses import LossWeights, distillation_loss, parse_grid
 from distillation.phases import continuing
 from distillation.pipeline import finished_row
-from distillation.report import format_losses, parse_losses
+from distillation.report import format_losses, format_test_rmse, parse_losses, read_test_rmse
 from distillation.retime import retime_csv
 from distillation.standard import (STANDARD_PATIENTS, STANDARD_SEARCH, STANDARD_SEEDS,
                                    STANDARD_STUDENTS, STANDARD_WINDOWS, estimate_hours, planned_runs, rates,
@@ -402,6 +402,9 @@ def test_a_later_seed_takes_the_levers_of_the_first_seeds_best_distilled_student
     assert resolve_levers(later, configs).levers == (0.0, 0.2)
     assert parse_losses(format_losses(searched), first.search_space) == searched
     assert parse_losses("a9_b9_g9=0.1", first.search_space) is None  # another search's record is not read as this one
+    tests = {c: (18.12341, 28.5) for c in searched}  # the test figures beside them: reported, rounded, read back
+    assert read_test_rmse(format_test_rmse(tests)) == {c.label(): (18.1234, 28.5) for c in searched}
+    assert read_test_rmse("") == {} and read_test_rmse("a0.5_b0.5_g0=18.1") == {}
 
 
 def test_kinds_runs_some_teacher_kinds_only(tmp_path, monkeypatch, capsys):
