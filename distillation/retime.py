@@ -11,6 +11,7 @@ reproduces (a check that the right models were reloaded).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Optional
@@ -21,7 +22,7 @@ import torch
 from data_provider.data_factory import build_splits
 from distillation.deploy import int8_figures
 from distillation.report import machine_load, measure_latency
-from exp.checkpoint import rebuild_model
+from exp.checkpoint import CHECKPOINT_NAME, rebuild_model
 from utils.errors import LLMTimeError
 from utils.io import atomic_path
 from utils.progress import progress
@@ -53,7 +54,14 @@ def retime_csv(csv: Path, repeats: int, threads: int, int8: bool, seeds: Optiona
     with locked(csv):
         rows = pd.read_csv(csv, dtype={"patient": str, "config_key": str})
     latest = rows.drop_duplicates("config_key", keep="last")
-    latest = (latest if seeds is None else latest[latest["seed"].astype(int).isin(list(seeds))]).index
+    latest = latest if seeds is None else latest[latest["seed"].astype(int).isin(list(seeds))]
+    here = latest.apply(lambda r: all((Path(str(r[f"{p}_run"])) / CHECKPOINT_NAME).is_file()
+                                      for p in ("teacher", "distilled")), axis=1).astype(bool)
+    if (~here).any():  # a report grown over sessions: earlier machines' run folders are not on this one
+        warnings.warn(f"{int((~here).sum())} of {len(latest)} row(s) not timed: their run folders are not on this "
+                      f"machine (e.g. {Path(str(latest[~here].iloc[0]['teacher_run'])).parent}); they keep the "
+                      "latencies taken where they ran (timed_on)", stacklevel=2)
+    latest = latest[here].index
     updates = {}
     for i in progress(latest, desc="timing rows", unit="row"):
         row = rows.loc[i].to_dict()

@@ -336,15 +336,17 @@ def test_report_alone_needs_rows_and_the_standard_preset(tmp_path, capsys):
 
 
 def test_retime_of_some_seeds_leaves_the_other_rows_alone(tmp_path):
-    """--retime --seeds 2021 times seed 2021's rows only (another seed may still be training): the seed-2022 row,
-    whose runs do not exist, is neither reloaded nor rewritten."""
+    """--retime --seeds 2021 times seed 2021's rows only (another seed may still be training): the seed-2022 row is
+    neither reloaded nor rewritten; timed on its own, it is skipped with a warning, since its runs are not here."""
     csv = tmp_path / "pooled.csv"
     csv.write_text("config_key,seed,teacher_run,distilled_run,speedup_b1\n0123abcd,2022,/no/teacher,/no/student,2.5\n")
     before = csv.read_bytes()
     assert retime_csv(csv, repeats=2, threads=1, int8=True, seeds={2021}) == 0
     assert csv.read_bytes() == before
-    with pytest.raises(LLMTimeError, match="/no/teacher"):
-        retime_csv(csv, repeats=2, threads=1, int8=True, seeds={2022})  # the row is taken: its runs are missing
+    # a report grown over sessions on other machines: rows whose run folders are not here are said and left alone
+    with pytest.warns(UserWarning, match=r"1 of 1 row\(s\) not timed: their run folders are not on this machine"):
+        assert retime_csv(csv, repeats=2, threads=1, int8=True, seeds={2022}) == 0
+    assert csv.read_bytes() == before
 
 
 def test_an_interrupted_teacher_or_baseline_continues_a_distilled_run_restarts(tmp_path):
