@@ -59,7 +59,7 @@ def retime_csv(csv: Path, repeats: int, threads: int, int8: bool, seeds: Optiona
                                       for p in ("teacher", "distilled")), axis=1).astype(bool)
     if (~here).any():  # a report grown over sessions: earlier machines' run folders are not on this one
         warnings.warn(f"{int((~here).sum())} of {len(latest)} row(s) not timed: their run folders are not on this "
-                      f"machine (e.g. {Path(str(latest[~here].iloc[0]['teacher_run'])).parent}); they keep the "
+                      f"machine (e.g. {latest[~here].iloc[0]['teacher_run']}); they keep the "
                       "latencies taken where they ran (timed_on)", stacklevel=2)
     latest = latest[here].index
     updates = {}
