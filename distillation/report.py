@@ -22,8 +22,8 @@ from distillation.group import Group
 from distillation.losses import backbone_depth, format_layer_map
 from distillation.measure import agreement, agreement_of, checkpoint_mb, predictions, size_mb
 from distillation.search import Search
-from exp.reuse import METRICS_NAME, read_json
 from exp.accelerator import device_name
+from exp.reuse import METRICS_NAME, read_json
 from exp.run import RunResult
 from exp.trainer import count_parameters
 from utils.cgm import NAMED_HORIZONS_MIN

@@ -21,7 +21,7 @@ students (scaled units: what the deployable student is chosen on).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -97,14 +97,15 @@ def pair_record(group: pd.DataFrame) -> dict[str, Any]:
     rec["chosen_alpha_beta_gamma"] = "; ".join(
         f"{'' if pooled else f'{r.patient}/'}s{r.seed}: {chosen_text(r)}" for r in chosen.itertuples())
     rec.update(capped_runs(chosen))
-    rec.update({col: machines(group, col) for col in ("trained_on", "timed_on")})
+    rec.update({col: "; ".join(machines(group.get(col))) for col in ("trained_on", "timed_on")})
     return rec
 
 
-def machines(group: pd.DataFrame, col: str) -> str:
-    """The machines named in ``col`` over a pair's rows ('; ' between several), '' where none was recorded."""
-    names = group[col].dropna().astype(str).str.split("; ").explode() if col in group else pd.Series(dtype=str)
-    return "; ".join(sorted(set(names) - {"", "unknown"}))
+def machines(values: Optional[pd.Series]) -> list[str]:
+    """The machines named in a ``trained_on`` or ``timed_on`` column (each cell '; ' between several), sorted; none
+    for a column absent or empty (rows finished before the machine was recorded)."""
+    cells = values.dropna().astype(str) if values is not None else []
+    return sorted({name for cell in cells for name in cell.split("; ")} - {"", "unknown"})
 
 
 def capped_runs(chosen: pd.DataFrame) -> dict[str, Any]:
@@ -114,7 +115,7 @@ def capped_runs(chosen: pd.DataFrame) -> dict[str, Any]:
     them capped, named in ``capped_which`` as 'seed phase'. A capped run's figure would still move with more epochs."""
     checked, unrecorded, capped = 0, 0, []
     for _, r in chosen.iterrows():
-        for phase in ("teacher", "baseline", "distilled"):
+        for phase in PHASE_NAMES:
             if phase == "distilled" and r.get("distilled_run") == r.get("baseline_run"):
                 continue
             verdict = r.get(f"{phase}_convergence")
@@ -241,7 +242,7 @@ def details_markdown(summary: pd.DataFrame) -> list[str]:
                 ": (1, 0, 0) is the student's own objective, so the search preferred no distillation and the "
                 "distilled row is the baseline's run." if no_distillation_chosen(r) else "."))
         lines += [f"- {line}" for line in verdicts(r, family_size(summary))]
-        if capped_which := str(r.get("capped_which") or "").replace("nan", ""):
+        if isinstance(capped_which := r.get("capped_which"), str) and capped_which:
             lines.append(f"- Capped (the epoch cap ended it while validation loss was still falling, so its figure "
                          f"would still move with more epochs): {capped_which}.")
         lines.append("")
@@ -254,11 +255,10 @@ def details_markdown(summary: pd.DataFrame) -> list[str]:
 def machine_lines(summary: pd.DataFrame) -> list[str]:
     """Which machines trained the rows and took their latencies: float results differ in the last digits from one
     CPU to another, and speed 2-3x, so a report whose rows span sessions says so."""
-    named = {col: sorted({m for v in summary.get(col, pd.Series(dtype=str)).dropna().astype(str)
-                          for m in v.split("; ") if m}) for col in ("trained_on", "timed_on")}
+    named = {col: machines(summary.get(col)) for col in ("trained_on", "timed_on")}
     if not named["trained_on"] and not named["timed_on"]:
         return []
-    unnamed = int((summary.get("trained_on", pd.Series("", index=summary.index)).fillna("") == "").sum())
+    unnamed = sum(not machines(pd.Series([cell])) for cell in summary.get("trained_on", pd.Series(dtype=str)))
     return [f"Trained on {', '.join(named['trained_on']) or 'machines not recorded'}; latencies taken on "
             f"{', '.join(named['timed_on']) or 'machines not recorded'}"
             + (f" ({unnamed} pair(s) only have rows finished before the machine was recorded)" if unnamed else "")
