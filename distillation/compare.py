@@ -218,7 +218,8 @@ def run_pairs(configs: Sequence[PipelineConfig], first: int = 1, total: Optional
     for k, c in enumerate(configs, first):
         kind = " (privileged)" if c.teacher_view == "privileged" else ""
         kind += " (on ridge)" if c.teacher_base == "ridge" else ""
-        print(f"=== pair {k}/{total or len(configs)}: {pair_of(c)}{kind}"  # named as the plan names it: MiniLM→MiniLM-L1
+        # named as the plan names it: MiniLM→MiniLM-L1
+        print(f"=== pair {k}/{total or len(configs)}: {pair_of(c)}{kind}"
               + (f" (seed {c.train.seed})" if total else ""), flush=True)
         try:
             run_pipeline(c)

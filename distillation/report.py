@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import pandas as pd
 from torch import nn
@@ -227,6 +227,12 @@ def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
 
 
 PHASES = ("teacher", "baseline", "distilled")
+
+
+def runs_here(row: dict[str, Any], phases: Sequence[str], names: Sequence[str]) -> bool:
+    """Whether the run folders of a pooled row's ``phases`` hold the files ``names`` on this machine: the folders are
+    git-ignored, so a report grown over sessions has rows whose runs another machine trained."""
+    return all((Path(str(row[f"{phase}_run"])) / name).is_file() for phase in phases for name in names)
 PER_PATIENT = ("rmse_30", "rmse_60", "mae_30", "mae_60", "mard_30", "mard_60", "lag_30", "lag_60")
 
 

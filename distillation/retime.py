@@ -21,7 +21,7 @@ import torch
 
 from data_provider.data_factory import build_splits
 from distillation.deploy import int8_figures
-from distillation.report import machine_load, measure_latency
+from distillation.report import machine_load, measure_latency, runs_here
 from exp.checkpoint import CHECKPOINT_NAME, rebuild_model
 from utils.errors import LLMTimeError
 from utils.io import atomic_path
@@ -55,8 +55,7 @@ def retime_csv(csv: Path, repeats: int, threads: int, int8: bool, seeds: Optiona
         rows = pd.read_csv(csv, dtype={"patient": str, "config_key": str})
     latest = rows.drop_duplicates("config_key", keep="last")
     latest = latest if seeds is None else latest[latest["seed"].astype(int).isin(list(seeds))]
-    here = latest.apply(lambda r: all((Path(str(r[f"{p}_run"])) / CHECKPOINT_NAME).is_file()
-                                      for p in ("teacher", "distilled")), axis=1).astype(bool)
+    here = latest.apply(runs_here, axis=1, phases=("teacher", "distilled"), names=(CHECKPOINT_NAME,)).astype(bool)
     if (~here).any():  # a report grown over sessions: earlier machines' run folders are not on this one
         warnings.warn(f"{int((~here).sum())} of {len(latest)} row(s) not timed: their run folders are not on this "
                       f"machine (e.g. {latest[~here].iloc[0]['teacher_run']}); they keep the "

@@ -51,7 +51,7 @@ from distillation.losses import parse_grid
 from distillation.pipeline import finished_row
 from distillation.references import RIDGE_RUN, ridge_columns, ridge_config
 from distillation.measure import PREDICTIONS_NAME
-from distillation.report import PHASES, parse_losses, per_patient_rows
+from distillation.report import PHASES, parse_losses, per_patient_rows, runs_here
 from distillation.summary import summarise_standard
 from exp.recipes import GRID_TIMELLM_MODEL, apply_recipe
 from exp.reuse import METRICS_NAME, finished_run, read_json
@@ -394,8 +394,7 @@ def patient_rows(pooled: pd.DataFrame, kept_csv: Path) -> list[dict]:
         kept_csv.is_file() and kept_csv.stat().st_size) else pd.DataFrame(columns=["config_key"])
     out: list[dict] = []
     for row in pooled.to_dict("records"):
-        if all((Path(row[f"{phase}_run"]) / name).is_file() for phase in PHASES for name in (METRICS_NAME,
-                                                                                             PREDICTIONS_NAME)):
+        if runs_here(row, PHASES, (METRICS_NAME, PREDICTIONS_NAME)):
             out += [{**r, **ridge_columns(row["teacher_run"], r["patient"])} for r in per_patient_rows(row)]
             continue
         earlier = kept[kept["config_key"] == row["config_key"]]

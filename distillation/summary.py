@@ -258,7 +258,7 @@ def machine_lines(summary: pd.DataFrame) -> list[str]:
     named = {col: machines(summary.get(col)) for col in ("trained_on", "timed_on")}
     if not named["trained_on"] and not named["timed_on"]:
         return []
-    unnamed = sum(not machines(pd.Series([cell])) for cell in summary.get("trained_on", pd.Series(dtype=str)))
+    unnamed = int((summary.get("trained_on", pd.Series(dtype=str)).fillna("") == "").sum())  # machines() joined
     return [f"Trained on {', '.join(named['trained_on']) or 'machines not recorded'}; latencies taken on "
             f"{', '.join(named['timed_on']) or 'machines not recorded'}"
             + (f" ({unnamed} pair(s) only have rows finished before the machine was recorded)" if unnamed else "")

@@ -292,7 +292,8 @@ def test_pipeline_end_to_end_writes_a_complete_row(cohort, tiny_backbones, tmp_p
     assert retime_csv(csv, repeats=2, threads=1, int8=True) == 1
     timed = pd.read_csv(csv, dtype={"patient": str}).iloc[0]
     speed = {"teacher_latency_b1_ms", "student_latency_b1_ms", "teacher_latency_b64_ms", "student_latency_b64_ms",
-             "speedup_b1", "speedup_b64", "int8_latency_b1_ms", "load_average_1min", "cpu_count", "int8_size_mb", "timed_on"}
+             "speedup_b1", "speedup_b64", "int8_latency_b1_ms", "load_average_1min", "cpu_count", "int8_size_mb",
+             "timed_on"}
     assert all(timed[c] > 0 for c in speed - {"load_average_1min", "timed_on"})
     assert timed["speedup_b1"] == pytest.approx(timed["teacher_latency_b1_ms"] / timed["student_latency_b1_ms"],
                                                 rel=1e-2)
